@@ -1,0 +1,106 @@
+"""``python -m recsys <command>``: a thin CLI over the library, with progress bars.
+
+Each command is one library call; errors the user can fix print one line and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from recsys.artifacts import ArtifactError, Progress
+from recsys.schema import SchemaError
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, ArtifactError, SchemaError, FileNotFoundError, KeyError)
+
+
+@contextmanager
+def progress_bar(desc: str) -> Iterator[Progress]:
+    """A tqdm bar on stderr driven by a (fraction, message) progress callback."""
+    from tqdm import tqdm
+    with tqdm(total=1000, desc=desc, unit="‰", file=sys.stderr, leave=True,
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}") as bar:
+        def update(fraction: float, message: str) -> None:
+            bar.n = int(max(0.0, min(1.0, fraction)) * 1000)
+            bar.set_postfix_str(message[:60], refresh=False)
+            bar.refresh()
+        yield update
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from recsys.demo import write_demo_csv
+    with progress_bar("demo") as prog:
+        stats = write_demo_csv(Path(args.out), events=args.events, seed=args.seed, progress=prog)
+    print(json.dumps(stats, indent=2, default=str))
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from recsys.ingest import IngestParams, build_events, load_quality
+    params = IngestParams(max_bad_fraction=args.max_bad_fraction, memory_limit=args.memory_limit)
+    with progress_bar("ingest") as prog:
+        manifest, built = build_events(args.artifacts, [Path(p) for p in args.paths], params,
+                                       force=args.force, progress=prog)
+    report = load_quality(args.artifacts)
+    print(json.dumps({k: report[k] for k in ("rows_read", "rows_kept", "dropped", "filled")}, indent=2))
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from recsys.build import build
+    with progress_bar("build") as prog:
+        summary = build(args.artifacts, [Path(p) for p in args.input] if args.input else None,
+                        demo_events=args.events, seed=args.seed, force=args.force, progress=prog)
+    for stage, info in summary.items():
+        print(f"{stage:12s} {'built' if info['built'] else 'up to date':10s} {info['duration_s']:8.1f} s")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": cmd_demo, "ingest": cmd_ingest, "build": cmd_build,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    from recsys.build import DEMO_EVENTS, DEMO_SEED
+    from recsys.ingest import DEFAULT_MAX_BAD_FRACTION
+    p = argparse.ArgumentParser(prog="python -m recsys", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="write the deterministic synthetic demo store as a REES46 CSV")
+    d.add_argument("--events", type=int, default=DEMO_EVENTS, help="number of event rows")
+    d.add_argument("--seed", type=int, default=DEMO_SEED)
+    d.add_argument("--out", default="demo.csv", help="output CSV path (.csv or .csv.gz)")
+
+    i = sub.add_parser("ingest", help="clean REES46 CSV files (plain, .gz, .zip) into the events stage")
+    i.add_argument("paths", nargs="+", help="one or more CSV files with the same header")
+    i.add_argument("--artifacts", default=None, help="artifacts directory (default $RECSYS_ARTIFACTS or artifacts/)")
+    i.add_argument("--max-bad-fraction", type=float, default=DEFAULT_MAX_BAD_FRACTION,
+                   help="fail when more than this share of rows cannot be parsed")
+    i.add_argument("--memory-limit", default="3GB", help="DuckDB memory limit (spills to disk past it)")
+    i.add_argument("--force", action="store_true", help="rebuild even when the inputs are unchanged")
+
+    b = sub.add_parser("build", help="run every stage (the demo store without --input)")
+    b.add_argument("--input", nargs="+", default=None, help="REES46 CSV files; omit to build the demo store")
+    b.add_argument("--artifacts", default=None, help="artifacts directory (default $RECSYS_ARTIFACTS or artifacts/)")
+    b.add_argument("--events", type=int, default=DEMO_EVENTS, help="demo store size (without --input)")
+    b.add_argument("--seed", type=int, default=DEMO_SEED, help="demo store seed (without --input)")
+    b.add_argument("--force", action="store_true", help="rebuild every stage")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except USER_ERRORS as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {msg}", file=sys.stderr)
+        return 2

@@ -1,0 +1,348 @@
+"""Ingest: REES46 CSV files (plain, .gz, .zip) -> the cleaned canonical event table (Parquet) + quality report.
+
+Streaming with DuckDB: the CSV is parsed once into a typed Parquet scratch file, then cleaned into the final
+table. Neither pass holds the file in memory (DuckDB spills to disk past ``memory_limit``).
+
+Cleaning rules, each counted in ``quality.json``:
+- rows that cannot be parsed (wrong field count, bad timestamp or number, invalid value) are skipped;
+  the first few are kept with their line number and content;
+- rows with an event_type outside view/cart/purchase/remove_from_cart, a missing event_time, product_id or
+  user_id, or a negative price are dropped as invalid;
+- rows without ``user_session`` are dropped; exact duplicate rows are dropped (one copy kept);
+- a missing ``brand`` is filled from the same product's brand in other rows, else from the category_id's
+  brand when that category has exactly one known brand, else ``unknown_brand``; ``category_code`` likewise
+  from the product, then the category_id, else ``unknown_category``;
+- a price of exactly 0 is kept (the event is real behaviour) and counted; price statistics use price > 0.
+"""
+from __future__ import annotations
+
+import codecs
+import json
+import gzip
+import logging
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from recsys import schema as S
+from recsys.artifacts import (EVENTS_FILE, EVENTS_STAGE, Progress, StageResult, file_fingerprint, fingerprint,
+                              no_progress,
+                              require_stage, run_stage, write_json)
+
+log = logging.getLogger(__name__)
+
+QUALITY_FILE = "quality.json"
+SAMPLE_BAD_LINES = 5
+DEFAULT_MAX_BAD_FRACTION = 0.05
+
+
+class IngestError(ValueError):
+    """The input cannot be ingested; the message (one line) says what to fix."""
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    """Knobs of the ingest stage."""
+    max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION  # more unparsable rows than this fails the ingest
+    memory_limit: str = "3GB"
+    threads: int | None = None
+    source: str = "files"  # "demo" or "files": shown on the Overview page
+
+
+# ---- input checks ---------------------------------------------------------------------------------------
+
+def _open_text_head(path: Path) -> bytes:
+    """The first 64 KiB of a file's (decompressed) bytes."""
+    if path.suffix == ".gz":
+        with gzip.open(path, "rb") as f:
+            return f.read(1 << 16)
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as z:
+            with z.open(_zip_member(z, path)) as f:
+                return f.read(1 << 16)
+    with open(path, "rb") as f:
+        return f.read(1 << 16)
+
+
+def _zip_member(z: zipfile.ZipFile, path: Path) -> str:
+    names = [n for n in z.namelist() if not n.endswith("/")]
+    csvs = [n for n in names if n.lower().endswith(".csv")] or names
+    if len(csvs) != 1:
+        raise IngestError(f"{path}: a .zip must hold exactly one CSV file (found {len(csvs)})")
+    return csvs[0]
+
+
+def read_header(path: Path) -> list[str]:
+    """The header's column names, after checks that give one clear line for each kind of bad file."""
+    if not path.exists():
+        raise IngestError(f"{path}: no such file")
+    if path.is_dir():
+        raise IngestError(f"{path}: is a directory, expected a CSV file")
+    try:
+        head = _open_text_head(path)
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise IngestError(f"{path}: cannot be read as {path.suffix or 'plain'} file ({exc})") from exc
+    if not head.strip():
+        raise IngestError(f"{path}: the file is empty; expected a REES46 CSV with a header line")
+    first = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if b"\x00" in head:
+        raise IngestError(f"{path}: looks binary, not a CSV text file")
+    try:
+        # the head may end inside a multi-byte character: decode incrementally, never failing on a cut tail
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError as exc:
+        line = head[:exc.start].count(b"\n") + 1
+        raise IngestError(f"{path}: line {line} has non-UTF-8 bytes; re-encode the file as UTF-8 "
+                          f"(e.g. iconv -f latin1 -t utf-8)") from exc
+    text = first.decode("utf-8-sig")
+    names = [c.strip().strip('"') for c in text.split(",")]
+    missing = S.missing_columns(names)
+    if len(names) == 1 and missing:
+        for d, label in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+            if d in text:
+                raise IngestError(f"{path}: the header is {label}-separated; REES46 files are comma-separated")
+        raise IngestError(f"{path}: not a REES46 CSV: the first line '{text[:80]}' is not a comma-separated "
+                          f"header with columns {', '.join(S.EVENT_COLUMNS)}")
+    if missing:
+        raise IngestError(f"{path}: missing required column(s) {', '.join(missing)} "
+                          f"(header has: {', '.join(names)})")
+    return names
+
+
+def check_inputs(paths: list[Path]) -> list[str]:
+    """Validate every input's header; all files must share the first file's header."""
+    if not paths:
+        raise IngestError("no input files given")
+    header = read_header(paths[0])
+    for p in paths[1:]:
+        other = read_header(p)
+        if other != header:
+            raise IngestError(f"{p}: header differs from {paths[0]} "
+                              f"({', '.join(other)} vs {', '.join(header)}); ingest them separately or fix it")
+    return header
+
+
+def _materialise(paths: list[Path], scratch: Path) -> list[Path]:
+    """DuckDB reads plain and .gz CSV itself; a .zip member is streamed out to the scratch directory."""
+    out = []
+    for i, p in enumerate(paths):
+        if p.suffix == ".zip":
+            with zipfile.ZipFile(p) as z, z.open(_zip_member(z, p)) as src:
+                dst = scratch / f"unzipped-{i}.csv"
+                with open(dst, "wb") as f:
+                    shutil.copyfileobj(src, f, 1 << 22)
+            out.append(dst)
+        else:
+            out.append(p)
+    return out
+
+
+# ---- the two passes -------------------------------------------------------------------------------------
+
+def _q(path: Path | str) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _parse_to_parquet(con: duckdb.DuckDBPyConnection, files: list[Path], header: list[str], out: Path) -> int:
+    """Pass 1: CSV -> typed Parquet in file order; bad lines go to the ``rej`` table. Returns rows parsed."""
+    cols = {c: S.DUCKDB_TYPES.get(c, "VARCHAR") for c in header}
+    cols_sql = "{" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in cols.items()) + "}"
+    file_list = "[" + ", ".join(_q(f) for f in files) + "]"
+    select = ", ".join(f'"{c}"' for c in S.EVENT_COLUMNS)
+    con.execute(f"""
+        COPY (SELECT {select} FROM read_csv({file_list}, header = true, delim = ',', quote = '"',
+                                            escape = '"', columns = {cols_sql}, union_by_name = false,
+                                            store_rejects = true, rejects_table = 'rej', rejects_scan = 'rej_scan',
+                                            filename = false, auto_detect = false))
+        TO {_q(out)} (FORMAT PARQUET, ROW_GROUP_SIZE 1000000)
+    """)
+    return con.execute(f"SELECT count(*) FROM read_parquet({_q(out)})").fetchall()[0][0]
+
+
+def _rejects(con: duckdb.DuckDBPyConnection, files: list[Path], shown: list[Path]) -> tuple[int, dict, list]:
+    """Rejected lines: how many, how many per reason, and the first few with line number and content."""
+    n = con.execute("SELECT count(*) FROM (SELECT DISTINCT file_id, line FROM rej)").fetchall()[0][0]
+    by = con.execute("""
+        SELECT reason, count(*) FROM (
+            SELECT file_id, line, min(error_type || CASE WHEN error_type = 'CAST' THEN ' ' || column_name
+                                                    ELSE '' END) AS reason
+            FROM rej GROUP BY file_id, line) GROUP BY reason ORDER BY 2 DESC
+    """).fetchall()
+    rows = con.execute(f"""
+        SELECT file_id, line, min(error_type), min(column_name), min(error_message), min(csv_line)
+        FROM rej GROUP BY file_id, line ORDER BY file_id, line LIMIT {SAMPLE_BAD_LINES}
+    """).fetchall()
+    # file ids are per scan, in the order of the file list
+    samples = [{"file": str(shown[int(fid)]) if int(fid) < len(shown) else str(fid), "line": int(line),
+                "error": f"{etype.lower()} ({col}): {msg}", "content": (csv or "").strip()[:300]}
+               for fid, line, etype, col, msg, csv in rows]
+    return int(n), {r.lower().replace(" ", "_"): int(c) for r, c in by}, samples
+
+
+def _clean_to_parquet(con: duckdb.DuckDBPyConnection, raw: Path, out: Path) -> dict[str, int]:
+    """Pass 2: drop invalid / session-less / duplicate rows, fill brand and category_code, sort by time."""
+    types = ", ".join(_q(t) for t in S.EVENT_TYPES)
+    con.execute(f"""
+        CREATE TEMP TABLE flagged AS
+        SELECT count(*) AS parsed,
+               count(*) FILTER (WHERE NOT ({_valid_sql(types)})) AS invalid,
+               count(*) FILTER (WHERE ({_valid_sql(types)}) AND user_session IS NULL) AS no_session
+        FROM read_parquet({_q(raw)})
+    """)
+    parsed, invalid, no_session = con.execute("SELECT * FROM flagged").fetchall()[0]
+    con.execute(f"""
+        CREATE TEMP VIEW valid AS
+        SELECT * FROM read_parquet({_q(raw)}) WHERE ({_valid_sql(types)}) AND user_session IS NOT NULL
+    """)
+    # product -> its most frequent known brand / code; category -> brand / code when exactly one is known
+    con.execute("""
+        CREATE TEMP TABLE prod_map AS
+        SELECT product_id, mode(brand) AS p_brand, mode(category_code) AS p_code FROM valid GROUP BY product_id
+    """)
+    con.execute("""
+        CREATE TEMP TABLE cat_map AS
+        SELECT category_id,
+               CASE WHEN count(DISTINCT brand) = 1 THEN any_value(brand) END AS c_brand,
+               CASE WHEN count(DISTINCT category_code) = 1 THEN any_value(category_code) END AS c_code
+        FROM valid GROUP BY category_id
+    """)
+    con.execute(f"""
+        COPY (
+            SELECT v.event_time, v.event_type, v.product_id, v.category_id,
+                   coalesce(v.category_code, p.p_code, c.c_code, {_q(S.UNKNOWN_CATEGORY)}) AS category_code,
+                   coalesce(v.brand, p.p_brand, c.c_brand, {_q(S.UNKNOWN_BRAND)}) AS brand,
+                   v.price, v.user_id, v.user_session,
+                   CASE WHEN v.brand IS NOT NULL THEN 0 WHEN p.p_brand IS NOT NULL THEN 1
+                        WHEN c.c_brand IS NOT NULL THEN 2 ELSE 3 END AS _brand_fill,
+                   CASE WHEN v.category_code IS NOT NULL THEN 0 WHEN p.p_code IS NOT NULL THEN 1
+                        WHEN c.c_code IS NOT NULL THEN 2 ELSE 3 END AS _code_fill
+            FROM (SELECT DISTINCT * FROM valid) v
+            LEFT JOIN prod_map p USING (product_id)
+            LEFT JOIN cat_map c USING (category_id)
+            ORDER BY v.event_time, v.user_id, v.user_session, v.product_id, v.event_type
+        ) TO {_q(out.with_suffix('.flags.parquet'))} (FORMAT PARQUET, ROW_GROUP_SIZE 1000000)
+    """)
+    flags = out.with_suffix(".flags.parquet")
+    stats = con.execute(f"""
+        SELECT count(*),
+               count(*) FILTER (WHERE _brand_fill = 1), count(*) FILTER (WHERE _brand_fill = 2),
+               count(*) FILTER (WHERE _brand_fill = 3),
+               count(*) FILTER (WHERE _code_fill = 1), count(*) FILTER (WHERE _code_fill = 2),
+               count(*) FILTER (WHERE _code_fill = 3),
+               count(*) FILTER (WHERE price = 0)
+        FROM read_parquet({_q(flags)})
+    """).fetchall()[0]
+    select = ", ".join(f'"{c}"' for c in S.EVENT_COLUMNS)
+    con.execute(f"COPY (SELECT {select} FROM read_parquet({_q(flags)})) TO {_q(out)} "
+                f"(FORMAT PARQUET, ROW_GROUP_SIZE 1000000)")
+    flags.unlink()
+    kept = int(stats[0])
+    valid_rows = int(parsed) - int(invalid) - int(no_session)
+    return {
+        "parsed": int(parsed), "invalid": int(invalid), "no_session": int(no_session),
+        "duplicates": valid_rows - kept, "kept": kept,
+        "brand_from_product": int(stats[1]), "brand_from_category": int(stats[2]), "brand_unknown": int(stats[3]),
+        "category_code_from_product": int(stats[4]), "category_code_from_category": int(stats[5]),
+        "category_code_unknown": int(stats[6]), "price_zero_kept": int(stats[7]),
+    }
+
+
+def _valid_sql(types: str) -> str:
+    return (f"event_type IN ({types}) AND event_time IS NOT NULL AND product_id IS NOT NULL "
+            f"AND user_id IS NOT NULL AND category_id IS NOT NULL AND price IS NOT NULL AND price >= 0")
+
+
+def ingest_files(paths: list[Path], out_dir: Path, params: IngestParams = IngestParams(),
+                 progress: Progress = no_progress) -> dict[str, Any]:
+    """Clean CSV files into ``out_dir/events.parquet`` and ``out_dir/quality.json``; returns the report."""
+    paths = [Path(p) for p in paths]
+    header = check_inputs(paths)
+    progress(0.02, "headers checked")
+    with tempfile.TemporaryDirectory(prefix="ingest-", dir=out_dir) as scratch_s:
+        scratch = Path(scratch_s)
+        files = _materialise(paths, scratch)
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET memory_limit = '{params.memory_limit}'")
+        con.execute(f"SET temp_directory = {_q(scratch / 'spill')}")
+        con.execute("SET preserve_insertion_order = false")
+        if params.threads:
+            con.execute(f"SET threads = {int(params.threads)}")
+        raw = scratch / "raw.parquet"
+        try:
+            parsed = _parse_to_parquet(con, files, header, raw)
+        except duckdb.Error as exc:
+            raise IngestError(_explain_duckdb_error(exc, paths)) from exc
+        progress(0.45, f"parsed {parsed:,} rows")
+        n_bad, bad_by, samples = _rejects(con, files, paths)
+        read = parsed + n_bad
+        if read == 0:
+            raise IngestError(f"{paths[0]}: the file has a header but no data rows")
+        if "invalid_unicode" in bad_by:
+            first = next((s for s in samples if "unicode" in s["error"]), samples[0])
+            raise IngestError(f"{first['file']}: line {first['line']} has non-UTF-8 bytes; re-encode the file "
+                              f"as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+        if n_bad > params.max_bad_fraction * read:
+            s = samples[0]
+            raise IngestError(
+                f"{s['file']}: {n_bad:,} of {read:,} rows cannot be parsed (more than "
+                f"{params.max_bad_fraction:.0%}); first at line {s['line']}: {s['error']} -- content: "
+                f"{s['content'][:120]!r}. Expected timestamps like '2019-10-01 00:00:00 UTC' and plain numbers")
+        counts = _clean_to_parquet(con, raw, out_dir / EVENTS_FILE)
+        con.close()
+    progress(0.95, f"kept {counts['kept']:,} rows")
+    if counts["kept"] == 0:
+        raise IngestError(f"{paths[0]}: no row survived cleaning ({counts}); check event_type and user_session")
+    report = {
+        "source": params.source,
+        "files": [str(p) for p in paths],
+        "rows_read": int(read),
+        "rows_kept": counts["kept"],
+        "dropped": {"unparsable": n_bad, "invalid_value": counts["invalid"], "no_session": counts["no_session"],
+                    "duplicate": counts["duplicates"]},
+        "unparsable_by_reason": bad_by,
+        "unparsable_samples": samples,
+        "filled": {k: counts[k] for k in ("brand_from_product", "brand_from_category", "brand_unknown",
+                                          "category_code_from_product", "category_code_from_category",
+                                          "category_code_unknown")},
+        "price_zero_kept": counts["price_zero_kept"],
+        "rules": __doc__.split("Cleaning rules, each counted in ``quality.json``:")[1].strip(),
+    }
+    assert report["rows_read"] == report["rows_kept"] + sum(report["dropped"].values())
+    write_json(out_dir / QUALITY_FILE, report)
+    return report
+
+
+def _explain_duckdb_error(exc: duckdb.Error, paths: list[Path]) -> str:
+    msg = str(exc).splitlines()[0]
+    if "unicode" in msg.lower() or "utf" in msg.lower():
+        return f"{paths[0]}: the file has non-UTF-8 bytes; re-encode it as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+    return f"{paths[0]}: cannot be read as a REES46 CSV: {msg}"
+
+
+def build_events(root: str | os.PathLike | None, paths: list[Path], params: IngestParams = IngestParams(),
+                 *, force: bool = False, progress: Progress = no_progress) -> tuple[dict, bool]:
+    """The events stage: ingest ``paths`` into ``<root>/events`` atomically, skipped when inputs are unchanged."""
+    paths = [Path(p) for p in paths]
+    check_inputs(paths)  # fail before touching anything
+    fp = fingerprint([file_fingerprint(paths), vars(params)])
+
+    def run(tmp: Path, prog: Progress) -> StageResult:
+        report = ingest_files(paths, tmp, params, prog)
+        return StageResult(rows={"events": report["rows_kept"], "read": report["rows_read"]},
+                           params={"files": [str(p) for p in paths], **vars(params)},
+                           extra={"schema": {f.name: str(f.type) for f in S.ARROW_SCHEMA}})
+
+    return run_stage(root, EVENTS_STAGE, run, input_fingerprint=fp, force=force, progress=progress)
+
+
+def load_quality(root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The data-quality report of the built events stage."""
+    return json.loads((require_stage(root, EVENTS_STAGE) / QUALITY_FILE).read_text())
+

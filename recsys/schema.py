@@ -1,0 +1,115 @@
+"""The column contract: names and dtypes of the canonical event table, and its validation.
+
+Every stage border calls :func:`validate_events` (frames) or :func:`validate_parquet_schema` (files).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+import pyarrow as pa
+
+EVENT_TIME = "event_time"
+EVENT_TYPE = "event_type"
+PRODUCT_ID = "product_id"
+CATEGORY_ID = "category_id"
+CATEGORY_CODE = "category_code"
+BRAND = "brand"
+PRICE = "price"
+USER_ID = "user_id"
+USER_SESSION = "user_session"
+
+EVENT_COLUMNS: tuple[str, ...] = (
+    EVENT_TIME, EVENT_TYPE, PRODUCT_ID, CATEGORY_ID, CATEGORY_CODE, BRAND, PRICE, USER_ID, USER_SESSION,
+)
+
+# The canonical event table as Arrow types (what the events Parquet holds).
+ARROW_SCHEMA = pa.schema([
+    (EVENT_TIME, pa.timestamp("us", tz="UTC")),
+    (EVENT_TYPE, pa.string()),
+    (PRODUCT_ID, pa.int64()),
+    (CATEGORY_ID, pa.int64()),  # real ids reach 2.1e18: int64, never float
+    (CATEGORY_CODE, pa.string()),
+    (BRAND, pa.string()),
+    (PRICE, pa.float64()),
+    (USER_ID, pa.int64()),
+    (USER_SESSION, pa.string()),
+])
+
+# The same contract as DuckDB SQL types (what ingest casts to).
+DUCKDB_TYPES: dict[str, str] = {
+    EVENT_TIME: "TIMESTAMPTZ",
+    EVENT_TYPE: "VARCHAR",
+    PRODUCT_ID: "BIGINT",
+    CATEGORY_ID: "BIGINT",
+    CATEGORY_CODE: "VARCHAR",
+    BRAND: "VARCHAR",
+    PRICE: "DOUBLE",
+    USER_ID: "BIGINT",
+    USER_SESSION: "VARCHAR",
+}
+
+VIEW, CART, PURCHASE, REMOVE = "view", "cart", "purchase", "remove_from_cart"
+EVENT_TYPES: tuple[str, ...] = (VIEW, CART, PURCHASE, REMOVE)
+# Interaction strength of each event type, used by models and baselines (purchase > cart > view).
+EVENT_WEIGHTS: dict[str, float] = {VIEW: 1.0, CART: 3.0, PURCHASE: 5.0, REMOVE: 0.0}
+
+UNKNOWN_BRAND = "unknown_brand"
+UNKNOWN_CATEGORY = "unknown_category"
+
+
+class SchemaError(ValueError):
+    """A table does not meet the column contract; the message says what to fix."""
+
+
+def missing_columns(columns: Iterable[str]) -> list[str]:
+    """Contract columns absent from ``columns``, in contract order."""
+    have = set(columns)
+    return [c for c in EVENT_COLUMNS if c not in have]
+
+
+def validate_events(df: pd.DataFrame, *, where: str = "events") -> pd.DataFrame:
+    """Check a frame against the contract (columns, dtypes, values); return it unchanged or raise SchemaError."""
+    missing = missing_columns(df.columns)
+    if missing:
+        raise SchemaError(f"{where}: missing required column(s) {', '.join(missing)}")
+    problems = []
+    if not isinstance(df[EVENT_TIME].dtype, pd.DatetimeTZDtype) or str(df[EVENT_TIME].dt.tz) != "UTC":
+        problems.append(f"{EVENT_TIME} must be a UTC timestamp (got {df[EVENT_TIME].dtype})")
+    for col in (PRODUCT_ID, CATEGORY_ID, USER_ID):
+        if not pd.api.types.is_integer_dtype(df[col].dtype):
+            problems.append(f"{col} must be int64 (got {df[col].dtype})")
+    if not pd.api.types.is_float_dtype(df[PRICE].dtype):
+        problems.append(f"{PRICE} must be float64 (got {df[PRICE].dtype})")
+    bad_types = set(df[EVENT_TYPE].dropna().unique()) - set(EVENT_TYPES)
+    if bad_types:
+        problems.append(f"{EVENT_TYPE} has unknown values {sorted(bad_types)[:5]} (allowed: {', '.join(EVENT_TYPES)})")
+    if df[EVENT_TYPE].isna().any() or df[USER_SESSION].isna().any():
+        problems.append(f"{EVENT_TYPE} and {USER_SESSION} may not be empty")
+    if problems:
+        raise SchemaError(f"{where}: " + "; ".join(problems))
+    return df
+
+
+def validate_parquet_schema(schema: pa.Schema, *, where: str = "events parquet") -> None:
+    """Check a Parquet/Arrow schema against the contract; raise SchemaError naming the first mismatches."""
+    missing = missing_columns(schema.names)
+    if missing:
+        raise SchemaError(f"{where}: missing required column(s) {', '.join(missing)}")
+    wrong = []
+    for field in ARROW_SCHEMA:
+        got = schema.field(field.name).type
+        ok = got == field.type
+        if field.name == EVENT_TIME:
+            ok = pa.types.is_timestamp(got) and got.tz in ("UTC", "+00:00", "Etc/UTC")
+        elif pa.types.is_string(field.type):
+            ok = pa.types.is_string(got) or pa.types.is_large_string(got) or pa.types.is_dictionary(got)
+        if not ok:
+            wrong.append(f"{field.name} is {got}, expected {field.type}")
+    if wrong:
+        raise SchemaError(f"{where}: " + "; ".join(wrong))
+
+
+def empty_events() -> pd.DataFrame:
+    """An empty frame with the contract's columns and dtypes."""
+    return ARROW_SCHEMA.empty_table().to_pandas()
