@@ -1,0 +1,19 @@
+"""Store Insights: the Streamlit entry point, a thin router over pages/."""
+import streamlit as st
+
+from pages.common import ensure_artifacts, show_error
+
+st.set_page_config(page_title="Store Insights", page_icon="🛒", layout="wide")
+
+PAGES = {
+    "Store": [
+        st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
+    ],
+}
+
+ensure_artifacts()
+page = st.navigation(PAGES)
+try:
+    page.run()
+except Exception as exc:  # a page error is shown as a message, never a traceback
+    show_error(exc)

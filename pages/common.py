@@ -1,0 +1,83 @@
+"""App-side helpers shared by the pages: where the artifacts are, cached loaders, the demo-build fallback.
+
+The only Streamlit-aware module besides the pages; the library (``recsys``) never imports streamlit.
+Loaders take a path plus a version string (the manifests' build times), never frames, so a rebuild
+invalidates the cache.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from recsys.artifacts import ArtifactError, artifacts_root, read_manifest
+from recsys.schema import SchemaError
+
+USER_ERRORS = (ArtifactError, SchemaError, ValueError, KeyError, FileNotFoundError)
+
+
+def root() -> Path:
+    """The artifacts directory the app serves (``$RECSYS_ARTIFACTS`` or ``artifacts/``)."""
+    return artifacts_root(os.environ.get("RECSYS_ARTIFACTS"))
+
+
+def version(*stages: str) -> str:
+    """A cache key that changes whenever one of the stages is rebuilt."""
+    parts = []
+    for s in stages or ("events",):
+        m = read_manifest(root(), s)
+        parts.append(f"{s}={m.get('built_at') if m else None}:{m.get('input_fingerprint') if m else None}")
+    return "|".join(parts)
+
+
+def ensure_artifacts() -> None:
+    """Build the demo store (with visible progress) when no events are built; stop with a message if broken."""
+    try:
+        manifest = read_manifest(root(), "events")
+    except ArtifactError as exc:
+        st.error(f"The artifacts directory `{root()}` is broken: {exc}")
+        st.stop()
+    if manifest is not None:
+        return
+    from recsys.build import build
+    with st.status(f"No artifacts in `{root()}` yet: building the demo store (first start only)...",
+                   expanded=True) as status:
+        bar = st.progress(0.0)
+        try:
+            build(root(), progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
+        except Exception as exc:  # the app shows a message, never a traceback
+            status.update(label="Building the demo store failed", state="error")
+            st.error(f"Could not build the demo store in `{root()}`: {exc}")
+            st.stop()
+        status.update(label="Demo store built", state="complete", expanded=False)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def show_error(exc: BaseException) -> None:
+    """Explain an error in one plain message (the page stops)."""
+    if isinstance(exc, USER_ERRORS):
+        st.error(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
+    else:
+        st.error(f"Something went wrong while drawing this page ({type(exc).__name__}: {exc}). "
+                 f"Rebuilding the artifacts (`python -m recsys build --force`) usually fixes it.")
+
+
+def download_csv(df: Any, name: str, key: str | None = None) -> None:
+    """A CSV download button for a table."""
+    st.download_button(f"Download {name}.csv", df.to_csv(index=False).encode(), file_name=f"{name}.csv",
+                       mime="text/csv", key=key or f"dl-{name}")
+
+
+@st.cache_data(show_spinner=False)
+def store_kpis(root_dir: str, ver: str) -> dict[str, Any]:
+    from recsys.stats import store_kpis as kpis
+    return kpis(root_dir)
+
+
+@st.cache_data(show_spinner=False)
+def quality_report(root_dir: str, ver: str) -> dict[str, Any]:
+    from recsys.ingest import load_quality
+    return load_quality(root_dir)
