@@ -41,12 +41,14 @@ def ensure_artifacts() -> None:
         st.stop()
     if manifest is not None:
         return
-    from recsys.build import build
+    from recsys.build import DEMO_EVENTS, build
+    events = int(os.environ.get("RECSYS_DEMO_EVENTS", DEMO_EVENTS))
     with st.status(f"No artifacts in `{root()}` yet: building the demo store (first start only)...",
                    expanded=True) as status:
         bar = st.progress(0.0)
         try:
-            build(root(), progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
+            build(root(), demo_events=events,
+                  progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
         except Exception as exc:  # the app shows a message, never a traceback
             status.update(label="Building the demo store failed", state="error")
             st.error(f"Could not build the demo store in `{root()}`: {exc}")

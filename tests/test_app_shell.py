@@ -1,0 +1,61 @@
+"""The app shell: layering rule, Overview page, demo fallback, broken artifacts."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from recsys.stats import store_kpis
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_library_never_imports_streamlit():
+    offenders = []
+    for path in (REPO / "recsys").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] == "streamlit"]
+    assert offenders == []
+
+
+def test_overview_shows_kpis_and_quality(app_env, demo_artifacts):
+    at = app_env().run()
+    assert not at.exception and not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    k = store_kpis(demo_artifacts)
+    assert metrics["Events"] == f"{k['events']:,}" and metrics["Purchases"] == f"{k['purchases']:,}"
+    assert "demo store" in at.caption[0].value
+    tables = {d.key: d.value for d in at.dataframe if d.key}
+    rows = tables["quality-rows"].set_index("step")["rows"]
+    assert rows["rows read"] == rows["rows kept"] + rows.drop(["rows read", "rows kept"]).sum()
+
+
+def test_app_builds_demo_store_when_artifacts_missing(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("RECSYS_ARTIFACTS", str(tmp_path / "empty"))
+    monkeypatch.setenv("RECSYS_DEMO_EVENTS", "6000")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=240).run()
+    assert not at.exception and not at.error
+    assert (tmp_path / "empty" / "events" / "manifest.json").exists()
+    assert any(m.label == "Events" for m in at.metric)
+
+
+def test_broken_artifacts_give_a_message_not_a_traceback(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    (tmp_path / "events").mkdir()
+    (tmp_path / "events" / "manifest.json").write_text("{not json")
+    monkeypatch.setenv("RECSYS_ARTIFACTS", str(tmp_path))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=30).run()
+    assert not at.exception
+    assert "broken" in at.error[0].value
+
+
+def test_missing_events_file_gives_a_message(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    (tmp_path / "events").mkdir()
+    (tmp_path / "events" / "manifest.json").write_text("{}")
+    monkeypatch.setenv("RECSYS_ARTIFACTS", str(tmp_path))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=30).run()
+    assert not at.exception
+    assert "events.parquet is missing" in at.error[0].value
