@@ -70,7 +70,7 @@ def build(root: str | os.PathLike | None = None, inputs: list[Path] | None = Non
     manifest, built = build_events(root, paths, params, force=force, progress=sub(0))
     summary["events"] = {"built": built, "duration_s": manifest["duration_s"]}
     for i, spec in enumerate(STAGES, start=1):
-        if only and spec.name not in only:
+        if only is not None and spec.name not in only:
             continue
         manifest, built = spec.load()(root, force=force, progress=sub(i))
         summary[spec.name] = {"built": built, "duration_s": manifest["duration_s"]}
