@@ -186,74 +186,75 @@ def _rejects(con: duckdb.DuckDBPyConnection, files: list[Path], shown: list[Path
 
 
 def _clean_to_parquet(con: duckdb.DuckDBPyConnection, raw: Path, out: Path) -> dict[str, int]:
-    """Pass 2: drop invalid / session-less / duplicate rows, fill brand and category_code, sort by time."""
-    types = ", ".join(_q(t) for t in S.EVENT_TYPES)
-    con.execute(f"""
-        CREATE TEMP TABLE flagged AS
-        SELECT count(*) AS parsed,
-               count(*) FILTER (WHERE NOT ({_valid_sql(types)})) AS invalid,
-               count(*) FILTER (WHERE ({_valid_sql(types)}) AND user_session IS NULL) AS no_session
-        FROM read_parquet({_q(raw)})
-    """)
-    parsed, invalid, no_session = con.execute("SELECT * FROM flagged").fetchall()[0]
-    con.execute(f"""
-        CREATE TEMP VIEW valid AS
-        SELECT * FROM read_parquet({_q(raw)}) WHERE ({_valid_sql(types)}) AND user_session IS NOT NULL
-    """)
+    """Pass 2: drop invalid / session-less / duplicate rows, fill brand and category_code, sort by time.
+
+    Exact duplicates are found through a hash of the whole row: only rows whose hash occurs more than once (few)
+    go through an exact DISTINCT, so the 42M-row table is never de-duplicated as a whole.
+    """
+    cols = ", ".join(f'"{c}"' for c in S.EVENT_COLUMNS)
+    valid = _valid_sql()
+    con.execute(f"CREATE TEMP VIEW src AS SELECT * FROM read_parquet({_q(raw)})")
+    parsed, invalid, no_session = con.execute(f"""
+        SELECT count(*), count(*) FILTER (WHERE NOT ({valid})),
+               count(*) FILTER (WHERE ({valid}) AND user_session IS NULL) FROM src""").fetchall()[0]
+    con.execute(f"CREATE TEMP VIEW valid AS SELECT * FROM src WHERE ({valid}) AND user_session IS NOT NULL")
+    con.execute(f"""CREATE TEMP TABLE dup_hash AS
+                    SELECT h FROM (SELECT hash({cols}) AS h FROM valid) GROUP BY h HAVING count(*) > 1""")
+    # the rows that de-duplication removes: copies beyond the first of each exact duplicate
+    con.execute(f"""CREATE TEMP TABLE removed AS
+                    SELECT {cols}, count(*) - 1 AS extra FROM valid
+                    WHERE hash({cols}) IN (SELECT h FROM dup_hash) GROUP BY ALL HAVING count(*) > 1""")
     # product -> its most frequent known brand / code; category -> brand / code when exactly one is known
-    con.execute("""
-        CREATE TEMP TABLE prod_map AS
-        SELECT product_id, mode(brand) AS p_brand, mode(category_code) AS p_code FROM valid GROUP BY product_id
-    """)
-    con.execute("""
-        CREATE TEMP TABLE cat_map AS
-        SELECT category_id,
-               CASE WHEN count(DISTINCT brand) = 1 THEN any_value(brand) END AS c_brand,
-               CASE WHEN count(DISTINCT category_code) = 1 THEN any_value(category_code) END AS c_code
-        FROM valid GROUP BY category_id
-    """)
+    con.execute("""CREATE TEMP TABLE prod_map AS SELECT product_id, mode(brand) AS p_brand,
+                   mode(category_code) AS p_code FROM valid GROUP BY product_id""")
+    con.execute("""CREATE TEMP TABLE cat_map AS SELECT category_id,
+                   CASE WHEN count(DISTINCT brand) = 1 THEN any_value(brand) END AS c_brand,
+                   CASE WHEN count(DISTINCT category_code) = 1 THEN any_value(category_code) END AS c_code
+                   FROM valid GROUP BY category_id""")
+    fill = f"""
+        CASE WHEN v.brand IS NOT NULL THEN 0 WHEN p.p_brand IS NOT NULL THEN 1
+             WHEN c.c_brand IS NOT NULL THEN 2 ELSE 3 END AS bf,
+        CASE WHEN v.category_code IS NOT NULL THEN 0 WHEN p.p_code IS NOT NULL THEN 1
+             WHEN c.c_code IS NOT NULL THEN 2 ELSE 3 END AS cf"""
+    joins = "LEFT JOIN prod_map p USING (product_id) LEFT JOIN cat_map c USING (category_id)"
+    # fill statistics over every valid row, minus those of the removed duplicate copies
+    stats = {}
+    for table, weight, where in (("valid", "1", "WHERE v.brand IS NULL OR v.category_code IS NULL"),
+                                 ("removed", "v.extra", "")):
+        for bf, cf, n in con.execute(f"""SELECT bf, cf, sum(w) FROM (SELECT {fill}, {weight} AS w
+                                         FROM {table} v {joins} {where}) GROUP BY ALL""").fetchall():
+            sign = 1 if table == "valid" else -1
+            stats[("b", bf)] = stats.get(("b", bf), 0) + sign * int(n)
+            stats[("c", cf)] = stats.get(("c", cf), 0) + sign * int(n)
+    zero_price = con.execute("""SELECT (SELECT count(*) FROM valid WHERE price = 0)
+                                       - (SELECT coalesce(sum(extra), 0) FROM removed WHERE price = 0)""").fetchall()[0][0]
     con.execute(f"""
         COPY (
             SELECT v.event_time, v.event_type, v.product_id, v.category_id,
                    coalesce(v.category_code, p.p_code, c.c_code, {_q(S.UNKNOWN_CATEGORY)}) AS category_code,
                    coalesce(v.brand, p.p_brand, c.c_brand, {_q(S.UNKNOWN_BRAND)}) AS brand,
-                   v.price, v.user_id, v.user_session,
-                   CASE WHEN v.brand IS NOT NULL THEN 0 WHEN p.p_brand IS NOT NULL THEN 1
-                        WHEN c.c_brand IS NOT NULL THEN 2 ELSE 3 END AS _brand_fill,
-                   CASE WHEN v.category_code IS NOT NULL THEN 0 WHEN p.p_code IS NOT NULL THEN 1
-                        WHEN c.c_code IS NOT NULL THEN 2 ELSE 3 END AS _code_fill
-            FROM (SELECT DISTINCT * FROM valid) v
-            LEFT JOIN prod_map p USING (product_id)
-            LEFT JOIN cat_map c USING (category_id)
-            ORDER BY v.event_time, v.user_id, v.user_session, v.product_id, v.event_type
-        ) TO {_q(out.with_suffix('.flags.parquet'))} (FORMAT PARQUET, ROW_GROUP_SIZE 1000000)
+                   v.price, v.user_id, v.user_session
+            FROM (SELECT * FROM valid WHERE hash({cols}) NOT IN (SELECT h FROM dup_hash)
+                  UNION ALL
+                  SELECT DISTINCT * FROM valid WHERE hash({cols}) IN (SELECT h FROM dup_hash)) v {joins}
+            ORDER BY v.event_time, v.user_id, v.user_session, v.product_id, v.event_type, v.price, v.category_id,
+                     category_code, brand
+        ) TO {_q(out)} (FORMAT PARQUET, ROW_GROUP_SIZE 1000000)
     """)
-    flags = out.with_suffix(".flags.parquet")
-    stats = con.execute(f"""
-        SELECT count(*),
-               count(*) FILTER (WHERE _brand_fill = 1), count(*) FILTER (WHERE _brand_fill = 2),
-               count(*) FILTER (WHERE _brand_fill = 3),
-               count(*) FILTER (WHERE _code_fill = 1), count(*) FILTER (WHERE _code_fill = 2),
-               count(*) FILTER (WHERE _code_fill = 3),
-               count(*) FILTER (WHERE price = 0)
-        FROM read_parquet({_q(flags)})
-    """).fetchall()[0]
-    select = ", ".join(f'"{c}"' for c in S.EVENT_COLUMNS)
-    con.execute(f"COPY (SELECT {select} FROM read_parquet({_q(flags)})) TO {_q(out)} "
-                f"(FORMAT PARQUET, ROW_GROUP_SIZE 1000000)")
-    flags.unlink()
-    kept = int(stats[0])
-    valid_rows = int(parsed) - int(invalid) - int(no_session)
+    duplicates = int(con.execute("SELECT coalesce(sum(extra), 0) FROM removed").fetchall()[0][0])
+    kept = int(parsed) - int(invalid) - int(no_session) - duplicates
     return {
         "parsed": int(parsed), "invalid": int(invalid), "no_session": int(no_session),
-        "duplicates": valid_rows - kept, "kept": kept,
-        "brand_from_product": int(stats[1]), "brand_from_category": int(stats[2]), "brand_unknown": int(stats[3]),
-        "category_code_from_product": int(stats[4]), "category_code_from_category": int(stats[5]),
-        "category_code_unknown": int(stats[6]), "price_zero_kept": int(stats[7]),
+        "duplicates": duplicates, "kept": kept,
+        "brand_from_product": stats.get(("b", 1), 0), "brand_from_category": stats.get(("b", 2), 0),
+        "brand_unknown": stats.get(("b", 3), 0), "category_code_from_product": stats.get(("c", 1), 0),
+        "category_code_from_category": stats.get(("c", 2), 0), "category_code_unknown": stats.get(("c", 3), 0),
+        "price_zero_kept": int(zero_price),
     }
 
 
-def _valid_sql(types: str) -> str:
+def _valid_sql() -> str:
+    types = ", ".join(_q(t) for t in S.EVENT_TYPES)
     return (f"event_type IN ({types}) AND event_time IS NOT NULL AND product_id IS NOT NULL "
             f"AND user_id IS NOT NULL AND category_id IS NOT NULL AND price IS NOT NULL AND price >= 0")
 
@@ -272,6 +273,7 @@ def ingest_files(paths: list[Path], out_dir: Path, params: IngestParams = Ingest
         con.execute(f"SET memory_limit = '{params.memory_limit}'")
         con.execute(f"SET temp_directory = {_q(scratch / 'spill')}")
         con.execute("SET preserve_insertion_order = false")
+        con.execute("SET enable_progress_bar = false")
         if params.threads:
             con.execute(f"SET threads = {int(params.threads)}")
         raw = scratch / "raw.parquet"
