@@ -58,9 +58,11 @@ def pandas_ingest(src: Path, dst: Path) -> int:
     df = df[df["event_type"].isin(["view", "cart", "purchase", "remove_from_cart"]) & (df["price"] >= 0)]
     df = df.dropna(subset=["user_session"]).drop_duplicates()
     for col, unknown in (("brand", "unknown_brand"), ("category_code", "unknown_category")):
-        by_product = df.dropna(subset=[col]).groupby("product_id")[col].agg(lambda s: s.mode().iloc[0])
-        per_cat = df.dropna(subset=[col]).groupby("category_id")[col].nunique()
-        one = df.dropna(subset=[col]).groupby("category_id")[col].first()[per_cat == 1]
+        known = df.dropna(subset=[col])
+        counts = known.groupby(["product_id", col], observed=True).size().rename("n").reset_index()
+        by_product = counts.sort_values("n", ascending=False).drop_duplicates("product_id").set_index("product_id")[col]
+        per_cat = known.groupby("category_id")[col].nunique()
+        one = known.groupby("category_id")[col].first()[per_cat == 1]
         df[col] = df[col].fillna(df["product_id"].map(by_product)).fillna(df["category_id"].map(one)).fillna(unknown)
     df = df.sort_values(["event_time", "user_id", "user_session", "product_id", "event_type"])
     df.to_parquet(dst, index=False)
