@@ -1,0 +1,417 @@
+"""Product facts, co-view substitutes and co-purchase complements, precomputed once as the "products" stage.
+
+- **card**: brand, category, price, price band within its category, funnel counts and rates;
+- **substitutes**: items co-viewed in sessions where at most one of the pair was bought, ranked by cosine of
+  co-view sessions (``n_ab / sqrt(n_a * n_b)``), with a minimum number of shared sessions;
+- **complements**: items bought by the same user in the same session or within ``copurchase_days``, ranked by
+  lift (users buying both x all buyers / (buyers of a x buyers of b)) with a minimum number of such users;
+- **category complements**: each category's top co-purchased categories (the rules stage's table when it exists,
+  else the same definition computed here) with the best product of each, so a product without direct
+  co-purchases still gets complements;
+- **feature neighbours**: same category, same brand and a close price, for cold-start products.
+
+Lookups (:class:`ProductService`) are slices of arrays sorted by product id: microseconds at October scale.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recsys import schema as S
+from recsys.artifacts import (ArtifactError, Progress, StageResult, connect, no_progress, read_manifest,
+                              require_stage, run_stage, upstream_fingerprint)
+
+log = logging.getLogger(__name__)
+
+STAGE = "products"
+CARDS, SUBSTITUTES, COMPLEMENTS, CAT_COMPLEMENTS = ("products.parquet", "substitutes.parquet",
+                                                   "complements.parquet", "category_complements.parquet")
+OPTIONAL_UPSTREAM = ("rules", "model")
+PRICE_BANDS = ("budget", "mid-range", "premium")
+
+
+@dataclass(frozen=True)
+class ProductParams:
+    """Knobs of the products stage."""
+    max_session_items: int = 30     # sessions viewing more distinct items are skipped for co-views (browsing bots)
+    min_coview_sessions: int = 2    # a substitute must share at least this many sessions
+    min_copurchase_users: int = 2   # a complement must be bought together by at least this many users
+    copurchase_days: float = 3.0    # same user, purchases at most this far apart, count as bought together
+    top_k: int = 20                 # neighbours kept per product
+    top_categories: int = 3         # complementary categories kept per category
+    seed: int = 7                   # seeds the search query tower
+
+
+class ProductNotFound(KeyError):
+    """The product id is not in the store's catalog."""
+
+
+def _group_key_sql() -> str:
+    """Category key: the category_code when known, else the raw category_id (cold categories still group)."""
+    return (f"CASE WHEN {S.CATEGORY_CODE} = '{S.UNKNOWN_CATEGORY}' THEN 'id:' || {S.CATEGORY_ID}::VARCHAR "
+            f"ELSE {S.CATEGORY_CODE} END")
+
+
+def product_cards(con) -> pd.DataFrame:
+    """One row per product: features, price band within its category, funnel counts and conversion rates."""
+    df = con.execute(f"""
+        WITH p AS (
+            SELECT product_id, mode(category_id) AS category_id, mode(category_code) AS category_code,
+                   mode(brand) AS brand, coalesce(median(price) FILTER (WHERE price > 0), 0.0) AS price,
+                   count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
+                   count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
+                   count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases,
+                   count(DISTINCT user_session) AS sessions,
+                   count(DISTINCT user_id) AS users,
+                   count(DISTINCT user_id) FILTER (WHERE event_type = '{S.PURCHASE}') AS buyers,
+                   coalesce(sum(price) FILTER (WHERE event_type = '{S.PURCHASE}'), 0.0) AS revenue
+            FROM events GROUP BY product_id)
+        SELECT *, CASE WHEN category_code = '{S.UNKNOWN_CATEGORY}' THEN 'id:' || category_id::VARCHAR
+                       ELSE category_code END AS category_key
+        FROM p ORDER BY product_id
+    """).df()
+    df["cart_rate"] = (df["carts"] / df["views"].where(df["views"] > 0)).fillna(0.0)
+    df["purchase_rate"] = (df["purchases"] / df["views"].where(df["views"] > 0)).fillna(0.0)
+    df["price_band"] = price_bands(df)
+    return df
+
+
+def price_bands(df: pd.DataFrame) -> pd.Series:
+    """budget / mid-range / premium by the price's percentile rank within its category (terciles)."""
+    pct = df["price"].where(df["price"] > 0).groupby(df["category_key"]).rank(pct=True, method="average")
+    band = np.select([pct <= 1 / 3, pct <= 2 / 3, pct > 2 / 3], PRICE_BANDS, default="unpriced")
+    return pd.Series(band, index=df.index, dtype="object")
+
+
+def coview_substitutes(con, p: ProductParams) -> pd.DataFrame:
+    """Top-k co-viewed items per product, over sessions where at most one item of the pair was bought."""
+    return con.execute(f"""
+        WITH sv AS (
+            SELECT user_session AS s, product_id AS p, bool_or(event_type = '{S.PURCHASE}') AS bought
+            FROM events GROUP BY 1, 2 HAVING bool_or(event_type = '{S.VIEW}')),
+        ok AS (SELECT s FROM sv GROUP BY s HAVING count(*) BETWEEN 2 AND {int(p.max_session_items)}),
+        v AS (SELECT sv.* FROM sv JOIN ok USING (s)),
+        n AS (SELECT p, count(*) AS n FROM v GROUP BY p),
+        pairs AS (
+            SELECT a.p AS a, b.p AS b, count(*) AS co_sessions
+            FROM v a JOIN v b ON a.s = b.s AND a.p <> b.p AND NOT (a.bought AND b.bought)
+            GROUP BY 1, 2 HAVING count(*) >= {int(p.min_coview_sessions)}),
+        scored AS (
+            SELECT a AS product_id, b AS other_id, co_sessions,
+                   co_sessions / sqrt(na.n * nb.n) AS score
+            FROM pairs JOIN n na ON na.p = a JOIN n nb ON nb.p = b),
+        ranked AS (
+            SELECT *, row_number() OVER (PARTITION BY product_id ORDER BY score DESC, co_sessions DESC,
+                                         other_id) AS rank FROM scored)
+        SELECT product_id, other_id, rank::INTEGER AS rank, co_sessions::BIGINT AS co_sessions,
+               score::DOUBLE AS score
+        FROM ranked WHERE rank <= {int(p.top_k)} ORDER BY product_id, rank
+    """).df()
+
+
+def _purchases_sql(p: ProductParams) -> str:
+    """Purchase events as (user, session, product, category key, time), the basket unit for co-purchases."""
+    return f"""
+        pur AS (SELECT user_id AS u, user_session AS s, product_id AS p, min({_group_key_sql()}) AS c,
+                       min(category_code) AS code, min(epoch(event_time)) AS t
+                FROM events WHERE event_type = '{S.PURCHASE}' GROUP BY 1, 2, 3),
+        together AS (
+            SELECT a.u, a.p AS a, b.p AS b, a.c AS ca, b.c AS cb, a.code AS code_a, b.code AS code_b
+            FROM pur a JOIN pur b ON a.u = b.u AND a.p <> b.p
+             AND (a.s = b.s OR abs(a.t - b.t) <= {float(p.copurchase_days) * 86400.0})),
+        total AS (SELECT greatest(count(DISTINCT u), 1) AS n FROM pur)"""
+
+
+def copurchase_complements(con, p: ProductParams) -> pd.DataFrame:
+    """Top-k complements per product: co-purchased by >= min users, ranked by lift then co-buyers."""
+    return con.execute(f"""
+        WITH {_purchases_sql(p)},
+        buyers AS (SELECT p, count(DISTINCT u) AS n FROM pur GROUP BY p),
+        pairs AS (SELECT a, b, count(DISTINCT u) AS n FROM together GROUP BY 1, 2
+                  HAVING count(DISTINCT u) >= {int(p.min_copurchase_users)}),
+        scored AS (
+            SELECT a AS product_id, b AS other_id, pairs.n AS co_buyers, pairs.n / total.n AS support,
+                   pairs.n / ba.n AS confidence, pairs.n * total.n / (ba.n * bb.n) AS lift
+            FROM pairs JOIN buyers ba ON ba.p = a JOIN buyers bb ON bb.p = b CROSS JOIN total),
+        ranked AS (SELECT *, row_number() OVER (PARTITION BY product_id ORDER BY lift DESC, co_buyers DESC,
+                                                other_id) AS rank FROM scored)
+        SELECT product_id, other_id, rank::INTEGER AS rank, co_buyers::BIGINT AS co_buyers,
+               support::DOUBLE AS support, confidence::DOUBLE AS confidence, lift::DOUBLE AS lift
+        FROM ranked WHERE rank <= {int(p.top_k)} ORDER BY product_id, rank
+    """).df()
+
+
+def category_complements(con, p: ProductParams) -> pd.DataFrame:
+    """Each known category_code's top co-purchased categories (by co-buyers, then lift), counts and lift."""
+    unknown = S.UNKNOWN_CATEGORY
+    return con.execute(f"""
+        WITH {_purchases_sql(p)},
+        cb AS (SELECT code, count(DISTINCT u) AS n FROM pur WHERE code <> '{unknown}' GROUP BY code),
+        pairs AS (SELECT code_a, code_b, count(DISTINCT u) AS n FROM together
+                  WHERE code_a <> code_b AND code_a <> '{unknown}' AND code_b <> '{unknown}' GROUP BY 1, 2),
+        scored AS (SELECT code_a AS category, code_b AS other_category, pairs.n AS co_buyers,
+                          pairs.n * total.n / (ca.n * cbb.n) AS lift
+                   FROM pairs JOIN cb ca ON ca.code = code_a JOIN cb cbb ON cbb.code = code_b CROSS JOIN total),
+        ranked AS (SELECT *, row_number() OVER (PARTITION BY category ORDER BY co_buyers DESC, lift DESC,
+                                                other_category) AS rank FROM scored)
+        SELECT category, other_category, rank::INTEGER AS rank, co_buyers::BIGINT AS co_buyers, lift::DOUBLE AS lift
+        FROM ranked WHERE rank <= {int(p.top_categories)} ORDER BY category, rank
+    """).df()
+
+
+def rules_category_complements(root: str | os.PathLike | None, top: int) -> pd.DataFrame | None:
+    """The rules stage's category complements mapped to (category, other_category, rank, co_buyers, lift)."""
+    if read_manifest(root, "rules") is None:
+        return None
+    d = require_stage(root, "rules")
+    files = sorted(d.glob("*categor*complement*.parquet"))
+    if not files:
+        return None
+    df = pd.read_parquet(files[0])
+    cols = {c.lower(): c for c in df.columns}
+    pick = lambda *names: next((cols[n] for n in names if n in cols), None)  # noqa: E731
+    a, b = pick("category", "antecedent", "category_a", "source"), pick("other_category", "complement",
+                                                                          "consequent", "category_b", "target")
+    n, lift = pick("co_buyers", "count", "co_purchases", "baskets", "n"), pick("lift")
+    if not all((a, b, n, lift)):
+        log.warning("rules category complements have unexpected columns %s; computing our own", list(df.columns))
+        return None
+    out = df.rename(columns={a: "category", b: "other_category", n: "co_buyers", lift: "lift"})
+    out = out.sort_values(["category", "co_buyers", "lift"], ascending=[True, False, False])
+    out["rank"] = out.groupby("category").cumcount() + 1
+    out = out[out["rank"] <= top]
+    return out[["category", "other_category", "rank", "co_buyers", "lift"]].astype(
+        {"rank": "int32", "co_buyers": "int64", "lift": "float64"}).reset_index(drop=True)
+
+
+def best_category_products(con, pairs: pd.DataFrame, p: ProductParams) -> pd.DataFrame:
+    """For each (category, other_category): the product of the other category most co-bought with the category."""
+    if pairs.empty:
+        return pairs.assign(best_product_id=pd.Series(dtype="int64"), best_co_buyers=pd.Series(dtype="int64"))
+    con.register("cat_pairs", pairs[["category", "other_category"]])
+    best = con.execute(f"""
+        WITH {_purchases_sql(p)},
+        pc AS (SELECT code_a AS category, code_b AS other_category, b AS product_id, count(DISTINCT u) AS n
+               FROM together JOIN cat_pairs ON category = code_a AND other_category = code_b GROUP BY 1, 2, 3),
+        pop AS (SELECT p, count(*) AS n FROM pur GROUP BY p)
+        SELECT category, other_category, arg_max(product_id, pc.n * 1e9 + pop.n) AS best_product_id,
+               max(pc.n) AS best_co_buyers
+        FROM pc JOIN pop ON pop.p = pc.product_id GROUP BY 1, 2
+    """).df()
+    con.unregister("cat_pairs")
+    return pairs.merge(best, on=["category", "other_category"], how="left")
+
+
+def build_products(root: str | os.PathLike | None, out: Path, params: ProductParams = ProductParams(),
+                   progress: Progress = no_progress) -> StageResult:
+    """Compute every product table (and the search index) into ``out``."""
+    con = connect(root, memory_limit="3GB")
+    progress(0.05, "product cards")
+    cards = product_cards(con)
+    cards.to_parquet(out / CARDS, index=False)
+    progress(0.2, "co-view substitutes")
+    subs = coview_substitutes(con, params)
+    subs.to_parquet(out / SUBSTITUTES, index=False)
+    progress(0.4, "co-purchase complements")
+    comps = copurchase_complements(con, params)
+    comps.to_parquet(out / COMPLEMENTS, index=False)
+    progress(0.5, "category complements")
+    cats = rules_category_complements(root, params.top_categories)
+    source = "rules stage" if cats is not None else "products stage"
+    if cats is None:
+        cats = category_complements(con, params)
+    cats = best_category_products(con, cats, params)
+    cats.to_parquet(out / CAT_COMPLEMENTS, index=False)
+    progress(0.6, "search index")
+    from recsys.search import build_search
+    emb = model_item_embeddings(root, cards["product_id"].to_numpy(np.int64))
+    search_report = build_search(cards, out / "search", item_embeddings=emb, seed=params.seed,
+                                 progress=lambda f, m: progress(0.6 + 0.4 * f, m))
+    return StageResult(rows={"products": len(cards), "substitutes": len(subs), "complements": len(comps),
+                             "category_complements": len(cats)},
+                       params=asdict(params),
+                       extra={"category_complements_source": source, "search": search_report})
+
+
+def model_item_embeddings(root: str | os.PathLike | None, product_ids: np.ndarray) -> np.ndarray | None:
+    """The two-tower's item embeddings aligned to ``product_ids`` (None when the model stage is absent)."""
+    if read_manifest(root, "model") is None:
+        return None
+    d = require_stage(root, "model")
+    path = d / "item_embeddings.npy"
+    if not path.exists():
+        return None
+    emb = np.load(path)
+    ids = _model_item_ids(d)
+    if ids is None:
+        if len(emb) != len(product_ids):
+            log.warning("model item embeddings (%d) do not match the catalog (%d)", len(emb), len(product_ids))
+            return None
+        return emb.astype(np.float32)
+    pos = np.searchsorted(ids, product_ids) if np.all(ids[:-1] <= ids[1:]) else None
+    if pos is None:
+        order = np.argsort(ids)
+        ids, emb = ids[order], emb[order]
+        pos = np.searchsorted(ids, product_ids)
+    pos = np.clip(pos, 0, len(ids) - 1)
+    found = ids[pos] == product_ids
+    out = np.zeros((len(product_ids), emb.shape[1]), dtype=np.float32)
+    out[found] = emb[pos[found]]
+    return out
+
+
+def _model_item_ids(d: Path) -> np.ndarray | None:
+    """The model stage's product id per embedding row, when it stores one."""
+    for name in ("item_ids.npy", "product_ids.npy"):
+        if (d / name).exists():
+            return np.load(d / name).astype(np.int64)
+    for name in ("items.parquet", "item_ids.parquet", "catalog.parquet"):
+        if (d / name).exists():
+            df = pd.read_parquet(d / name)
+            if S.PRODUCT_ID in df.columns:
+                return df[S.PRODUCT_ID].to_numpy(np.int64)
+    return None
+
+
+def build_products_stage(root: str | os.PathLike | None = None, *, force: bool = False,
+                         progress: Progress = no_progress,
+                         params: ProductParams = ProductParams()) -> tuple[dict, bool]:
+    """The products stage: skipped when the events (and the rules/model stages, if built) are unchanged."""
+    ups = ["events"] + [s for s in OPTIONAL_UPSTREAM if read_manifest(root, s) is not None]
+    fp = upstream_fingerprint(root, ups, [asdict(params), ups])
+    return run_stage(root, STAGE, lambda tmp, prog: build_products(root, tmp, params, prog),
+                     input_fingerprint=fp, seed=params.seed, force=force, progress=progress)
+
+
+# ---- lookups ----------------------------------------------------------------------------------------------
+
+LABEL_COLUMNS = ["product_id", "brand", "category", "price"]
+
+
+class ProductService:
+    """The products stage loaded once: cards, substitutes, complements, feature and embedding neighbours, search."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        d = require_stage(root, STAGE)
+        self.root, self.manifest = root, read_manifest(root, STAGE)
+        try:
+            self.cards = pd.read_parquet(d / CARDS)
+            self.subs = pd.read_parquet(d / SUBSTITUTES)
+            self.comps = pd.read_parquet(d / COMPLEMENTS)
+            self.cats = pd.read_parquet(d / CAT_COMPLEMENTS)
+            from recsys.search import SearchIndex
+            self.search_index = SearchIndex.load(d / "search", self.cards)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ArtifactError(f"the products stage in {d} is incomplete ({exc}); rebuild with "
+                                f"`python -m recsys build --force`") from exc
+        self.ids = self.cards["product_id"].to_numpy(np.int64)
+        self._subs_ids = self.subs["product_id"].to_numpy(np.int64)
+        self._comps_ids = self.comps["product_id"].to_numpy(np.int64)
+        self._groups = {k: np.asarray(v, np.int64) for k, v in self.cards.groupby("category_key").indices.items()}
+        self._log_price = np.log1p(self.cards["price"].to_numpy(float))
+        self._brand = self.cards["brand"].to_numpy(object)
+        self._pop = np.log1p(self.cards["views"].to_numpy(float) + 5 * self.cards["purchases"].to_numpy(float))
+        self.embeddings = model_item_embeddings(root, self.ids)
+        if self.embeddings is not None:
+            norms = np.linalg.norm(self.embeddings, axis=1, keepdims=True)
+            self.embeddings = self.embeddings / np.maximum(norms, 1e-9)
+
+    def position(self, product_id: int) -> int:
+        """Row of a product id in the cards; ProductNotFound when the store has no such product."""
+        i = int(np.searchsorted(self.ids, product_id))
+        if i >= len(self.ids) or self.ids[i] != product_id:
+            raise ProductNotFound(f"unknown product_id {product_id}: no such product in this store")
+        return i
+
+    def card(self, product_id: int) -> dict:
+        """Brand, category, price, price band and funnel figures of one product."""
+        row = self.cards.iloc[self.position(product_id)]
+        return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+
+    def _label(self, positions: np.ndarray) -> pd.DataFrame:
+        c = self.cards.iloc[positions]
+        return pd.DataFrame({"product_id": c["product_id"].to_numpy(np.int64), "brand": c["brand"].to_numpy(),
+                             "category": c["category_code"].to_numpy(), "price": c["price"].to_numpy(float)})
+
+    def _slice(self, frame: pd.DataFrame, ids: np.ndarray, product_id: int, k: int) -> pd.DataFrame:
+        lo, hi = np.searchsorted(ids, product_id, "left"), np.searchsorted(ids, product_id, "right")
+        return frame.iloc[lo:min(hi, lo + k)]
+
+    def substitutes(self, product_id: int, k: int = 10) -> pd.DataFrame:
+        """Co-view substitutes (sessions where at most one of the two was bought), best first."""
+        self.position(product_id)
+        s = self._slice(self.subs, self._subs_ids, product_id, k)
+        out = self._label(np.searchsorted(self.ids, s["other_id"].to_numpy(np.int64)))
+        return out.assign(score=s["score"].to_numpy(), co_sessions=s["co_sessions"].to_numpy(),
+                          reason=[f"co-viewed in {n} sessions" for n in s["co_sessions"]], source="co-view")
+
+    def feature_similar(self, product_id: int, k: int = 10) -> pd.DataFrame:
+        """Same-category products ranked by brand match, price closeness and popularity (works for cold start)."""
+        i = self.position(product_id)
+        cand = self._groups[self.cards["category_key"].iat[i]]
+        cand = cand[cand != i]
+        score = (0.5 * (self._brand[cand] == self._brand[i]) + 0.4 * np.exp(-np.abs(self._log_price[cand]
+                 - self._log_price[i])) + 0.1 * self._pop[cand] / max(self._pop.max(), 1e-9))
+        top = cand[np.argsort(-score, kind="stable")[:k]]
+        s = np.sort(score)[::-1][:k]
+        out = self._label(top)
+        same = self._brand[top] == self._brand[i]
+        return out.assign(score=s, reason=["same category and brand, similar price" if b else
+                                           "same category, similar price" for b in same], source="features")
+
+    def embedding_similar(self, product_id: int, k: int = 10) -> pd.DataFrame | None:
+        """Nearest products in the two-tower item-embedding space (None when the model stage is not built)."""
+        i = self.position(product_id)
+        if self.embeddings is None or not self.embeddings[i].any():
+            return None
+        s = self.embeddings @ self.embeddings[i]
+        s[i] = -np.inf
+        top = np.argpartition(-s, min(k, len(s) - 1))[:k]
+        top = top[np.argsort(-s[top], kind="stable")]
+        return self._label(top).assign(score=s[top], reason="close in the two-tower item space",
+                                       source="embedding")
+
+    def similar(self, product_id: int, k: int = 10) -> dict[str, pd.DataFrame]:
+        """Both similar lists: embedding (or feature, for no model) neighbours and co-view substitutes."""
+        emb = self.embedding_similar(product_id, k)
+        return {"neighbours": emb if emb is not None else self.feature_similar(product_id, k),
+                "co_view": self.substitutes(product_id, k)}
+
+    def complements(self, product_id: int, k: int = 10) -> pd.DataFrame:
+        """Items bought together (by lift, min support), then the best item of each complementary category."""
+        i = self.position(product_id)
+        c = self._slice(self.comps, self._comps_ids, product_id, k)
+        direct = self._label(np.searchsorted(self.ids, c["other_id"].to_numpy(np.int64))).assign(
+            score=c["lift"].to_numpy(), co_buyers=c["co_buyers"].to_numpy(),
+            reason=[f"bought together by {n} users (lift {l:.1f})" for n, l in zip(c["co_buyers"], c["lift"])],
+            source="co-purchase")
+        code = self.cards["category_code"].iat[i]
+        rows = self.cats[self.cats["category"] == code]
+        picks = []
+        for r in rows.itertuples():
+            mine = direct[direct["category"] == r.other_category]
+            pid = int(mine["product_id"].iat[0]) if len(mine) else r.best_product_id
+            if pd.isna(pid) or int(pid) == product_id:
+                continue
+            picks.append((int(pid), r))
+        if picks:
+            cat = self._label(np.searchsorted(self.ids, [p for p, _ in picks])).assign(
+                score=[r.lift for _, r in picks], co_buyers=[r.co_buyers for _, r in picks],
+                reason=[f"top complementary category #{r.rank} of {code} ({r.co_buyers} co-buyers, lift "
+                        f"{r.lift:.1f})" for _, r in picks], source="category complement")
+            direct = pd.concat([direct, cat], ignore_index=True)
+        return direct
+
+    def search(self, query: str, k: int = 10, method: str | None = None) -> pd.DataFrame:
+        """Products matching a text query, best first (empty when no word of the query is known)."""
+        if not str(query).strip():
+            raise ValueError("the search query is empty: type a few words such as 'samsung smartphone'")
+        pos, score = self.search_index.search(query, k, method)
+        out = self._label(pos)
+        return out.assign(score=score, price_band=self.cards["price_band"].to_numpy()[pos],
+                          source=method or self.search_index.default)
