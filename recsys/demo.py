@@ -42,17 +42,17 @@ DEFAULT_CHUNK_EVENTS = 2_000_000
 # popularity). A code starting with "~" is a hidden group: its category ids have no category_code (like ~32% of
 # real rows) and "~name*k" spreads it over k category ids. "+" marks consumables (bought again).
 CATALOG = """
-electronics.smartphone|electronics|27|260|.75|.01|samsung apple xiaomi huawei oppo vivo honor meizu nokia realme oneplus
-electronics.clocks|electronics|3.2|120|1.0|.05|apple samsung garmin casio xiaomi amazfit fossil huawei
-electronics.audio.headphone|electronics|2.3|30|1.1|.04|apple samsung xiaomi sony jbl sennheiser huawei marshall
-electronics.video.tv|electronics|1.4|350|.7|.02|samsung lg sony philips xiaomi tcl hisense haier
+electronics.smartphone|electronics|27|300|.6|.01|samsung:1 apple:.95 xiaomi:.55 huawei:.33 oppo:.09 vivo:.06 honor:.05 meizu:.04 nokia:.04 realme:.02 oneplus:.02
+electronics.clocks|electronics|3.2|120|1.1|.05|apple samsung garmin casio xiaomi amazfit fossil huawei
+electronics.audio.headphone|electronics|2.3|60|.8|.04|apple samsung xiaomi sony jbl sennheiser huawei marshall
+electronics.video.tv|electronics|1.4|380|.5|.02|samsung lg sony philips xiaomi tcl hisense haier
 electronics.telephone|electronics|1.0|25|.6|.05|panasonic nokia alcatel gigaset texet
 electronics.tablet|electronics|.8|220|.7|.02|apple samsung lenovo huawei xiaomi
 electronics.audio.acoustic|electronics|.4|60|.9|.05|jbl sony marshall xiaomi sven
 electronics.audio.subwoofer|electronics|.25|120|.6|.1|pioneer kicx jbl alphard
 electronics.camera.photo|electronics|.4|400|.8|.02|canon nikon sony fujifilm
 electronics.camera.video|electronics|.2|250|.7|.05|gopro sony xiaomi
-computers.notebook|computers|3.2|600|.5|.01|lenovo hp asus acer apple dell msi xiaomi
+computers.notebook|computers|3.2|600|.6|.01|lenovo hp asus acer apple dell msi xiaomi
 computers.desktop|computers|.5|500|.6|.2|hp lenovo acer dell
 computers.peripherals.mouse|computers|.4|15|.8|.05|logitech a4tech defender razer hp
 computers.peripherals.keyboard|computers|.3|25|.8|.05|logitech a4tech defender razer
@@ -60,9 +60,9 @@ computers.peripherals.monitor|computers|.5|180|.5|.02|samsung lg aoc dell philip
 computers.peripherals.printer|computers|.4|180|.6|.02|hp canon epson brother pantum
 computers.components.videocards|computers|.4|300|.6|.02|msi asus gigabyte palit
 stationery.cartrige+|computers|.1|30|.6|.1|hp canon epson
-appliances.kitchen.refrigerators|appliances|1.9|420|.5|.02|lg samsung bosch indesit beko atlant haier
-appliances.kitchen.washer|appliances|1.3|300|.4|.02|lg samsung bosch indesit beko atlant
-appliances.environment.vacuum|appliances|1.6|110|.8|.03|samsung lg philips bosch dyson xiaomi vitek redmond
+appliances.kitchen.refrigerators|appliances|2.2|320|.5|.02|lg samsung bosch indesit beko atlant haier
+appliances.kitchen.washer|appliances|1.6|300|.4|.02|lg samsung bosch indesit beko atlant
+appliances.environment.vacuum|appliances|1.9|110|.8|.03|samsung lg philips bosch dyson xiaomi vitek redmond
 appliances.environment.air_heater|appliances|1.4|40|.6|.1|ballu timberk electrolux polaris scoole
 appliances.environment.water_heater|appliances|.6|120|.5|.05|ariston thermex electrolux aqua
 appliances.environment.air_conditioner|appliances|.4|350|.5|.05|samsung lg ballu artel midea
@@ -80,10 +80,10 @@ furniture.living_room.cabinet|furniture|.8|150|.8|.5|brw mebelson ikea
 furniture.bedroom.bed|furniture|.5|300|.6|.5|askona ormatek brw
 furniture.kitchen.table|furniture|.4|120|.6|.5|brw ikea
 furniture.bathroom.toilet|furniture|.3|180|.5|.2|cersanit santek roca
-apparel.shoes|apparel|1.3|60|.6|.35|nike adidas puma reebok asics
+apparel.shoes|apparel|1.3|85|.4|.35|nike adidas puma reebok asics
 apparel.shoes.keds|apparel|1.1|50|.5|.3|nike adidas converse vans
 apparel.costume|apparel|.3|60|.6|.5|adidas nike
-auto.accessories.player|auto|1.4|50|.6|.05|pioneer kenwood sony jvc alpine prology
+auto.accessories.player|auto|1.4|70|.6|.05|pioneer kenwood sony jvc alpine prology
 auto.accessories.alarm|auto|.8|120|.6|.05|starline pandora sheriff
 auto.accessories.videoregister|auto|.5|70|.7|.05|xiaomi neoline prology
 construction.tools.drill|construction|.6|80|.7|.05|bosch makita dewalt interskol metabo
@@ -97,20 +97,53 @@ sport.bicycle|sport|.3|250|.6|.15|stels forward merida
 sport.trainer|sport|.2|300|.6|.2|torneo
 medicine.tools.tonometer|medicine|.05|35|.4|.05|omron and
 country_yard.lawn_mower|country_yard|.05|200|.5|.1|huter makita
-~phone_accessories*12|electronics|4|10|.8|.2|deppa baseus spigen borasco hoco remax
-~beauty*40+|beauty|7|15|.9|.25|shiseido nivea loreal garnier maybelline estel kapous
-~tires*6|auto|3.5|60|.5|.05|yokohama cordiant nokian michelin bridgestone pirelli
-~auto_parts*15|auto|1|20|.8|.4|bosch mann lukoil
-~household*20+|home|4|8|.7|.3|persil ariel fairy tide finish
-~pet*10+|pets|2|12|.8|.2|royal_canin whiskas pedigree purina
-~coffee*6+|food|1.5|10|.6|.05|jacobs nescafe lavazza tchibo
-~home_decor*40|home|4|25|.9|.6|ikea zeta
-~kids_goods*20+|kids|2|15|.8|.3|pampers huggies libero
-~sport_goods*15|sport|1.5|30|.8|.4|demix torneo
-~memory_cards*4|computers|1|12|.6|.02|sandisk kingston transcend samsung
-~tool_accessories*6|construction|.7|8|.7|.2|bosch makita
-~books*10|stationery|1.2|8|.6|.7|eksmo ast
-~misc*60|misc|1.6|20|1.2|.5|
+appliances.kitchen.dishwasher|appliances|.3|350|.4|.03|bosch electrolux midea
+appliances.kitchen.juicer|appliances|.1|50|.5|.05|philips braun
+appliances.kitchen.toster|appliances|.1|30|.5|.05|tefal philips
+appliances.kitchen.grill|appliances|.1|60|.5|.05|tefal redmond
+appliances.environment.fan|appliances|.15|30|.5|.1|vitek scoole
+appliances.sewing_machine|appliances|.1|150|.5|.05|janome brother singer
+appliances.personal.massager|appliances|.1|50|.8|.1|beurer
+appliances.personal.scales|appliances|.1|20|.5|.05|tanita beurer
+computers.components.cpu|computers|.1|200|.6|.02|intel amd
+computers.components.memory|computers|.1|50|.5|.02|kingston crucial
+computers.components.hdd|computers|.15|60|.5|.02|seagate wd toshiba
+computers.components.motherboard|computers|.1|120|.5|.02|asus msi gigabyte
+computers.peripherals.camera|computers|.05|40|.5|.05|logitech
+electronics.video.projector|electronics|.05|300|.7|.1|epson acer
+electronics.audio.microphone|electronics|.05|50|.8|.1|shure
+furniture.bedroom.pillow|furniture|.1|20|.5|.5|askona ormatek
+furniture.bedroom.blanket|furniture|.1|30|.5|.5|askona
+furniture.kitchen.chair|furniture|.15|50|.5|.5|brw
+furniture.living_room.chair|furniture|.15|90|.5|.5|brw
+apparel.jeans|apparel|.2|40|.5|.4|levis wrangler
+apparel.shirt|apparel|.15|30|.5|.5|
+kids.skates|kids|.05|50|.5|.2|
+kids.swing|kids|.05|60|.5|.3|
+sport.snowboard|sport|.05|200|.5|.2|burton
+sport.ski|sport|.05|250|.5|.2|fischer atomic
+sport.tennis|sport|.05|40|.6|.2|wilson head
+construction.tools.welding|construction|.1|150|.5|.05|resanta
+construction.tools.pump|construction|.1|100|.6|.1|gardena
+construction.tools.generator|construction|.05|300|.5|.1|huter
+auto.accessories.compressor|auto|.15|40|.5|.05|berkut
+auto.accessories.radar|auto|.1|80|.5|.05|sho-me
+accessories.wallet|accessories|.1|30|.6|.3|
+accessories.umbrella|accessories|.05|20|.5|.3|
+~phone_accessories*12|electronics|3.5|20|.7|.2|deppa baseus spigen borasco hoco remax
+~beauty*50+|beauty|5|45|.9|.25|shiseido nivea loreal garnier maybelline estel kapous
+~tires*6|auto|3|90|.5|.05|yokohama cordiant nokian michelin bridgestone pirelli
+~auto_parts*15|auto|1|60|.8|.4|bosch mann lukoil
+~household*20+|home|2.5|25|.7|.3|persil ariel fairy tide finish
+~pet*10+|pets|1.5|35|.8|.2|royal_canin whiskas pedigree purina
+~coffee*6+|food|1|25|.6|.05|jacobs nescafe lavazza tchibo
+~home_decor*50|home|4|150|.9|.5|ikea zeta
+~kids_goods*20+|kids|1.5|50|.8|.3|pampers huggies libero
+~sport_goods*15|sport|1.5|90|.8|.4|demix torneo
+~memory_cards*4|computers|1|20|.6|.02|sandisk kingston transcend samsung
+~tool_accessories*6|construction|.7|20|.7|.2|bosch makita
+~books*10|stationery|.8|20|.6|.7|eksmo ast
+~misc*150|misc|5|200|1.1|.45|
 """
 
 # Bought together: after a purchase in the key, a follow-up in one of these (weight) is likely.
@@ -136,7 +169,7 @@ COMPLEMENTS = {
 }
 
 # Price level of a brand relative to its category's median (others: a stable random factor).
-BRAND_PRICE = {"apple": 2.0, "samsung": 1.15, "huawei": .9, "xiaomi": .6, "sony": 1.3, "dyson": 2.6, "bosch": 1.2,
+BRAND_PRICE = {"apple": 2.6, "samsung": 1.15, "huawei": .9, "xiaomi": .65, "sony": 1.3, "dyson": 2.6, "bosch": 1.2,
                "sennheiser": 1.5, "marshall": 1.5, "garmin": 1.7, "oneplus": 1.3, "delonghi": 1.3, "lego": 1.6,
                "realme": .55, "honor": .7, "meizu": .6, "texet": .6, "defender": .6, "a4tech": .7, "msi": 1.2}
 
@@ -154,9 +187,9 @@ UTC_OFFSET_H = 3
 @dataclass(frozen=True)
 class DemoConfig:
     """Behaviour knobs of the simulated store (defaults tuned to the real Oct 2019 shares)."""
-    buy_rate: float = 0.052            # base probability that a session ends in a purchase
+    buy_rate: float = 0.050            # base probability that a session ends in a purchase
     cart_before_purchase: float = 0.8  # share of purchases with a cart event earlier in the session
-    abandon_rate: float = 0.030        # probability that a non-buying session carts something
+    abandon_rate: float = 0.035        # probability that a non-buying session carts something
     remove_share: float = 0.0          # share of abandoned carts later removed (the real Oct file has none)
     second_item: float = 0.1           # probability a buying session buys a second viewed item
     complement_same: float = 0.30      # after a purchase with complements: browse one in the same session
@@ -165,7 +198,7 @@ class DemoConfig:
     repeat_rate: float = 0.35          # a consumable purchase is bought again in a later session
     duplicate_rate: float = 3e-4       # planted exact duplicate rows (share of rows)
     no_session_rate: float = 1e-4      # planted rows with an empty user_session
-    flaky_brand: float = 0.04          # share of branded products whose brand is missing in some rows
+    flaky_brand: float = 0.02          # share of branded products whose brand is missing in some rows
     products_scale: float = 4.4        # products = scale * events ** 0.6 (166k at the Oct size)
 
 
@@ -231,6 +264,18 @@ def _made_up_brands(n: int, rng: np.random.Generator) -> list[str]:
     return ["".join(rng.choice(syl, size=rng.integers(2, 4))) for _ in range(n)]
 
 
+def _brand_pool(named: list[str], n_made_up: int, rng: np.random.Generator) -> tuple[list[str], list[float]]:
+    """Brands of a category with popularity weights: 'name:w' as given, else Zipf by rank; made-up ones rare."""
+    names, weights = [], []
+    for r, token in enumerate(named):
+        name, _, w = token.partition(":")
+        names.append(name)
+        weights.append(float(w) if w else (r + 1) ** -1.1)
+    made_up = _made_up_brands(n_made_up, rng)
+    weights += [.25 * (len(named) + r + 1) ** -1.1 for r in range(len(made_up))]
+    return names + made_up, weights
+
+
 def _parse_catalog() -> list[dict]:
     """One dict per category id; hidden groups expand into several ids with Zipf weights and own brand subsets."""
     cats = []
@@ -244,17 +289,18 @@ def _parse_catalog() -> list[dict]:
                     group=name)
         rng = _stable_rng("catalog", name)
         if not name.startswith("~"):
-            cats.append({**spec, "code": name, "weight": float(share), "id_name": name,
-                         "brands": pool + _made_up_brands(int(rng.integers(2, 6)), rng)})
+            names, bw = _brand_pool(pool, int(rng.integers(4, 20)), rng)
+            cats.append({**spec, "code": name, "weight": float(share), "id_name": name, "brands": names,
+                         "brand_w": bw})
             continue
         n = int(k or 1)
         w = 1.0 / np.arange(1, n + 1)
         w = float(share) * w[rng.permutation(n)] / w.sum()
         for i in range(n):
             own = list(rng.choice(pool, size=min(len(pool), int(rng.integers(1, 4))), replace=False)) if pool else []
-            made_up = _made_up_brands(int(rng.integers(0 if own else 1, 4)), rng)
+            names, bw = _brand_pool(own, int(rng.integers(0 if own else 1, 8)), rng)
             cats.append({**spec, "code": None, "weight": float(w[i]), "id_name": f"{name}/{i}",
-                         "median": spec["median"] * float(rng.lognormal(0, .3)), "brands": own + made_up})
+                         "median": spec["median"] * float(rng.lognormal(0, .3)), "brands": names, "brand_w": bw})
     return cats
 
 
@@ -292,11 +338,11 @@ def build_world(events: int, seed: int, config: DemoConfig = DemoConfig()) -> Wo
     rows = []  # per category: (cat, brand, price, popularity, missing, flaky, promo)
     for c, (spec, n) in enumerate(zip(cats, n_per)):
         pool = np.array([bidx[b] for b in spec["brands"]])
-        bw = 1.0 / np.arange(1, len(pool) + 1) ** 1.1
+        bw = np.array(spec["brand_w"])
         brand = pool[rng.choice(len(pool), size=n, p=bw / bw.sum())]
         price = spec["median"] * brand_price[brand] * rng.lognormal(0, spec["sigma"], n)
         pop = 1.0 / rng.permutation(np.arange(1, n + 1)) ** 0.8
-        rows.append((np.full(n, c), brand, np.maximum(np.round(price, 2), 0.5), pop,
+        rows.append((np.full(n, c), brand, np.maximum(np.round(price, 2), 0.77), pop,
                      rng.random(n) < spec["miss"], rng.random(n) < config.flaky_brand, rng.random(n) < 0.35))
     cat, brand, price, pop, missing, flaky, promo = (np.concatenate(x) for x in zip(*rows))
     order = np.lexsort((price, brand, cat))  # catalog order: category, brand, price -> neighbours are similar
@@ -339,8 +385,8 @@ def build_world(events: int, seed: int, config: DemoConfig = DemoConfig()) -> Wo
     brand_any = brand.copy()
     brand = np.where(missing, -1, brand)
 
-    users = _draw_users(events, rng, dept_w, np.bincount(brand_any, weights=pop, minlength=len(brands)))
     day_cdf, day_sale = _day_profile()
+    users = _draw_users(events, rng, dept_w, np.bincount(brand_any, weights=pop, minlength=len(brands)), day_cdf)
     hour_w = np.roll(LOCAL_HOUR, -UTC_OFFSET_H)
     return World(
         cat_id=np.array([_category_id(c["id_name"]) for c in cats], np.int64), cat_code=[c["code"] for c in cats],
@@ -354,30 +400,34 @@ def build_world(events: int, seed: int, config: DemoConfig = DemoConfig()) -> Wo
         **users, day_cdf=day_cdf, day_sale=day_sale, hour_cdf=np.cumsum(hour_w) / hour_w.sum())
 
 
-ROWS_PER_SESSION = 4.2  # measured rows per planned session (views, funnel, same-session complements, follow-ups)
+ROWS_PER_SESSION = 3.95  # measured rows per planned session (views, funnel, same-session complements, follow-ups)
+SESSIONS_PER_USER = 3.5  # mean planned sessions per user
 
 
-def _draw_users(events: int, rng: np.random.Generator, dept_w: np.ndarray, brand_w: np.ndarray) -> dict:
-    """Users in arrival order: a third existed before October, the rest arrive over the two months."""
-    n_sess_mean = 3.5
-    U = max(20, int(round(1.06 * events / (ROWS_PER_SESSION * n_sess_mean))))
+def _draw_users(events: int, rng: np.random.Generator, dept_w: np.ndarray, brand_w: np.ndarray,
+                day_cdf: np.ndarray) -> dict:
+    """Users with latent tastes; a third existed before October (lower ids), new ids grow with the first visit."""
+    U = max(20, int(round(1.06 * events / (ROWS_PER_SESSION * SESSIONS_PER_USER))))
     one_off = rng.random(U) < 0.55
     sessions = np.where(one_off, 1 + rng.poisson(0.25, U),
                         1 + np.minimum(np.round(rng.lognormal(np.log(3.5), 0.9, U)), 150)).astype(np.int64)
+    # the first day is the minimum of the user's session days (drawn directly), so daily traffic keeps the
+    # day profile; the other sessions are drawn on or after it
+    arrival = _draw(day_cdf, 1 - (1 - rng.random(U)) ** (1 / sessions))
     old = rng.random(U) < 0.33
     n_old = int(old.sum())
-    arrival = np.sort(rng.random(U - n_old))
-    arrival_day = np.concatenate([np.zeros(n_old, np.int64), np.floor(arrival * DAYS).astype(np.int64)])
+    order = np.lexsort((rng.random(U), arrival, ~old))  # old users first, then new ones by first visit
     old_ids = 200_000_000 + np.cumsum(rng.integers(1, max(2, 2 * 312_000_000 // max(n_old, 1)), n_old))
     new_ids = 512_000_000 + np.cumsum(rng.integers(1, max(2, 2 * 67_000_000 // max(U - n_old, 1)), U - n_old))
-    sessions = np.concatenate([sessions[old], sessions[~old]])
-    return dict(
-        user_id=np.concatenate([old_ids, new_ids]).astype(np.int64), user_arrival=arrival_day,
-        user_sessions=sessions,
-        user_dept=np.searchsorted(np.cumsum(dept_w) / dept_w.sum(), rng.random((U, 2))).astype(np.int32),
+    users = dict(
+        user_sessions=sessions, user_arrival=arrival,
+        user_dept=_draw(np.cumsum(dept_w) / dept_w.sum(), rng.random((U, 2))).astype(np.int32),
         user_taste=rng.beta(5, 2, U), user_price=rng.beta(2, 2, U),
-        user_brand=np.searchsorted(np.cumsum(brand_w) / brand_w.sum(), rng.random(U)).astype(np.int32),
+        user_brand=_draw(np.cumsum(brand_w) / brand_w.sum(), rng.random(U)).astype(np.int32),
         user_loyalty=rng.beta(1.5, 5, U), user_buy=rng.lognormal(-0.32, 0.8, U))
+    users = {k: v[order] for k, v in users.items()}
+    users["user_id"] = np.concatenate([rng.permutation(old_ids), new_ids]).astype(np.int64)
+    return users
 
 
 # ---- drawing items and categories (vectorised inverse-CDF draws) ------------------------------------------
@@ -486,12 +536,13 @@ BRAND_BLANK, NO_SESSION = 1, 2  # row flags
 KIND_BROWSE, KIND_COMPLEMENT, KIND_FOLLOW_UP, KIND_REPEAT = range(4)
 
 
-def _session_starts(w: World, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Start second of each session: a day by traffic (from the user's arrival on), an hour by the daily curve."""
+def _session_starts(w: World, users: np.ndarray, first: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Start second of each session: a user's first session on their first day, the others on a day drawn by
+    traffic from then on; the hour by the daily curve."""
     n = len(users)
     arrival = w.user_arrival[users]
     lo = np.where(arrival > 0, w.day_cdf[np.maximum(arrival - 1, 0)], 0.0)
-    day = _draw(w.day_cdf, lo + rng.random(n) * (1 - lo))
+    day = np.where(first, arrival, _draw(w.day_cdf, lo + rng.random(n) * (1 - lo)))
     hour = _draw(w.hour_cdf, rng.random(n))
     return day * 86400 + hour * 3600 + rng.integers(0, 3600, n)
 
@@ -573,10 +624,11 @@ def _timestamps(sess: np.ndarray, ev: np.ndarray, start: np.ndarray, rng: np.ran
     return t - over[sess]
 
 
-def _simulate(w: World, owners: np.ndarray, rng: np.random.Generator, cfg: DemoConfig) -> dict[str, np.ndarray]:
+def _simulate(w: World, owners: np.ndarray, first_visit: np.ndarray, rng: np.random.Generator,
+              cfg: DemoConfig) -> dict[str, np.ndarray]:
     """Planned sessions of ``owners`` (one entry per session) plus their follow-up sessions (complements, repeats)."""
     S = len(owners)
-    start = _session_starts(w, owners, rng)
+    start = _session_starts(w, owners, first_visit, rng)
     n_views = np.minimum(rng.geometric(1 / (1 + rng.lognormal(np.log(2.0), .8, S))), 300)
     cats = _draw_category(w, owners, rng)
     first = _first_items(w, cats, owners, rng)
@@ -687,9 +739,10 @@ def _chunk_rows(w: World, chunk: _Chunk, seed: int, cfg: DemoConfig) -> np.ndarr
     lo, hi = chunk.users
     budget = chunk.rows - chunk.duplicates
     owners = np.repeat(np.arange(lo, hi), w.user_sessions[lo:hi])
+    first_visit = np.diff(owners, prepend=-1) != 0
     batches: list[dict[str, np.ndarray]] = []
     while True:
-        batches.append(_simulate(w, owners, rng, cfg))
+        batches.append(_simulate(w, owners, first_visit, rng, cfg))
         total = sum(len(b["sess"]) for b in batches)
         if total >= budget:
             batch = _merge(batches)
@@ -698,6 +751,7 @@ def _chunk_rows(w: World, chunk: _Chunk, seed: int, cfg: DemoConfig) -> np.ndarr
                 break
         more = max(0, int((budget - total) / ROWS_PER_SESSION * 1.2)) + 20
         owners = np.sort(rng.integers(lo, hi, more))
+        first_visit = np.zeros(more, bool)
     idx = np.flatnonzero(keep)
     sess = batch["sess"][idx]
     rows = np.empty(len(idx), ROW)
