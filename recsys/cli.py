@@ -60,8 +60,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from recsys.api import serve
+    from recsys.artifacts import require_stage
+    require_stage(args.artifacts, "events")  # fail fast with the build command rather than serve nothing
+    serve(args.artifacts, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "demo": cmd_demo, "ingest": cmd_ingest, "build": cmd_build,
+    "demo": cmd_demo, "ingest": cmd_ingest, "build": cmd_build, "serve": cmd_serve,
 }
 
 
@@ -91,6 +99,12 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--events", type=int, default=DEMO_EVENTS, help="demo store size (without --input)")
     b.add_argument("--seed", type=int, default=DEMO_SEED, help="demo store seed (without --input)")
     b.add_argument("--force", action="store_true", help="rebuild every stage")
+
+    v = sub.add_parser("serve", help="serve the REST API (FastAPI + uvicorn) over the built artifacts")
+    v.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
+    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--artifacts", default=None, help="artifacts directory (default $RECSYS_ARTIFACTS or artifacts/)")
+    v.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     return p
 
 

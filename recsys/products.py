@@ -118,10 +118,10 @@ def _purchases_sql(p: ProductParams) -> str:
     """Purchase events as (user, session, product, category key, time), the basket unit for co-purchases."""
     return f"""
         pur AS (SELECT user_id AS u, user_session AS s, product_id AS p, min({_group_key_sql()}) AS c,
-                       min(category_code) AS code, min(epoch(event_time)) AS t
+                       min(epoch(event_time)) AS t
                 FROM events WHERE event_type = '{S.PURCHASE}' GROUP BY 1, 2, 3),
         together AS (
-            SELECT a.u, a.p AS a, b.p AS b, a.c AS ca, b.c AS cb, a.code AS code_a, b.code AS code_b
+            SELECT a.u, a.p AS a, b.p AS b, a.c AS ca, b.c AS cb
             FROM pur a JOIN pur b ON a.u = b.u AND a.p <> b.p
              AND (a.s = b.s OR abs(a.t - b.t) <= {float(p.copurchase_days) * 86400.0})),
         total AS (SELECT greatest(count(DISTINCT u), 1) AS n FROM pur)"""
@@ -147,16 +147,18 @@ def copurchase_complements(con, p: ProductParams) -> pd.DataFrame:
 
 
 def category_complements(con, p: ProductParams) -> pd.DataFrame:
-    """Each known category_code's top co-purchased categories (by co-buyers, then lift), counts and lift."""
-    unknown = S.UNKNOWN_CATEGORY
+    """Each category's top co-purchased categories (by co-buyers, then lift), with counts and lift.
+
+    A category is the category_code, or ``id:<category_id>`` for products without a code (a third of real rows).
+    """
     return con.execute(f"""
         WITH {_purchases_sql(p)},
-        cb AS (SELECT code, count(DISTINCT u) AS n FROM pur WHERE code <> '{unknown}' GROUP BY code),
-        pairs AS (SELECT code_a, code_b, count(DISTINCT u) AS n FROM together
-                  WHERE code_a <> code_b AND code_a <> '{unknown}' AND code_b <> '{unknown}' GROUP BY 1, 2),
-        scored AS (SELECT code_a AS category, code_b AS other_category, pairs.n AS co_buyers,
-                          pairs.n * total.n / (ca.n * cbb.n) AS lift
-                   FROM pairs JOIN cb ca ON ca.code = code_a JOIN cb cbb ON cbb.code = code_b CROSS JOIN total),
+        cb AS (SELECT c, count(DISTINCT u) AS n FROM pur GROUP BY c),
+        pairs AS (SELECT ca, cb AS cb_, count(DISTINCT u) AS n FROM together WHERE ca <> cb GROUP BY 1, 2
+                  HAVING count(DISTINCT u) >= {int(p.min_copurchase_users)}),
+        scored AS (SELECT ca AS category, cb_ AS other_category, pairs.n AS co_buyers,
+                          pairs.n * total.n / (x.n * y.n) AS lift
+                   FROM pairs JOIN cb x ON x.c = ca JOIN cb y ON y.c = cb_ CROSS JOIN total),
         ranked AS (SELECT *, row_number() OVER (PARTITION BY category ORDER BY co_buyers DESC, lift DESC,
                                                 other_category) AS rank FROM scored)
         SELECT category, other_category, rank::INTEGER AS rank, co_buyers::BIGINT AS co_buyers, lift::DOUBLE AS lift
@@ -196,8 +198,8 @@ def best_category_products(con, pairs: pd.DataFrame, p: ProductParams) -> pd.Dat
     con.register("cat_pairs", pairs[["category", "other_category"]])
     best = con.execute(f"""
         WITH {_purchases_sql(p)},
-        pc AS (SELECT code_a AS category, code_b AS other_category, b AS product_id, count(DISTINCT u) AS n
-               FROM together JOIN cat_pairs ON category = code_a AND other_category = code_b GROUP BY 1, 2, 3),
+        pc AS (SELECT ca AS category, cb AS other_category, b AS product_id, count(DISTINCT u) AS n
+               FROM together JOIN cat_pairs ON category = ca AND other_category = cb GROUP BY 1, 2, 3),
         pop AS (SELECT p, count(*) AS n FROM pur GROUP BY p)
         SELECT category, other_category, arg_max(product_id, pc.n * 1e9 + pop.n) AS best_product_id,
                max(pc.n) AS best_co_buyers
@@ -390,13 +392,15 @@ class ProductService:
             score=c["lift"].to_numpy(), co_buyers=c["co_buyers"].to_numpy(),
             reason=[f"bought together by {n} users (lift {l:.1f})" for n, l in zip(c["co_buyers"], c["lift"])],
             source="co-purchase")
-        code = self.cards["category_code"].iat[i]
+        code = self.cards["category_key"].iat[i]
         rows = self.cats[self.cats["category"] == code]
         picks = []
-        for r in rows.itertuples():
-            mine = direct[direct["category"] == r.other_category]
-            pid = int(mine["product_id"].iat[0]) if len(mine) else r.best_product_id
-            if pd.isna(pid) or int(pid) == product_id:
+        listed = set(direct["product_id"].tolist())
+        keys = self.cards["category_key"].to_numpy()
+        direct_keys = set(keys[np.searchsorted(self.ids, direct["product_id"].to_numpy(np.int64))])
+        for r in rows.itertuples():  # the best item of each top category, unless a direct complement covers it
+            pid = r.best_product_id
+            if r.other_category in direct_keys or pd.isna(pid) or int(pid) == product_id or int(pid) in listed:
                 continue
             picks.append((int(pid), r))
         if picks:
