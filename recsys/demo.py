@@ -187,14 +187,14 @@ UTC_OFFSET_H = 3
 @dataclass(frozen=True)
 class DemoConfig:
     """Behaviour knobs of the simulated store (defaults tuned to the real Oct 2019 shares)."""
-    buy_rate: float = 0.050            # base probability that a session ends in a purchase
+    buy_rate: float = 0.048            # base probability that a session ends in a purchase
     cart_before_purchase: float = 0.8  # share of purchases with a cart event earlier in the session
     abandon_rate: float = 0.035        # probability that a non-buying session carts something
     remove_share: float = 0.0          # share of abandoned carts later removed (the real Oct file has none)
     second_item: float = 0.1           # probability a buying session buys a second viewed item
-    complement_same: float = 0.30      # after a purchase with complements: browse one in the same session
+    complement_same: float = 0.50      # after a purchase with complements: browse one in the same session
     complement_next: float = 0.25      # ... else: a follow-up session on a complement within days
-    complement_buy: float = 0.6        # probability the complement browse ends in a purchase
+    complement_buy: float = 0.65       # probability the complement browse ends in a purchase
     repeat_rate: float = 0.35          # a consumable purchase is bought again in a later session
     duplicate_rate: float = 3e-4       # planted exact duplicate rows (share of rows)
     no_session_rate: float = 1e-4      # planted rows with an empty user_session
