@@ -32,6 +32,7 @@ class StageSpec:
 
 # Derived stages in build order; each reads only the artifacts of stages before it.
 STAGES: list[StageSpec] = [
+    StageSpec("rules", "recsys.rules:build_rules_stage"),
     StageSpec("products", "recsys.products:build_products_stage"),
 ]
 

@@ -1,0 +1,422 @@
+"""Product affinity: baskets -> frequent itemsets (mlxtend Apriori or FP-growth) -> association rules.
+
+Baskets are the distinct items of one session (or one user and UTC day) within a scope of events (purchases,
+purchases + carts, or views). Items are products, category leaves, top-level categories or brands.
+
+Support is always relative to **all** baskets of the scope (those with at least one item at the granularity),
+although only baskets holding two or more frequent items are one-hot encoded: an itemset of two or more items can
+only occur in those, and single-item supports are counted exactly in DuckDB. So ``support(X) = baskets containing
+X / all baskets``, as in the textbook, while the boolean matrix stays small.
+
+The stage ``rules`` stores the default rules, their items (readable labels) and category complements; other
+thresholds are mined on demand by :func:`mine_rules`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys import schema as S
+from recsys.artifacts import (Progress, StageResult, connect, no_progress, read_manifest, require_stage, run_stage,
+                              upstream_fingerprint)
+
+log = logging.getLogger(__name__)
+
+STAGE = "rules"
+RULES_FILE, ITEMS_FILE, COMPLEMENTS_FILE = "rules.parquet", "items.parquet", "category_complements.parquet"
+SCOPES: dict[str, tuple[str, ...]] = {
+    "purchases": (S.PURCHASE,), "purchases_carts": (S.PURCHASE, S.CART), "views": (S.VIEW,)}
+BASKETS = ("session", "user_day")
+GRANULARITIES = ("product", "category", "top_category", "brand")
+ALGORITHMS = ("apriori", "fpgrowth")
+RULE_COLUMNS = ["antecedent", "consequent", "antecedent_items", "consequent_items", "antecedent_len",
+                "consequent_len", "baskets", "support", "antecedent_support", "consequent_support", "confidence",
+                "lift", "leverage", "conviction"]
+BOOL_OPS_PER_S = 3e8  # low-memory apriori's numpy throughput on this machine kind, kept conservative
+DENSE_LIMIT_MB = 768  # a larger one-hot is built sparse
+
+
+@dataclass(frozen=True)
+class RuleParams:
+    """What a basket is and the mining thresholds (defaults give tens to a few hundred rules on store data)."""
+    basket: str = "session"          # session | user_day
+    scope: str = "views"             # purchases | purchases_carts | views (co-view affinity)
+    granularity: str = "product"     # product | category | top_category | brand
+    min_support: float = 0.001       # share of all baskets of the scope
+    min_confidence: float = 0.05
+    min_lift: float = 1.5
+    max_len: int = 3                 # largest itemset (antecedent + consequent)
+    algorithm: str = "apriori"       # apriori | fpgrowth (same rules, usually faster)
+    min_baskets: int = 3             # an itemset must occur in at least this many baskets (noise floor)
+    max_itemsets: int = 50_000       # guard: estimated frequent itemsets
+    max_memory_mb: int = 2_048       # guard: estimated one-hot + candidate memory
+    max_seconds: float = 60.0        # guard: estimated mining time
+
+    def validate(self) -> "RuleParams":
+        """Return self, or raise ValueError naming the bad setting."""
+        for name, allowed in (("basket", BASKETS), ("scope", tuple(SCOPES)), ("granularity", GRANULARITIES),
+                              ("algorithm", ALGORITHMS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        if not 0.0 < self.min_support <= 1.0:
+            raise ValueError(f"min_support must be in (0, 1], got {self.min_support}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
+        if self.min_lift < 0 or self.max_len < 2 or self.min_baskets < 1:
+            raise ValueError("min_lift must be >= 0, max_len >= 2 and min_baskets >= 1")
+        return self
+
+
+@dataclass
+class RulesResult:
+    """Mined rules, their items (labels, support, colour group) and the facts of the run."""
+    rules: pd.DataFrame
+    items: pd.DataFrame
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- baskets ------------------------------------------------------------------------------------------------
+
+def _item_sql(granularity: str) -> tuple[str, str]:
+    """(item key expression, extra WHERE filter) for a granularity; unknown brands/top levels are left out."""
+    if granularity == "product":
+        return f"{S.PRODUCT_ID}::VARCHAR", "TRUE"
+    if granularity == "category":
+        return (f"CASE WHEN {S.CATEGORY_CODE} = '{S.UNKNOWN_CATEGORY}' THEN 'id:' || {S.CATEGORY_ID}::VARCHAR "
+                f"ELSE {S.CATEGORY_CODE} END"), "TRUE"
+    if granularity == "top_category":
+        return f"split_part({S.CATEGORY_CODE}, '.', 1)", f"{S.CATEGORY_CODE} <> '{S.UNKNOWN_CATEGORY}'"
+    return S.BRAND, f"{S.BRAND} <> '{S.UNKNOWN_BRAND}'"
+
+
+def _basket_sql(basket: str) -> str:
+    if basket == "session":
+        return S.USER_SESSION
+    return f"{S.USER_ID}::VARCHAR || '|' || CAST({S.EVENT_TIME} AS DATE)::VARCHAR"  # connection TZ is UTC
+
+
+def load_basket_items(con, params: RuleParams) -> int:
+    """Create temp table ``basket_items(b, i)`` (distinct item per basket) and return the number of baskets."""
+    item, where = _item_sql(params.granularity)
+    types = ", ".join(f"'{t}'" for t in SCOPES[params.scope])
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE basket_items AS
+        SELECT DISTINCT {_basket_sql(params.basket)} AS b, {item} AS i FROM events
+        WHERE {S.EVENT_TYPE} IN ({types}) AND {where}""")
+    return int(con.execute("SELECT count(DISTINCT b) FROM basket_items").fetchall()[0][0])
+
+
+def frequent_baskets(con, n_baskets: int, params: RuleParams) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(frequent items with counts, (basket, item) codes of baskets with >= 2 frequent items, min count)."""
+    min_count = max(params.min_baskets, math.ceil(params.min_support * n_baskets - 1e-9))
+    items = con.execute(f"""CREATE OR REPLACE TEMP TABLE freq AS
+        SELECT i, count(*) AS n, (row_number() OVER (ORDER BY count(*) DESC, i) - 1)::INTEGER AS code
+        FROM basket_items GROUP BY i HAVING count(*) >= {min_count};
+        SELECT i AS item, n AS baskets FROM freq ORDER BY code""").df()
+    con.execute("""CREATE OR REPLACE TEMP TABLE multi AS
+        WITH f AS (SELECT bi.b, freq.code, count(*) OVER (PARTITION BY bi.b) AS k
+                   FROM basket_items bi JOIN freq USING (i))
+        SELECT b, code, k FROM f WHERE k >= 2""")
+    return items, con.execute("SELECT dense_rank() OVER (ORDER BY b) - 1 AS row, code FROM multi").df(), min_count
+
+
+# ---- guards -------------------------------------------------------------------------------------------------
+
+def _suggest(params: RuleParams, factor: float) -> str:
+    better = params.min_support * max(2.0, factor)
+    return f"raise min support to at least {better:.2g} (now {params.min_support:.2g})"
+
+
+def check_guards(con, n_items: int, n_rows: int, min_count: int, n_baskets: int, params: RuleParams) -> dict:
+    """Estimate itemsets, memory and time before mining; raise ValueError (suggesting a higher support) if too big."""
+    per = con.execute("SELECT k, count(*) / k AS baskets FROM multi GROUP BY k").df()
+    ks, nb = per["k"].to_numpy(float), per["baskets"].to_numpy(float)
+    pair_work = float((nb * ks * (ks - 1) / 2).sum())
+    if pair_work > 200e6:
+        raise ValueError(f"These settings would count {pair_work:,.0f} item pairs in baskets (limit 200M): "
+                         f"{_suggest(params, math.sqrt(pair_work / 200e6))}, or use a coarser granularity.")
+    pairs = con.execute(f"""SELECT a.code AS x, b.code AS y FROM multi a JOIN multi b
+        ON a.b = b.b AND a.code < b.code GROUP BY 1, 2 HAVING count(*) >= {min_count}""").df()
+    bound = len(pairs) + sum(float((nb * _comb(ks, k)).sum()) / min_count for k in range(3, params.max_len + 1))
+    est_itemsets = n_items + min(bound, _candidates(pairs, params.max_len) + len(pairs))
+    n_multi = int(con.execute("SELECT count(DISTINCT b) FROM multi").fetchall()[0][0]) if n_rows else 0
+    dense_mb = n_multi * n_items / 2**20
+    sparse = dense_mb > DENSE_LIMIT_MB
+    onehot_mb = n_rows * 17 / 2**20 if sparse else dense_mb
+    pair_rows = float(con.execute(f"""SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM multi a
+        JOIN multi b ON a.b = b.b AND a.code < b.code GROUP BY a.code, b.code HAVING count(*) >= {min_count})"""
+                                  ).fetchall()[0][0]) if params.max_len >= 3 else 0.0
+    if params.algorithm == "apriori":  # low-memory apriori: per prefix, a column scan plus the matching rows
+        ops = n_items * 2 * n_multi + n_rows * n_items + len(pairs) * 3 * n_multi + pair_rows * n_items
+        if sparse:  # sparse prefixes densify the candidate columns: far slower
+            ops += (n_items + len(pairs)) * n_multi * n_items / 2
+        seconds = ops / BOOL_OPS_PER_S
+    else:
+        seconds = n_multi * 2e-5 + est_itemsets * 2e-4
+    facts = {"baskets": n_baskets, "multi_item_baskets": n_multi, "frequent_items": n_items,
+             "frequent_pairs": len(pairs), "min_count": min_count, "estimated_itemsets": int(est_itemsets),
+             "estimated_memory_mb": round(onehot_mb, 1), "estimated_seconds": round(seconds, 2), "sparse": sparse}
+    if est_itemsets > params.max_itemsets:
+        counts = np.sort(con.execute(f"""SELECT count(*) AS n FROM multi a JOIN multi b ON a.b = b.b
+            AND a.code < b.code GROUP BY a.code, b.code HAVING count(*) >= {min_count}""").df()["n"].to_numpy())
+        k = min(len(counts), max(1, params.max_itemsets // 4))
+        target = max(counts[-k] / n_baskets if k else 0.0, params.min_support * 2)
+        raise ValueError(f"These settings would give about {est_itemsets:,.0f} frequent itemsets "
+                         f"(limit {params.max_itemsets:,}): raise min support to at least {target:.2g} "
+                         f"(now {params.min_support:.2g}) or lower the max itemset length.")
+    if onehot_mb > params.max_memory_mb:
+        raise ValueError(f"The basket matrix would need about {onehot_mb:,.0f} MB (limit {params.max_memory_mb:,}): "
+                         f"{_suggest(params, onehot_mb / params.max_memory_mb)}.")
+    if seconds > params.max_seconds:
+        raise ValueError(f"Mining would take about {seconds:,.0f} s (limit {params.max_seconds:.0f} s): "
+                         f"{_suggest(params, math.sqrt(seconds / params.max_seconds))}, or use FP-growth.")
+    return facts
+
+
+def _comb(n: np.ndarray, k: int) -> np.ndarray:
+    out = np.ones_like(n)
+    for j in range(k):
+        out = out * (n - j) / (j + 1)
+    return np.clip(out, 0, None)
+
+
+def _candidates(pairs: pd.DataFrame, max_len: int) -> float:
+    """Apriori's level-3 candidates (pairs sharing a first item), 0 when max_len < 3."""
+    if max_len < 3 or pairs.empty:
+        return 0.0
+    g = pairs.groupby("x").size().to_numpy(float)
+    return float((g * (g - 1) / 2).sum())
+
+
+# ---- mining -------------------------------------------------------------------------------------------------
+
+def onehot(codes: pd.DataFrame, items: list[str]) -> pd.DataFrame:
+    """Boolean basket x item frame from (row, code) pairs; sparse when dense would exceed DENSE_LIMIT_MB."""
+    n_rows = int(codes["row"].max()) + 1 if len(codes) else 0
+    rows, cols = codes["row"].to_numpy(np.int64), codes["code"].to_numpy(np.int64)
+    if n_rows * len(items) > DENSE_LIMIT_MB * 2**20:
+        from scipy import sparse
+        m = sparse.csr_matrix((np.ones(len(rows), bool), (rows, cols)), shape=(n_rows, len(items)))
+        return pd.DataFrame.sparse.from_spmatrix(m, columns=items)
+    dense = np.zeros((n_rows, len(items)), dtype=bool)
+    dense[rows, cols] = True
+    return pd.DataFrame(dense, columns=items)
+
+
+def frequent_itemsets(matrix: pd.DataFrame, min_count: int, params: RuleParams) -> pd.DataFrame:
+    """Itemsets in >= ``min_count`` rows of ``matrix`` (columns: support within the matrix, itemsets)."""
+    from mlxtend.frequent_patterns import apriori, fpgrowth
+    if len(matrix) < min_count:  # too few multi-item baskets for any pair to be frequent
+        return pd.DataFrame({"support": pd.Series(dtype=float), "itemsets": pd.Series(dtype=object)})
+    min_support = (min_count - 0.5) / len(matrix)  # counts are integers: avoid float ties at the threshold
+    if params.algorithm == "fpgrowth":
+        return fpgrowth(matrix, min_support=min_support, use_colnames=True, max_len=params.max_len)
+    # low_memory scans only the rows holding each prefix: the default materialises baskets x candidates
+    return apriori(matrix, min_support=min_support, use_colnames=True, max_len=params.max_len, low_memory=True)
+
+
+def rules_from_itemsets(itemsets: pd.DataFrame, n_rows: int, item_counts: pd.Series, n_baskets: int,
+                        params: RuleParams) -> pd.DataFrame:
+    """Association rules with supports relative to all ``n_baskets`` baskets, filtered by confidence and lift."""
+    from mlxtend.frequent_patterns import association_rules
+    sets = itemsets[itemsets["itemsets"].map(len) >= 2]
+    if sets.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in RULE_COLUMNS})
+    counts = (sets["support"] * n_rows).round()
+    singles = pd.DataFrame({"support": item_counts.to_numpy(float),
+                            "itemsets": [frozenset([i]) for i in item_counts.index]})
+    fixed = pd.concat([singles, pd.DataFrame({"support": counts / n_baskets, "itemsets": sets["itemsets"]})],
+                      ignore_index=True)
+    fixed["support"] = fixed["support"].where(fixed["itemsets"].map(len) >= 2, fixed["support"] / n_baskets)
+    r = association_rules(fixed, num_itemsets=n_baskets, metric="confidence", min_threshold=params.min_confidence,
+                          return_metrics=["antecedent support", "consequent support", "support", "confidence",
+                                          "lift", "leverage", "conviction"])
+    r = r[r["lift"] >= params.min_lift].rename(columns={"antecedent support": "antecedent_support",
+                                                        "consequent support": "consequent_support"})
+    r["antecedent_items"] = r["antecedents"].map(sorted)
+    r["consequent_items"] = r["consequents"].map(sorted)
+    r["antecedent_len"] = r["antecedent_items"].map(len).astype("int32")
+    r["consequent_len"] = r["consequent_items"].map(len).astype("int32")
+    r["baskets"] = (r["support"] * n_baskets).round().astype("int64")
+    r["antecedent"] = r["consequent"] = ""
+    r = r.sort_values(["lift", "confidence", "baskets"], ascending=False, kind="stable")
+    return r[RULE_COLUMNS].reset_index(drop=True)
+
+
+# ---- labels -------------------------------------------------------------------------------------------------
+
+def item_labels(con, items: pd.DataFrame, granularity: str) -> pd.DataFrame:
+    """Readable label and top-level category (the colour group) for each item key."""
+    con.register("want", items[["item"]])
+    if granularity == "product":
+        df = con.execute(f"""SELECT w.item, mode({S.BRAND}) AS brand, mode({S.CATEGORY_CODE}) AS category_code,
+                   coalesce(median({S.PRICE}) FILTER (WHERE {S.PRICE} > 0), 0.0) AS price
+            FROM want w JOIN events e ON e.{S.PRODUCT_ID} = w.item::BIGINT GROUP BY w.item""").df()
+        leaf = df["category_code"].str.rsplit(".", n=1).str[-1].replace(S.UNKNOWN_CATEGORY, "uncategorised")
+        brand = df["brand"].replace(S.UNKNOWN_BRAND, "no brand")
+        df["label"] = brand + " · " + leaf + " · #" + df["item"] + " · $" + df["price"].map("{:,.2f}".format)
+        df["top_category"] = df["category_code"].str.split(".").str[0]
+    elif granularity == "brand":
+        df = con.execute(f"""SELECT w.item, mode(split_part({S.CATEGORY_CODE}, '.', 1))
+                FILTER (WHERE {S.CATEGORY_CODE} <> '{S.UNKNOWN_CATEGORY}') AS top_category
+            FROM want w JOIN events e ON e.{S.BRAND} = w.item GROUP BY w.item""").df()
+        df["label"] = df["item"]
+    else:
+        df = items[["item"]].copy()
+        df["label"] = df["item"].where(~df["item"].str.startswith("id:"), "category " + df["item"].str[3:])
+        df["top_category"] = df["item"].str.split(".").str[0].where(~df["item"].str.startswith("id:"))
+    con.unregister("want")
+    df["top_category"] = df["top_category"].fillna(S.UNKNOWN_CATEGORY).replace("", S.UNKNOWN_CATEGORY)
+    keep = [c for c in ("item", "label", "top_category", "brand", "category_code", "price") if c in df.columns]
+    return items.merge(df[keep], on="item", how="left")
+
+
+# ---- the pipeline -------------------------------------------------------------------------------------------
+
+def mine_rules_con(con, params: RuleParams = RuleParams(), progress: Progress = no_progress) -> RulesResult:
+    """Baskets -> guards -> frequent itemsets -> rules with labels, over a connection with an ``events`` view."""
+    params.validate()
+    t0 = time.perf_counter()
+    progress(0.05, "collecting baskets")
+    n_baskets = load_basket_items(con, params)
+    if n_baskets == 0:
+        raise ValueError(f"No {params.scope.replace('_', ' + ')} baskets at {params.granularity} level: "
+                         "pick another scope or granularity.")
+    items, codes, min_count = frequent_baskets(con, n_baskets, params)
+    progress(0.3, f"{len(items):,} frequent items in {n_baskets:,} baskets: checking the size")
+    facts = check_guards(con, len(items), len(codes), min_count, n_baskets, params)
+    progress(0.4, f"mining with {params.algorithm}")
+    t1 = time.perf_counter()
+    matrix = onehot(codes, items["item"].tolist())
+    sets = frequent_itemsets(matrix, min_count, params)
+    rules = rules_from_itemsets(sets, len(matrix), items.set_index("item")["baskets"], n_baskets, params)
+    mine_s = time.perf_counter() - t1
+    progress(0.85, "labelling items")
+    items["support"] = items["baskets"] / n_baskets
+    items = item_labels(con, items, params.granularity)
+    label = items.set_index("item")["label"]
+    rules["antecedent"] = rules["antecedent_items"].map(lambda xs: " + ".join(label[x] for x in xs))
+    rules["consequent"] = rules["consequent_items"].map(lambda xs: " + ".join(label[x] for x in xs))
+    rules = rules.sort_values(["lift", "confidence", "antecedent", "consequent"],
+                              ascending=[False, False, True, True], kind="stable").reset_index(drop=True)
+    for c in ("antecedent_items", "consequent_items"):
+        rules[c] = rules[c].map(list)
+    facts.update(itemsets=len(sets), rules=len(rules), mine_seconds=round(mine_s, 3),
+                 total_seconds=round(time.perf_counter() - t0, 3), params=asdict(params))
+    progress(1.0, f"{len(rules):,} rules")
+    return RulesResult(rules, items, facts)
+
+
+def mine_rules(root: str | os.PathLike | None, params: RuleParams = RuleParams(),
+               progress: Progress = no_progress) -> RulesResult:
+    """Mine rules over the built events of ``root`` (ValueError with a suggestion when the settings explode)."""
+    con = connect(root, memory_limit="4GB")
+    try:
+        return mine_rules_con(con, params, progress)
+    finally:
+        con.close()
+
+
+def category_complements_con(con, basket: str = "session", top: int = 3) -> pd.DataFrame:
+    """Each category's top co-purchased categories: baskets holding both, confidence, lift (purchase baskets)."""
+    item, _ = _item_sql("category")
+    return con.execute(f"""
+        WITH bi AS (SELECT DISTINCT {_basket_sql(basket)} AS b, {item} AS c FROM events
+                    WHERE {S.EVENT_TYPE} = '{S.PURCHASE}'),
+        total AS (SELECT greatest(count(DISTINCT b), 1) AS n FROM bi),
+        cn AS (SELECT c, count(*) AS n FROM bi GROUP BY c),
+        pairs AS (SELECT x.c AS category, y.c AS other_category, count(*) AS baskets
+                  FROM bi x JOIN bi y ON x.b = y.b AND x.c <> y.c GROUP BY 1, 2),
+        scored AS (SELECT category, other_category, baskets, baskets / total.n AS support,
+                          baskets / a.n AS confidence, baskets * total.n / (a.n * o.n) AS lift,
+                          a.n AS category_baskets
+                   FROM pairs JOIN cn a ON a.c = category JOIN cn o ON o.c = other_category CROSS JOIN total),
+        ranked AS (SELECT *, row_number() OVER (PARTITION BY category
+                                                ORDER BY baskets DESC, lift DESC, other_category) AS rank
+                   FROM scored)
+        SELECT category, other_category, rank::INTEGER AS rank, baskets::BIGINT AS baskets,
+               category_baskets::BIGINT AS category_baskets, support::DOUBLE AS support,
+               confidence::DOUBLE AS confidence, lift::DOUBLE AS lift
+        FROM ranked WHERE rank <= {int(top)} ORDER BY category_baskets DESC, category, rank""").df()
+
+
+def complements_matrix(cc: pd.DataFrame, value: str = "lift", top: int = 15) -> pd.DataFrame:
+    """Category x complement matrix of ``value`` for the ``top`` categories with the most purchase baskets."""
+    cats = cc.drop_duplicates("category").nlargest(top, "category_baskets")["category"]
+    sub = cc[cc["category"].isin(cats)]
+    return sub.pivot_table(index="category", columns="other_category", values=value, aggfunc="first")
+
+
+def item_rules(rules: pd.DataFrame, item: str) -> pd.DataFrame:
+    """Rules that mention ``item`` on either side, best lift first."""
+    hit = rules["antecedent_items"].map(lambda xs: item in xs) | rules["consequent_items"].map(lambda xs: item in xs)
+    return rules[hit].reset_index(drop=True)
+
+
+def neighbours(rules: pd.DataFrame, items: pd.DataFrame, item: str) -> pd.DataFrame:
+    """Items that share a rule with ``item``: number of rules, best lift and confidence."""
+    hit = item_rules(rules, item)
+    rows = [(other, r.lift, r.confidence, r.baskets) for r in hit.itertuples()
+            for other in list(r.antecedent_items) + list(r.consequent_items) if other != item]
+    df = pd.DataFrame(rows, columns=["item", "lift", "confidence", "baskets"])
+    if df.empty:
+        return df.assign(label=pd.Series(dtype=object), rules=pd.Series(dtype="int64"))
+    out = df.groupby("item").agg(rules=("lift", "size"), best_lift=("lift", "max"),
+                                 best_confidence=("confidence", "max"), baskets=("baskets", "max")).reset_index()
+    out = out.merge(items[["item", "label", "support"]], on="item", how="left")
+    return out.sort_values(["best_lift", "rules"], ascending=False)[
+        ["label", "item", "rules", "best_lift", "best_confidence", "baskets", "support"]].reset_index(drop=True)
+
+
+# ---- the build stage ----------------------------------------------------------------------------------------
+
+def build_rules(root: str | os.PathLike | None, out, params: RuleParams = RuleParams(),
+                progress: Progress = no_progress) -> StageResult:
+    """Write the default rules, their items and the category complements into ``out``."""
+    con = connect(root, memory_limit="4GB")
+    note = None
+    try:
+        res = mine_rules_con(con, params, lambda f, m: progress(0.8 * f, m))
+    except ValueError as exc:  # data that explodes at the defaults must not break the whole build
+        note = str(exc)
+        log.warning("rules: %s", note)
+        res = RulesResult(pd.DataFrame({c: pd.Series(dtype=object) for c in RULE_COLUMNS}),
+                          pd.DataFrame({"item": pd.Series(dtype=str)}), {})
+    progress(0.85, "category complements")
+    cc = category_complements_con(con, params.basket)
+    con.close()
+    res.rules.to_parquet(out / RULES_FILE, index=False)
+    res.items.to_parquet(out / ITEMS_FILE, index=False)
+    cc.to_parquet(out / COMPLEMENTS_FILE, index=False)
+    stats = {k: v for k, v in res.stats.items() if k != "params"}
+    return StageResult(rows={"rules": len(res.rules), "items": len(res.items), "category_complements": len(cc)},
+                       params=asdict(params), extra={"mining": stats, "note": note})
+
+
+def build_rules_stage(root: str | os.PathLike | None, *, force: bool = False,
+                      progress: Progress = no_progress, params: RuleParams = RuleParams()) -> tuple[dict, bool]:
+    """The ``rules`` build stage (skipped when events and parameters are unchanged)."""
+    fp = upstream_fingerprint(root, ["events"], asdict(params))
+    return run_stage(root, STAGE, lambda out, prog: build_rules(root, out, params, prog), input_fingerprint=fp,
+                     force=force, progress=progress)
+
+
+def load_rules(root: str | os.PathLike | None) -> RulesResult:
+    """The stage's default rules, items and category complements (in ``stats['complements']``)."""
+    d = require_stage(root, STAGE)
+    m = read_manifest(root, STAGE) or {}
+    stats = {**m.get("mining", {}), "note": m.get("note"), "params": m.get("params", {}),
+             "complements": pd.read_parquet(d / COMPLEMENTS_FILE)}
+    return RulesResult(pd.read_parquet(d / RULES_FILE), pd.read_parquet(d / ITEMS_FILE), stats)
+
+
+def default_params(root: str | os.PathLike | None) -> RuleParams:
+    """The parameters the built stage used (RuleParams() when absent)."""
+    m = read_manifest(root, STAGE)
+    return replace(RuleParams(), **(m or {}).get("params", {}))
