@@ -66,8 +66,8 @@ def marginals(con: duckdb.DuckDBPyConnection, t: str) -> dict[str, str]:
         f"{mixed_code} / {mixed_brand}"
     q = one(con, f"SELECT quantile_cont(price, [0.05, 0.25, 0.5, 0.75, 0.95, 0.99]) FROM {t}")[0]
     out["price p5 / p25 / p50 / p75 / p95 / p99"] = " / ".join(f"{x:,.0f}" if x >= 100 else f"{x:.1f}" for x in q)
-    mean, med, p90, mx = one(con, f"""SELECT avg(c), median(c), quantile_disc(c, 0.9), max(c)
-                                     FROM (SELECT count(*) c FROM {t} WHERE user_session IS NOT NULL GROUP BY user_session)""")
+    mean, med, p90, mx = one(con, f"""SELECT avg(c), median(c), quantile_disc(c, 0.9), max(c) FROM (
+        SELECT count(*) c FROM {t} WHERE user_session IS NOT NULL GROUP BY user_session)""")
     out["events per session: mean / median / p90 / max"] = f"{mean:.2f} / {med:.0f} / {p90} / {mx}"
     mean, multi, days3 = one(con, f"""SELECT avg(s), avg((s > 1)::INT), avg((d >= 3)::INT) FROM (
         SELECT count(DISTINCT user_session) s, count(DISTINCT event_time::DATE) d FROM {t} GROUP BY user_id)""")

@@ -10,14 +10,14 @@ The same (events, seed, chunk_events, config) always gives a byte-identical file
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import logging
-import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,8 @@ DEFAULT_CHUNK_EVENTS = 2_000_000
 # popularity). A code starting with "~" is a hidden group: its category ids have no category_code (like ~32% of
 # real rows) and "~name*k" spreads it over k category ids. "+" marks consumables (bought again).
 CATALOG = """
-electronics.smartphone|electronics|27|300|.6|.01|samsung:1 apple:.95 xiaomi:.55 huawei:.33 oppo:.09 vivo:.06 honor:.05 meizu:.04 nokia:.04 realme:.02 oneplus:.02
+electronics.smartphone|electronics|27|300|.6|.01|samsung:1 apple:.95 xiaomi:.55 huawei:.33 oppo:.09 vivo:.06 \
+honor:.05 meizu:.04 nokia:.04 realme:.02 oneplus:.02
 electronics.clocks|electronics|3.2|120|1.1|.05|apple samsung garmin casio xiaomi amazfit fossil huawei
 electronics.audio.headphone|electronics|2.3|60|.8|.04|apple samsung xiaomi sony jbl sennheiser huawei marshall
 electronics.video.tv|electronics|1.4|380|.5|.02|samsung lg sony philips xiaomi tcl hisense haier
@@ -232,7 +233,7 @@ class World:
     by_price: np.ndarray      # (P,) catalog positions ordered by (category, price)
     cb_key: np.ndarray        # (P,) category * n_brands + brand, sorted
     user_id: np.ndarray       # (U,) int64, increasing with arrival for new users
-    user_arrival: np.ndarray  # (U,) first day a user can be active
+    user_arrival: np.ndarray  # (U,) day of the user's first session
     user_sessions: np.ndarray  # (U,) planned sessions
     user_dept: np.ndarray     # (U, 2) favourite departments
     user_taste: np.ndarray    # (U,) probability a session starts in a favourite department
@@ -865,23 +866,15 @@ def _write_rows(f, w: World, txt: _Strings, rows: np.ndarray, seed: int) -> None
         f.write(buf.getvalue())
 
 
-class _open_sink:
-    """A binary output file; gzip (mtime 0, so deterministic) when the name ends in .gz."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self):
-        self.raw = open(self.path, "wb")
-        if self.path.name.endswith(".gz"):
-            self.f = gzip.GzipFile(filename="", mode="wb", fileobj=self.raw, compresslevel=6, mtime=0)
-            return self.f
-        return self.raw
-
-    def __exit__(self, *exc) -> None:
-        if self.path.name.endswith(".gz"):
-            self.f.close()
-        self.raw.close()
+@contextlib.contextmanager
+def _open_sink(path: Path) -> Iterator[Any]:
+    """A binary output file; gzip (mtime 0, no name: deterministic bytes) when the name ends in .gz."""
+    with open(path, "wb") as raw:
+        if not path.name.endswith(".gz"):
+            yield raw
+            return
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz:
+            yield gz
 
 
 # ---- summary stats -----------------------------------------------------------------------------------------
@@ -934,14 +927,6 @@ class _Stats:
 
 # ---- public API -------------------------------------------------------------------------------------------
 
-def iter_chunks(events: int, seed: int = 7, chunk_events: int = DEFAULT_CHUNK_EVENTS,
-                config: DemoConfig = DemoConfig()) -> Iterator[tuple[World, np.ndarray]]:
-    """The simulated rows chunk by chunk (ROW arrays, each sorted by time), for tests and analysis."""
-    w = build_world(events, seed, config)
-    for chunk in _plan(w, events, chunk_events, config):
-        yield w, _chunk_rows(w, chunk, seed, config)
-
-
 def write_big_csv(path: Path, events: int = 42_400_000, seed: int = 7, chunk_events: int = DEFAULT_CHUNK_EVENTS,
                   progress: Progress = no_progress, *, config: DemoConfig = DemoConfig()) -> dict[str, Any]:
     """Write the demo store in bounded memory: users simulated chunk by chunk, spilled, merged day by day."""
@@ -971,22 +956,23 @@ def write_big_csv(path: Path, events: int = 42_400_000, seed: int = 7, chunk_eve
 
 def _write_chunked(f, w: World, txt: _Strings, plan: list[_Chunk], stats: _Stats, seed: int, cfg: DemoConfig,
                    scratch: Path, progress: Progress) -> None:
-    """Simulate every chunk to a scratch .npy (sorted by time), then merge them one day at a time."""
+    """Simulate every chunk to a scratch file (sorted by time), then merge them one day at a time."""
     with tempfile.TemporaryDirectory(prefix=".demo-chunks-", dir=scratch) as tmp:
-        day_offsets = []
+        files, day_offsets = [Path(tmp) / f"{i}.rows" for i in range(len(plan))], []
         for i, chunk in enumerate(plan):
             rows = _chunk_rows(w, chunk, seed, cfg)
             stats.add(rows, chunk)
-            np.save(Path(tmp) / f"{i}.npy", rows)
+            rows.tofile(files[i])
             day_offsets.append(np.searchsorted(rows["t"], np.arange(DAYS + 1) * 86400))
             progress(0.02 + 0.58 * (i + 1) / len(plan), f"simulated chunk {i + 1}/{len(plan)}")
             del rows
-        maps = [np.load(Path(tmp) / f"{i}.npy", mmap_mode="r") for i in range(len(plan))]
         for d in range(DAYS):
-            day = np.concatenate([m[o[d]:o[d + 1]] for m, o in zip(maps, day_offsets)])
+            # explicit slice reads, not mmap: mapped pages would count as resident memory
+            day = np.concatenate([np.fromfile(p, dtype=ROW, count=int(o[d + 1] - o[d]),
+                                              offset=int(o[d]) * ROW.itemsize)
+                                  for p, o in zip(files, day_offsets)])
             _write_rows(f, w, txt, day[np.argsort(day["t"], kind="stable")], seed)
             progress(0.6 + 0.4 * (d + 1) / DAYS, f"wrote day {d + 1}/{DAYS}")
-        del maps
 
 
 def write_demo_csv(path: Path, events: int = 400_000, seed: int = 7, progress: Progress = no_progress, *,
