@@ -9,6 +9,12 @@ PAGES = {
     "Store": [
         st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
     ],
+    "Affinity": [
+        st.Page("pages/affinity.py", title="Affinity network", icon="🕸️"),
+    ],
+    "Recommend": [
+        st.Page("pages/product_explorer.py", title="Product explorer", icon="🔎"),
+    ],
 }
 
 ensure_artifacts()

@@ -330,6 +330,23 @@ class ProductService:
             raise ProductNotFound(f"unknown product_id {product_id}: no such product in this store")
         return i
 
+    def example_products(self) -> dict[str, int]:
+        """A few telling products: best seller, most viewed, one with bought-together items, a cold-start one."""
+        c, out = self.cards, {}
+        def add(name: str, pos: int) -> None:
+            r = c.iloc[pos]
+            out[f"{name}: {r['brand']} {str(r['category_code']).split('.')[-1]} #{r['product_id']}"] = int(
+                r["product_id"])
+        if len(c):
+            add("best seller", int(c["purchases"].to_numpy().argmax()))
+            add("most viewed", int(c["views"].to_numpy().argmax()))
+        if len(self.comps):
+            add("bought with others", self.position(int(self.comps["product_id"].value_counts().index[0])))
+        cold = np.flatnonzero(~np.isin(self.ids, self._subs_ids) & (c["category_code"].to_numpy() != S.UNKNOWN_CATEGORY))
+        if len(cold):
+            add("cold start (no co-views)", int(cold[np.argmin(c["views"].to_numpy()[cold])]))
+        return out
+
     def card(self, product_id: int) -> dict:
         """Brand, category, price, price band and funnel figures of one product."""
         row = self.cards.iloc[self.position(product_id)]
@@ -355,16 +372,23 @@ class ProductService:
     def feature_similar(self, product_id: int, k: int = 10) -> pd.DataFrame:
         """Same-category products ranked by brand match, price closeness and popularity (works for cold start)."""
         i = self.position(product_id)
-        cand = self._groups[self.cards["category_key"].iat[i]]
+        cand, scope = self._groups[self.cards["category_key"].iat[i]], "same category"
+        if len(cand) < 2:  # a category of its own: fall back to the brand, then to the whole catalog
+            known = self._brand[i] != S.UNKNOWN_BRAND
+            cand = np.flatnonzero(self._brand == self._brand[i]) if known else np.arange(len(self.ids))
+            scope = "same brand" if known else "any category"
+            if len(cand) < 2:
+                cand, scope = np.arange(len(self.ids)), "any category"
         cand = cand[cand != i]
-        score = (0.5 * (self._brand[cand] == self._brand[i]) + 0.4 * np.exp(-np.abs(self._log_price[cand]
+        same_brand = (self._brand[cand] == self._brand[i]) & (self._brand[i] != S.UNKNOWN_BRAND)
+        score = (0.5 * same_brand + 0.4 * np.exp(-np.abs(self._log_price[cand]
                  - self._log_price[i])) + 0.1 * self._pop[cand] / max(self._pop.max(), 1e-9))
-        top = cand[np.argsort(-score, kind="stable")[:k]]
-        s = np.sort(score)[::-1][:k]
-        out = self._label(top)
-        same = self._brand[top] == self._brand[i]
-        return out.assign(score=s, reason=["same category and brand, similar price" if b else
-                                           "same category, similar price" for b in same], source="features")
+        order = np.argsort(-score, kind="stable")[:k]
+        top = cand[order]
+        same = same_brand[order]
+        reason = [f"{scope}, same brand, similar price" if b and scope != "same brand" else f"{scope}, similar price"
+                  for b in same]
+        return self._label(top).assign(score=score[order], reason=reason, source="features")
 
     def embedding_similar(self, product_id: int, k: int = 10) -> pd.DataFrame | None:
         """Nearest products in the two-tower item-embedding space (None when the model stage is not built)."""
@@ -373,8 +397,8 @@ class ProductService:
             return None
         s = self.embeddings @ self.embeddings[i]
         s[i] = -np.inf
-        top = np.argpartition(-s, min(k, len(s) - 1))[:k]
-        top = top[np.argsort(-s[top], kind="stable")]
+        from recsys.search import top_k
+        top = top_k(s, k)
         return self._label(top).assign(score=s[top], reason="close in the two-tower item space",
                                        source="embedding")
 

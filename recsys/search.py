@@ -164,6 +164,18 @@ def train_query_tower(docs: list[list[int]], variants: list[list[list[int]]], cf
     """Train with in-batch negatives; returns (query tower weights as numpy, item vectors (I, d))."""
     import torch
     from torch import nn
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: extra threads only spin (and the machine is shared)
+    try:
+        return _train(docs, variants, cfg, item_embeddings, seed, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(docs: list[list[int]], variants: list[list[list[int]]], cfg: TowerConfig,
+           item_embeddings: np.ndarray | None, seed: int, progress: Progress) -> tuple[dict, np.ndarray]:
+    import torch
+    from torch import nn
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     sig = np.unique([" ".join(map(str, sorted(d))) for d in docs], return_inverse=True)[1]
@@ -260,10 +272,18 @@ class SearchIndex:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         if (method or self.default) == "bm25":
             s = np.where(s > self.prior, s, -np.inf)  # BM25: only products matching at least one word
-        k = min(k, int(np.isfinite(s).sum()))
-        top = np.argpartition(-s, k - 1)[:k] if 0 < k < len(s) else np.arange(k)
-        top = top[np.argsort(-s[top], kind="stable")]
-        return top.astype(np.int64), s[top].astype(np.float32)
+        top = top_k(s, k)
+        return top, s[top].astype(np.float32)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k highest finite scores, best first (stable for ties)."""
+    k = min(int(k), int(np.isfinite(scores).sum()))
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    top = top[np.isfinite(scores[top])]
+    return top[np.lexsort((top, -scores[top]))].astype(np.int64)
 
 
 def evaluate_search(index: SearchIndex, queries: list[list[str]], targets: np.ndarray, groups: np.ndarray,
@@ -280,7 +300,7 @@ def evaluate_search(index: SearchIndex, queries: list[list[str]], targets: np.nd
         rank = int((s > s[t]).sum()) + 1
         hits.append(float(rank <= k))
         rr.append(1.0 / rank)
-        top = np.argpartition(-s, k)[:k]
+        top = top_k(s, k)
         prec.append(float((groups[top] == groups[t]).mean()))
     return {f"hit_rate@{k}": float(np.mean(hits)), "mrr": float(np.mean(rr)),
             f"category_precision@{k}": float(np.mean(prec)), "queries": len(targets),

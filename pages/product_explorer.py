@@ -1,0 +1,47 @@
+"""Product explorer: find a product, see its card, its substitutes and what is bought with it."""
+import streamlit as st
+
+from pages.common import root, version
+from pages.product_ui import pick_product, product_service, show_list
+
+st.title("🔎 Product explorer")
+svc = product_service(str(root()), version("events", "products", "model"))
+st.caption("Find a product by text search, id or a telling example. Funnel figures count every event of the "
+           "store; lists are precomputed at build time.")
+pid = pick_product(svc)
+if pid is None:
+    st.stop()
+try:
+    card = svc.card(pid)
+except KeyError as exc:
+    st.warning(f"{exc.args[0]}. Search for it by name instead, or pick a telling product.")
+    st.stop()
+
+st.subheader(f"{card['brand']} · {card['category_code']} · #{card['product_id']}")
+c = st.columns(6)
+c[0].metric("Price", f"${card['price']:,.2f}", help=f"{card['price_band']} within its category")
+c[1].metric("Views", f"{card['views']:,}")
+c[2].metric("Carts", f"{card['carts']:,}", f"{card['cart_rate']:.1%} of views", delta_color="off")
+c[3].metric("Purchases", f"{card['purchases']:,}", f"{card['purchase_rate']:.1%} of views", delta_color="off")
+c[4].metric("Buyers", f"{card['buyers']:,}")
+c[5].metric("Revenue", f"${card['revenue']:,.0f}")
+
+k = st.slider("Items per list", 3, 20, 8, key="product_k")
+left, right = st.columns(2)
+with left:
+    st.subheader("Similar products")
+    lists = svc.similar(pid, k)
+    nb = lists["neighbours"]
+    emb = len(nb) and nb["source"].iat[0] == "embedding"
+    show_list(nb, "**Nearest in the two-tower item space** (embedding neighbours)" if emb else
+              "**Feature neighbours**: same category, brand and price level (no model embedding for this product)",
+              "No other product shares this product's category.", "similar-neighbours")
+    show_list(lists["co_view"], "**Co-view substitutes**: viewed in the same sessions, at most one of the two bought",
+              "No co-view substitutes: too few sessions viewed this product with others (cold start).", "similar-coview")
+with right:
+    st.subheader("Complementary products")
+    show_list(svc.complements(pid, k), "**Bought together** by the same user (same session or within "
+              f"{svc.manifest['params']['copurchase_days']:g} days), ranked by lift with at least "
+              f"{svc.manifest['params']['min_copurchase_users']} co-buyers; then the best item of each top "
+              "complementary category", "No complements: nobody bought this product together with another, and its "
+              "category has no complementary categories yet.", "complements")

@@ -1,0 +1,57 @@
+"""App-side helpers of the Product explorer: the products stage loaded once, and the product picker."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from recsys.products import ProductService
+
+
+@st.cache_resource(show_spinner="Loading product tables...")
+def product_service(root_dir: str, ver: str) -> ProductService:
+    """The products stage (cards, neighbours, complements, search index), read once per build."""
+    return ProductService(root_dir)
+
+
+def label(row: pd.Series | dict) -> str:
+    """A readable product label: brand, category leaf, price and id."""
+    cat = str(row["category"]).split(".")[-1] if row["category"] != "unknown_category" else "no category"
+    return f"{row['brand']} · {cat} · ${row['price']:,.2f} · #{row['product_id']}"
+
+
+def pick_product(svc: ProductService) -> int | None:
+    """Search box, id box and quick picks; returns the chosen product id (None when nothing is chosen)."""
+    left, mid, right = st.columns([3, 2, 2])
+    query = left.text_input("Search products", value="samsung smartphone", key="product_query",
+                            help="Words from categories, brands and price levels, e.g. 'cheap headphones'")
+    typed = mid.text_input("…or a product id", key="product_id", placeholder="e.g. 1004767")
+    examples = svc.example_products()
+    pick = right.selectbox("…or a telling product", ["—"] + list(examples), key="product_pick")
+    if typed.strip():
+        if not typed.strip().isdigit():
+            st.warning(f"'{typed}' is not a product id: ids are whole numbers such as {int(svc.ids[0])}.")
+            return None
+        return int(typed.strip())
+    if pick != "—":
+        return examples[pick]
+    if not query.strip():
+        st.info("Type a few words (e.g. 'kitchen mixer'), a product id, or choose a telling product.")
+        return None
+    results = svc.search(query, k=20)
+    if results.empty:
+        st.info(f"No product matches '{query}'. Try category or brand words such as 'smartphone' or 'bosch'.")
+        return None
+    st.caption(f"Search results for “{query}” ({svc.search_index.default} ranking; best first)")
+    st.dataframe(results.drop(columns=["source"]), hide_index=True, width="stretch", height=220,
+                 key="search_results")
+    options = {label(r): int(r["product_id"]) for _, r in results.iterrows()}
+    return options[st.selectbox("Open a product", list(options), key="product_open")]
+
+
+def show_list(df: pd.DataFrame, source: str, empty: str, key: str) -> None:
+    """One product list with the caption that says where it comes from."""
+    st.caption(source)
+    if df is None or df.empty:
+        st.info(empty)
+        return
+    st.dataframe(df.drop(columns=[c for c in ("source",) if c in df]), hide_index=True, width="stretch", key=key)
