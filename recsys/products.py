@@ -156,18 +156,19 @@ def category_complements(con, p: ProductParams) -> pd.DataFrame:
         cb AS (SELECT c, count(DISTINCT u) AS n FROM pur GROUP BY c),
         pairs AS (SELECT ca, cb AS cb_, count(DISTINCT u) AS n FROM together WHERE ca <> cb GROUP BY 1, 2
                   HAVING count(DISTINCT u) >= {int(p.min_copurchase_users)}),
-        scored AS (SELECT ca AS category, cb_ AS other_category, pairs.n AS co_buyers,
+        scored AS (SELECT ca AS category, cb_ AS other_category, pairs.n AS co_purchases,
                           pairs.n * total.n / (x.n * y.n) AS lift
                    FROM pairs JOIN cb x ON x.c = ca JOIN cb y ON y.c = cb_ CROSS JOIN total),
-        ranked AS (SELECT *, row_number() OVER (PARTITION BY category ORDER BY co_buyers DESC, lift DESC,
+        ranked AS (SELECT *, row_number() OVER (PARTITION BY category ORDER BY co_purchases DESC, lift DESC,
                                                 other_category) AS rank FROM scored)
-        SELECT category, other_category, rank::INTEGER AS rank, co_buyers::BIGINT AS co_buyers, lift::DOUBLE AS lift
+        SELECT category, other_category, rank::INTEGER AS rank, co_purchases::BIGINT AS co_purchases,
+               lift::DOUBLE AS lift
         FROM ranked WHERE rank <= {int(p.top_categories)} ORDER BY category, rank
     """).df()
 
 
 def rules_category_complements(root: str | os.PathLike | None, top: int) -> pd.DataFrame | None:
-    """The rules stage's category complements mapped to (category, other_category, rank, co_buyers, lift)."""
+    """The rules stage's category complements as (category, other_category, rank, co_purchases, lift)."""
     if read_manifest(root, "rules") is None:
         return None
     d = require_stage(root, "rules")
@@ -179,16 +180,16 @@ def rules_category_complements(root: str | os.PathLike | None, top: int) -> pd.D
     pick = lambda *names: next((cols[n] for n in names if n in cols), None)  # noqa: E731
     a, b = pick("category", "antecedent", "category_a", "source"), pick("other_category", "complement",
                                                                           "consequent", "category_b", "target")
-    n, lift = pick("co_buyers", "count", "co_purchases", "baskets", "n"), pick("lift")
+    n, lift = pick("co_purchases", "baskets", "co_buyers", "count", "n"), pick("lift")
     if not all((a, b, n, lift)):
         log.warning("rules category complements have unexpected columns %s; computing our own", list(df.columns))
         return None
-    out = df.rename(columns={a: "category", b: "other_category", n: "co_buyers", lift: "lift"})
-    out = out.sort_values(["category", "co_buyers", "lift"], ascending=[True, False, False])
+    out = df.rename(columns={a: "category", b: "other_category", n: "co_purchases", lift: "lift"})
+    out = out.sort_values(["category", "co_purchases", "lift"], ascending=[True, False, False])
     out["rank"] = out.groupby("category").cumcount() + 1
     out = out[out["rank"] <= top]
-    return out[["category", "other_category", "rank", "co_buyers", "lift"]].astype(
-        {"rank": "int32", "co_buyers": "int64", "lift": "float64"}).reset_index(drop=True)
+    return out[["category", "other_category", "rank", "co_purchases", "lift"]].astype(
+        {"rank": "int32", "co_purchases": "int64", "lift": "float64"}).reset_index(drop=True)
 
 
 def best_category_products(con, pairs: pd.DataFrame, p: ProductParams) -> pd.DataFrame:
@@ -429,8 +430,8 @@ class ProductService:
             picks.append((int(pid), r))
         if picks:
             cat = self._label(np.searchsorted(self.ids, [p for p, _ in picks])).assign(
-                score=[r.lift for _, r in picks], co_buyers=[r.co_buyers for _, r in picks],
-                reason=[f"top complementary category #{r.rank} of {code} ({r.co_buyers} co-buyers, lift "
+                score=[r.lift for _, r in picks], co_buyers=[r.best_co_buyers for _, r in picks],
+                reason=[f"top complementary category #{r.rank} of {code} ({r.co_purchases} co-purchases, lift "
                         f"{r.lift:.1f})" for _, r in picks], source="category complement")
             direct = pd.concat([direct, cat], ignore_index=True)
         return direct

@@ -81,7 +81,7 @@ def test_complements_by_lift_with_minimum_support(svc):
 
 def test_category_complements_fill_in_for_products_without_direct_ones(svc):
     cats = svc.cats.set_index(["category", "other_category"])
-    assert cats.loc[(PHONE, CASE), "co_buyers"] == 2 and cats.loc[(PHONE, CASE), "best_product_id"] == 3
+    assert cats.loc[(PHONE, CASE), "co_purchases"] == 2 and cats.loc[(PHONE, CASE), "best_product_id"] == 3
     comp = svc.complements(2)                              # product 2 has no direct complement
     assert comp["product_id"].tolist() == [3] and comp["source"].tolist() == ["category complement"]
     assert svc.complements(5).empty
@@ -136,3 +136,16 @@ def test_demo_store_products(demo_artifacts):
     assert len(comp) >= 1                                   # the demo store plants phone -> accessories
     for pid in svc.cards["product_id"].sample(20, random_state=0):
         assert len(svc.similar(int(pid))["neighbours"]) > 0  # every product gets feature/embedding neighbours
+
+
+def test_category_complements_come_from_the_rules_stage_when_built(tiny, tmp_path):
+    import shutil
+    from recsys.rules import build_rules_stage
+    root = tmp_path / "with-rules"
+    shutil.copytree(tiny, root)
+    build_rules_stage(root)
+    manifest, built = build_products_stage(root)
+    assert built and manifest["category_complements_source"] == "rules stage"
+    cats = ProductService(root).cats.set_index(["category", "other_category"])
+    assert cats.loc[(PHONE, CASE), "co_purchases"] == 1    # rules baskets are sessions: only s2 holds both
+    assert cats.loc[(PHONE, CASE), "best_product_id"] == 3
