@@ -144,7 +144,7 @@ accessories.umbrella|accessories|.05|20|.5|.3|
 ~memory_cards*4|computers|1|20|.6|.02|sandisk kingston transcend samsung
 ~tool_accessories*6|construction|.7|20|.7|.2|bosch makita
 ~books*10|stationery|.8|20|.6|.7|eksmo ast
-~misc*150|misc|5|200|1.1|.45|
+~misc*250|misc|5|200|1.1|.45|
 """
 
 # Bought together: after a purchase in the key, a follow-up in one of these (weight) is likely.
@@ -201,6 +201,8 @@ class DemoConfig:
     no_session_rate: float = 1e-4      # planted rows with an empty user_session
     flaky_brand: float = 0.02          # share of branded products whose brand is missing in some rows
     products_scale: float = 4.4        # products = scale * events ** 0.6 (166k at the Oct size)
+    popularity: float = 1.0            # Zipf exponent of product popularity within a category
+    session_restart: float = 0.12      # share of sessions cut in two (a new user_session minutes later)
 
 
 # ---- the world: categories, products, users ---------------------------------------------------------------
@@ -299,7 +301,7 @@ def _parse_catalog() -> list[dict]:
         w = float(share) * w[rng.permutation(n)] / w.sum()
         for i in range(n):
             own = list(rng.choice(pool, size=min(len(pool), int(rng.integers(1, 4))), replace=False)) if pool else []
-            names, bw = _brand_pool(own, int(rng.integers(0 if own else 1, 8)), rng)
+            names, bw = _brand_pool(own, int(rng.integers(0 if own else 1, 12)), rng)
             cats.append({**spec, "code": None, "weight": float(w[i]), "id_name": f"{name}/{i}",
                          "median": spec["median"] * float(rng.lognormal(0, .3)), "brands": names, "brand_w": bw})
     return cats
@@ -342,7 +344,7 @@ def build_world(events: int, seed: int, config: DemoConfig = DemoConfig()) -> Wo
         bw = np.array(spec["brand_w"])
         brand = pool[rng.choice(len(pool), size=n, p=bw / bw.sum())]
         price = spec["median"] * brand_price[brand] * rng.lognormal(0, spec["sigma"], n)
-        pop = 1.0 / rng.permutation(np.arange(1, n + 1)) ** 0.8
+        pop = 1.0 / rng.permutation(np.arange(1, n + 1)) ** config.popularity
         rows.append((np.full(n, c), brand, np.maximum(np.round(price, 2), 0.77), pop,
                      rng.random(n) < spec["miss"], rng.random(n) < config.flaky_brand, rng.random(n) < 0.35))
     cat, brand, price, pop, missing, flaky, promo = (np.concatenate(x) for x in zip(*rows))
@@ -361,7 +363,7 @@ def build_world(events: int, seed: int, config: DemoConfig = DemoConfig()) -> Wo
         width = -(-2 * n // 100_000)
         offs = np.sort(rng.choice(width * 100_000, size=n, replace=False))
         prod_id[starts[c]:ends[c]] = block * 100_000 + offs[rng.permutation(n)]
-        block += width + int(rng.integers(0, 3))
+        block += width + int(rng.integers(0, 2))
 
     # complements as CSR over category ids: a group name maps to all its ids, weighted by their popularity
     by_group: dict[str, list[int]] = {}
@@ -445,6 +447,11 @@ def _draw_range(cw: np.ndarray, s: np.ndarray, e: np.ndarray, u: np.ndarray) -> 
     return np.clip(pos, s, np.maximum(e - 1, s))
 
 
+def _more_popular(w: World, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Of two candidate products, the more popular one (people click what others click)."""
+    return np.where(w.cw[a + 1] - w.cw[a] >= w.cw[b + 1] - w.cw[b], a, b)
+
+
 def _pick_popular(w: World, cats: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A product of each category, by popularity (power law)."""
     return _draw_range(w.cw, w.cat_start[cats], w.cat_end[cats], rng.random(len(cats)))
@@ -475,7 +482,9 @@ def _first_items(w: World, cats: np.ndarray, users: np.ndarray, rng: np.random.G
     s, e = w.cat_start[cats], w.cat_end[cats]
     q = np.clip(w.user_price[users] + rng.normal(0, .12, n), 0, .999)
     band = r > .65
-    pos[band] = w.by_price[(s + q * (e - s)).astype(np.int64)][band]
+    in_band = _more_popular(w, w.by_price[(s + q * (e - s)).astype(np.int64)],
+                            w.by_price[(s + np.clip(q + rng.normal(0, .05, n), 0, .999) * (e - s)).astype(np.int64)])
+    pos[band] = in_band[band]
     loyal_pos, has = _pick_brand(w, cats, w.user_brand[users], rng)
     loyal = (r < w.user_loyalty[users]) & has
     pos[loyal] = loyal_pos[loyal]
@@ -513,8 +522,10 @@ def _walk(w: World, first: np.ndarray, n_views: np.ndarray, users: np.ndarray, r
         cats = w.prod_cat[c]
         m = len(alive)
         r = rng.random(m)
-        step = rng.geometric(.45, m) * np.where(rng.random(m) < .5, -1, 1)
-        new = np.clip(c + step, w.cat_start[cats], w.cat_end[cats] - 1)
+        lo, hi = w.cat_start[cats], w.cat_end[cats] - 1
+        sign = np.where(rng.random(m) < .5, -1, 1)
+        new = _more_popular(w, np.clip(c + sign * rng.geometric(.45, m), lo, hi),
+                            np.clip(c + sign * rng.geometric(.3, m), lo, hi))
         jump = (r >= .55) & (r < .8)
         new[jump] = _pick_popular(w, cats[jump], rng)
         back = (r >= .8) & (r < .9)
@@ -625,6 +636,26 @@ def _timestamps(sess: np.ndarray, ev: np.ndarray, start: np.ndarray, rng: np.ran
     return t - over[sess]
 
 
+def _restart_sessions(rows: dict[str, np.ndarray], S: int, rng: np.random.Generator,
+                      cfg: DemoConfig) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Cut some sessions in two: the tail gets a new session (index S + k) a few minutes later, as when the site
+    issues a new user_session after a pause; a cart can then sit in the session before its purchase."""
+    sess, t = rows["sess"], rows["t"].copy()
+    firsts = np.searchsorted(sess, np.arange(S))
+    size = np.diff(np.append(firsts, len(sess)))
+    cut = rng.random(S) < cfg.session_restart * (size >= 2)
+    restarted = np.flatnonzero(cut)
+    at = 1 + (rng.random(S) * (size - 1)).astype(np.int64)  # first row of the new session
+    tail = cut[sess] & (np.arange(len(sess)) - firsts[sess] >= at[sess])
+    last_t = t[np.append(firsts[1:], len(sess)) - 1]
+    gap = np.minimum(rng.integers(120, 1800, S), END - 1 - last_t)
+    t[tail] += gap[sess[tail]]
+    new_sess = sess.copy()
+    new_sess[tail] = S + (np.cumsum(cut) - 1)[sess[tail]]
+    order = np.argsort(new_sess, kind="stable")
+    return {**{k: v[order] for k, v in rows.items()}, "sess": new_sess[order], "t": t[order]}, restarted
+
+
 def _simulate(w: World, owners: np.ndarray, first_visit: np.ndarray, rng: np.random.Generator,
               cfg: DemoConfig) -> dict[str, np.ndarray]:
     """Planned sessions of ``owners`` (one entry per session) plus their follow-up sessions (complements, repeats)."""
@@ -638,8 +669,10 @@ def _simulate(w: World, owners: np.ndarray, first_visit: np.ndarray, rng: np.ran
     buy_pos = np.minimum((n_views * rng.random(S) ** .6).astype(np.int64), n_views - 1)
     cur = _sessions(w, owners, start, first, n_views, buy_p, buy_pos, np.zeros(S, np.uint8), rng, cfg,
                     planned=True)
-    parts, users, roots = [cur], [owners], [np.arange(S)]
-    n_sess = S
+    cur, restarted = _restart_sessions(cur, S, rng, cfg)
+    parts, users, roots = [cur], [np.concatenate([owners, owners[restarted]])], [np.concatenate([np.arange(S),
+                                                                                                 restarted])]
+    n_sess = S + len(restarted)
     for _ in range(3):  # follow-ups of follow-ups: repeat purchases chain
         p = np.flatnonzero(cur["ev"] == PURCHASE)
         it, tp, ps, kd = cur["item"][p], cur["t"][p], cur["sess"][p], cur["kind"][p]
