@@ -33,6 +33,8 @@ class StageSpec:
 # Derived stages in build order; each reads only the artifacts of stages before it.
 STAGES: list[StageSpec] = [
     StageSpec("rules", "recsys.rules:build_rules_stage"),
+    StageSpec("model", "recsys.twotower.train:build_model_stage"),
+    StageSpec("index", "recsys.twotower.index:build_index_stage"),
     StageSpec("products", "recsys.products:build_products_stage"),
 ]
 

@@ -1,0 +1,283 @@
+"""Training the two-tower model (in-batch sampled softmax) and the ``model`` build stage.
+
+Loss: in-batch sampled softmax over the batch's target items plus uniformly drawn extra negatives (mixed
+negative sampling), logits divided by a temperature, corrected by log of each column's expected sampling count
+(logQ, so popular items are not over-penalised), accidental hits (the same item as another row's target)
+masked. Targets are weighted by event type (purchase > cart > view). Early stopping on recall@10 of the last
+``val_fraction`` of the window, then ``refit_epochs`` over every target so the freshest days are learnt too.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from recsys import schema as S
+from recsys.artifacts import (EVENTS_STAGE, Progress, StageResult, no_progress, run_stage, upstream_fingerprint,
+                              write_json)
+from recsys.interactions import Interactions, load_interactions
+from recsys.twotower import store as ST
+from recsys.twotower.features import (ItemFeatures, Sequences, behaviour_features, build_sequences, encode_items,
+                                      gather_history)
+from recsys.twotower.model import FEATURES, TwoTowerConfig, TwoTowerModel, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+EVAL_K = 10
+
+
+def encode_users(model: TwoTowerModel, seq: Sequences, users: np.ndarray, now: int) -> np.ndarray:
+    """User vectors from each user's whole history as of ``now`` (seconds): (B, dim)."""
+    users = np.asarray(users, dtype=np.int64)
+    return encode_positions(model, seq, seq.offsets[users + 1], np.full(len(users), now, np.int64), users)
+
+
+def _targets(seq: Sequences) -> np.ndarray:
+    """Positions that have at least one earlier position of the same user (a history to predict from)."""
+    pos = np.arange(len(seq.item))
+    return pos[pos > seq.offsets[seq.user_of()]]
+
+
+def encode_positions(model: TwoTowerModel, seq: Sequences, pos: np.ndarray, ref_ts: np.ndarray,
+                     user: np.ndarray | None = None, chunk: int = 4096) -> np.ndarray:
+    """User vectors from the histories before positions ``pos`` (B,), as of times ``ref_ts``: (B, dim)."""
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(pos), chunk):
+            p, r = pos[s:s + chunk], ref_ts[s:s + chunk]
+            u = None if user is None else user[s:s + chunk]
+            items, events, ts, mask = gather_history(seq, p, model.config.history_len, u)
+            beh = behaviour_features(events, ts, mask, r)
+            out.append(model.user_vectors(torch.from_numpy(items), torch.from_numpy(events.astype(np.int64)),
+                                          torch.from_numpy(mask), torch.from_numpy(beh)).numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.config.dim), np.float32)
+
+
+def top_k(user_vecs: np.ndarray, item_vecs: np.ndarray, k: int, chunk: int = 512) -> np.ndarray:
+    """Exact top-k item codes per user by inner product, best first: (B, k)."""
+    k = min(k, len(item_vecs))
+    out = []
+    for s in range(0, len(user_vecs), chunk):
+        sc = user_vecs[s:s + chunk] @ item_vecs.T
+        part = np.argpartition(-sc, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sc, part, 1), axis=1, kind="stable")
+        out.append(np.take_along_axis(part, order, 1))
+    return np.concatenate(out) if out else np.zeros((0, k), np.int64)
+
+
+def recall_at_k(pred: np.ndarray, truth: list[np.ndarray], k: int) -> float:
+    """Mean over users of |top-k ∩ truth| / min(k, |truth|)."""
+    if not truth:
+        return float("nan")
+    hits = [len(np.intersect1d(p[:k], t)) / min(k, len(t)) for p, t in zip(pred, truth)]
+    return float(np.mean(hits))
+
+
+class _Validation:
+    """Users active both before and after the cut: histories before it, items after it."""
+
+    def __init__(self, seq: Sequences, cut: int, max_users: int, rng: np.random.Generator):
+        user = seq.user_of()
+        after = seq.ts >= cut
+        first_after = np.full(len(seq.offsets) - 1, -1, np.int64)
+        idx = np.flatnonzero(after)[::-1]
+        first_after[user[idx]] = idx  # reversed, so the earliest position wins
+        ok = np.flatnonzero((first_after >= 0) & (first_after > seq.offsets[:-1]))
+        if len(ok) > max_users:
+            ok = np.sort(rng.choice(ok, max_users, replace=False))
+        self.pos = first_after[ok]
+        self.ref_ts = np.full(len(ok), cut, np.int64)
+        self.truth = [np.unique(seq.item[self.pos[i]:seq.offsets[u + 1]]) for i, u in enumerate(ok)]
+
+    def __len__(self) -> int:
+        return len(self.pos)
+
+    def recall(self, model: TwoTowerModel, seq: Sequences, k: int = EVAL_K) -> float:
+        users = encode_positions(model, seq, self.pos, self.ref_ts)
+        return recall_at_k(top_k(users, model.all_item_vectors(), k), self.truth, k)
+
+
+def _step(model: TwoTowerModel, opt: torch.optim.Optimizer, seq: Sequences, pos: np.ndarray,
+          logq: torch.Tensor, weights: np.ndarray, rng: np.random.Generator) -> float:
+    """One optimiser step of the corrected, masked, mixed-negative sampled softmax; returns the loss."""
+    cfg = model.config
+    items, events, ts, mask = gather_history(seq, pos, cfg.history_len)
+    beh = behaviour_features(events, ts, mask, seq.ts[pos])
+    tgt = torch.from_numpy(seq.item[pos])
+    u = model.user_vectors(torch.from_numpy(items), torch.from_numpy(events.astype(np.int64)),
+                           torch.from_numpy(mask), torch.from_numpy(beh))  # (B, d)
+    v = model.item_vectors(tgt, cfg.id_dropout)  # (B, d)
+    n_items = model.features.shape[1]
+    m = min(cfg.uniform_negatives, n_items)
+    neg = torch.from_numpy(rng.integers(0, n_items, m))
+    vn = model.item_vectors(neg, cfg.id_dropout)  # (M, d)
+    logits = torch.cat([u @ v.T, u @ vn.T], dim=1) / cfg.temperature  # (B, B + M)
+    b = len(pos)
+    correction = torch.cat([logq[tgt] + np.log(b), torch.full((m,), float(np.log(max(m, 1) / n_items)))])
+    logits = logits - correction[None, :]
+    hit = torch.cat([tgt[None, :] == tgt[:, None], neg[None, :] == tgt[:, None]], dim=1)
+    hit[:, :b].fill_diagonal_(False)
+    logits = logits.masked_fill(hit, float("-inf"))
+    w = torch.from_numpy(weights)
+    loss = (F.cross_entropy(logits, torch.arange(b), reduction="none") * w).sum() / w.sum()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+def _epoch(model, opt, seq, targets, weights_table, rng, deadline, progress, label) -> tuple[float, int]:
+    """One pass over ``targets`` in random order; stops early at ``deadline``. Returns (mean loss, steps)."""
+    cfg = model.config
+    counts = np.bincount(seq.item[targets], minlength=model.features.shape[1]).astype(np.float64)
+    logq = torch.from_numpy(np.log(np.maximum(counts, 1.0) / max(len(targets), 1))).float()
+    order = rng.permutation(targets)
+    bs = max(2, min(cfg.batch_size, int(np.ceil(len(order) / cfg.min_steps_per_epoch))))
+    losses = []
+    for s in range(0, len(order), bs):
+        pos = order[s:s + bs]
+        if len(pos) < 2:
+            continue
+        losses.append(_step(model, opt, seq, pos, logq, weights_table[seq.event[pos]], rng))
+        if len(losses) % 20 == 0:
+            progress(min(s / len(order), 1.0), f"{label}: loss {np.mean(losses[-20:]):.3f}")
+        if time.monotonic() > deadline:
+            break
+    return (float(np.mean(losses)) if losses else float("nan")), len(losses)
+
+
+def train_two_tower(train: Interactions, config: TwoTowerConfig | None = None,
+                    progress: Progress = no_progress) -> tuple[TwoTowerModel, dict[str, Any]]:
+    """Train on one Interactions window; returns (model in eval mode with item features attached, report)."""
+    cfg = replace(config or TwoTowerConfig())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, cfg.threads))
+    try:
+        return _train(train, cfg, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(train: Interactions, cfg: TwoTowerConfig, progress: Progress) -> tuple[TwoTowerModel, dict[str, Any]]:
+    t_start = time.monotonic()
+    deadline = t_start + cfg.max_seconds
+    seq = build_sequences(train)
+    targets = _targets(seq)
+    if len(targets) == 0:
+        raise ValueError("the training window has no user with two or more interactions; "
+                         "the two-tower model needs histories (use a longer window)")
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    trained = np.bincount(seq.item, minlength=train.n_items) > 0
+    feats = encode_items(train.catalog, trained, cfg.n_price_buckets)
+    cfg.vocab = feats.sizes()
+    model = TwoTowerModel(cfg)
+    model.set_item_features(feats)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    wt = np.array([S.EVENT_WEIGHTS[t] for t in S.EVENT_TYPES], np.float32)
+    wt = wt / wt[:3].mean()
+
+    t0, t1 = int(seq.ts.min()), int(seq.ts.max())
+    cut = int(t1 - cfg.val_fraction * (t1 - t0))
+    fit_targets = targets[seq.ts[targets] < cut]
+    val = _Validation(seq, cut, cfg.val_users, rng) if cfg.val_fraction > 0 else None
+    use_val = val is not None and len(val) >= 10 and len(fit_targets) >= 10
+    if not use_val:
+        fit_targets = targets
+
+    history: list[dict[str, float]] = []
+    best, best_state, bad, steps = -1.0, None, 0, 0
+    for epoch in range(cfg.max_epochs):
+        frac = lambda f, m, e=epoch: progress(min(0.95, (e + f) / (cfg.max_epochs + cfg.refit_epochs)), m)
+        loss, n = _epoch(model, opt, seq, fit_targets, wt, rng, deadline, frac, f"epoch {epoch + 1}")
+        steps += n
+        rec = val.recall(model, seq) if use_val else float("nan")
+        history.append({"epoch": epoch + 1, "loss": round(loss, 4), "val_recall@10": round(rec, 4)})
+        log.info("epoch %d loss %.4f val recall@10 %.4f", epoch + 1, loss, rec)
+        if use_val:
+            if rec > best:
+                best, best_state, bad = rec, copy.deepcopy(model.state_dict()), 0
+            else:
+                bad += 1
+        if (use_val and bad >= cfg.patience) or time.monotonic() > deadline:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    for r in range(cfg.refit_epochs if use_val and time.monotonic() < deadline else 0):
+        frac = lambda f, m: progress(0.95, m)
+        _, n = _epoch(model, opt, seq, targets, wt, rng, deadline, frac, f"refit {r + 1}")
+        steps += n
+    model.eval()
+    pop = np.argsort(-np.bincount(seq.item[fit_targets], minlength=train.n_items), kind="stable")[:EVAL_K]
+    report = {
+        "examples": int(len(targets)), "fit_examples": int(len(fit_targets)), "steps": steps,
+        "epochs": len(history), "history": history, "val_users": int(len(val)) if use_val else 0,
+        "val_recall@10": round(best, 4) if use_val else None,
+        "popularity_val_recall@10": round(recall_at_k(np.tile(pop, (len(val), 1)), val.truth, EVAL_K), 4)
+        if use_val else None,
+        "train_seconds": round(time.monotonic() - t_start, 2), "hit_time_limit": time.monotonic() > deadline,
+        "cold_items": int((~trained).sum()), "threads": torch.get_num_threads(),
+    }
+    progress(1.0, f"trained: val recall@10 {report['val_recall@10']}")
+    return model, report
+
+
+# ---- the build stage ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Knobs of the ``model`` stage. The deployed model learns from every event (``holdout_days=0``): stored
+    recommendations are for today. Offline evaluation refits ``TwoTowerRecommender`` on its own split."""
+    holdout_days: float = 0.0
+    config: TwoTowerConfig = field(default_factory=TwoTowerConfig)
+
+
+def build_model_stage(root: str | os.PathLike | None, *, force: bool = False, progress: Progress = no_progress,
+                      params: ModelParams | None = None) -> tuple[dict, bool]:
+    """Train the two-tower model on the cleaned events and write ``<root>/model/`` (skipped when up to date)."""
+    params = params or ModelParams()
+    p_dict = {"holdout_days": params.holdout_days, "config": params.config.to_dict()}
+    fp = upstream_fingerprint(root, [EVENTS_STAGE], p_dict)
+
+    def fn(tmp: Path, prog: Progress) -> StageResult:
+        prog(0.0, "model: loading interactions")
+        inter = load_interactions(root)
+        if len(inter.ts) == 0:
+            raise ValueError("the events stage is empty: there is nothing to train the two-tower model on")
+        now = int(inter.ts.max())
+        train = inter.window(end=now + 1 - int(params.holdout_days * 86400)) if params.holdout_days else inter
+        model, report = train_two_tower(train, params.config, lambda f, m: prog(0.02 + 0.93 * f, f"model: {m}"))
+        prog(0.96, "model: writing embeddings and histories")
+        save_checkpoint(model, tmp / ST.CHECKPOINT)
+        write_json(tmp / ST.CONFIG, {"config": model.config.to_dict(), "report": report})
+        vecs = model.all_item_vectors()
+        np.save(tmp / ST.EMBEDDINGS, vecs)
+        np.save(tmp / ST.ITEM_IDS, inter.item_ids)
+        np.save(tmp / ST.USER_IDS, inter.user_ids)
+        feats = ItemFeatures(**{f: model.features[i].numpy() for i, f in enumerate(FEATURES)})
+        feats.save(tmp / ST.FEATURES_FILE)
+        inter.catalog.to_parquet(tmp / ST.CATALOG, index=False)
+        hist = build_sequences(train).truncate(model.config.history_len)
+        np.savez(tmp / ST.HISTORIES, offsets=hist.offsets, item=hist.item, event=hist.event, ts=hist.ts)
+        offsets, items = ST.purchases_csr(train)
+        np.savez(tmp / ST.PURCHASES, offsets=offsets, item=items)
+        repurchase = ST.repurchase_stats(inter)
+        return StageResult(
+            rows={"items": inter.n_items, "users": inter.n_users, "train_events": int(len(train.ts)),
+                  "history_rows": int(len(hist.item))},
+            params=p_dict,
+            extra={"train": report, "repurchase": repurchase, "now_ts": now,
+                   "train_end_ts": int(train.ts.max()) if len(train.ts) else now,
+                   "dim": model.config.dim, "history_len": model.config.history_len})
+
+    return run_stage(root, ST.MODEL_STAGE, fn, input_fingerprint=fp, seed=params.config.seed, force=force,
+                     progress=progress)
