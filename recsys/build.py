@@ -32,6 +32,7 @@ class StageSpec:
 
 # Derived stages in build order; each reads only the artifacts of stages before it.
 STAGES: list[StageSpec] = [
+    StageSpec("aggregates", "recsys.eda:build_aggregates_stage"),
     StageSpec("rules", "recsys.rules:build_rules_stage"),
     StageSpec("model", "recsys.twotower.train:build_model_stage"),
     StageSpec("index", "recsys.twotower.index:build_index_stage"),

@@ -1,0 +1,265 @@
+"""EDA aggregates: compact cubes written once as the "aggregates" stage, the filters every EDA query applies.
+
+The EDA pages never scan the event table: they filter and sum these small Parquet cubes (held in memory by
+:func:`open_aggregates`), so a page costs milliseconds even at October scale (42M events).
+
+- ``hourly``: UTC hour x top-level category x brand x event type -> events, price sum (temporal charts);
+- ``daily``: UTC day x category_code x brand x event type x price bin / band -> events, price sum
+  (funnels, top brands and categories, the category tree, price distributions);
+- ``sessions``: per slice (all / one top category / one brand / both) x session start day x events bin x
+  duration bin x reached steps -> sessions (session funnel, abandonment, session histograms);
+- ``user_days``: per slice, buyer x day -> sessions, events, purchases, revenue (repeat buyers, top users);
+- ``user_activity``: per slice x day -> active, new and buying users.
+
+A slice restricts a session or a user to its events in that category and/or brand, so a filtered session funnel
+is "sessions that viewed / carted / bought *this brand*". Distinct counts cannot be summed over brands, hence
+the slices: the category and brand filters pick one value or all (``ALL``). The query functions live in
+``eda_funnel``, ``eda_temporal``, ``eda_catalog`` and ``eda_users``; all times and days are UTC.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from recsys import schema as S
+from recsys.artifacts import (ArtifactError, Progress, StageResult, connect, no_progress, read_manifest,
+                              require_stage, run_stage, upstream_fingerprint)
+
+log = logging.getLogger(__name__)
+
+STAGE = "aggregates"
+ALL = "*"  # the slice value meaning "every category" / "every brand"
+TABLES = ("hourly", "daily", "sessions", "user_days", "user_activity")
+
+# Histogram edges (lower bounds) and their labels.
+EVENT_EDGES = (1, 2, 3, 4, 5, 6, 11, 21, 51)
+EVENT_LABELS = ("1", "2", "3", "4", "5", "6-10", "11-20", "21-50", "51+")
+DURATION_EDGES = (0, 1, 10, 30, 60, 120, 300, 600, 1800, 3600)
+DURATION_LABELS = ("0 s", "1-10 s", "10-30 s", "30-60 s", "1-2 min", "2-5 min", "5-10 min", "10-30 min",
+                   "30-60 min", "1 h+")
+PRICE_BAND_EDGES = (0.01, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
+PRICE_BAND_LABELS = ("< $5", "$5-10", "$10-25", "$25-50", "$50-100", "$100-250", "$250-500", "$500-1,000",
+                     "$1,000-2,500", "$2,500+")
+
+
+@dataclass(frozen=True)
+class AggregateParams:
+    """Knobs of the aggregates stage."""
+    price_bins_per_decade: int = 10  # log-price histogram resolution (10 -> bins ~26% wide)
+    memory_limit: str | None = None
+    format_version: int = 1
+
+
+@dataclass(frozen=True)
+class EdaFilters:
+    """The shared EDA filters: an inclusive UTC date range, one top-level category, one brand (None = all)."""
+    start: dt.date | None = None
+    end: dt.date | None = None
+    category: str | None = None
+    brand: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.start and self.end and self.start > self.end:
+            raise ValueError(f"the date range starts after it ends ({self.start} > {self.end}); swap the dates")
+
+    def describe(self) -> str:
+        """A short human label, e.g. '2019-10-01 → 2019-10-07 · electronics · samsung'."""
+        days = f"{self.start or 'start'} → {self.end or 'end'}" if (self.start or self.end) else "all days"
+        return " · ".join([days, self.category or "all categories", self.brand or "all brands"])
+
+
+# ---- the stage --------------------------------------------------------------------------------------------
+
+def _bin_sql(expr: str, edges: tuple[float, ...]) -> str:
+    """Index of the histogram bin (by lower edges) holding ``expr``."""
+    return "(" + " + ".join(f"({expr} >= {e})::INTEGER" for e in edges[1:]) + ")::TINYINT"
+
+
+def _price_band_sql() -> str:
+    return f"CASE WHEN price > 0 THEN {_bin_sql('price', PRICE_BAND_EDGES)} END"
+
+
+def _copy(con: duckdb.DuckDBPyConnection, sql: str, out: Path) -> int:
+    con.execute(f"COPY ({sql}) TO '{out}' (FORMAT PARQUET, COMPRESSION ZSTD)")
+    return int(con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchall()[0][0])
+
+
+def write_aggregates(con: duckdb.DuckDBPyConnection, out: Path, p: AggregateParams = AggregateParams(),
+                     progress: Progress = no_progress) -> dict[str, int]:
+    """Write every cube of the stage into ``out`` from the ``events`` view of ``con``; returns row counts."""
+    top = f"split_part({S.CATEGORY_CODE}, '.', 1)"
+    rows: dict[str, int] = {}
+    progress(0.05, "aggregates: hourly cube")
+    rows["hourly"] = _copy(con, f"""
+        SELECT date_trunc('hour', event_time)::TIMESTAMP AS hour, {top} AS category_top, brand, event_type,
+               count(*)::BIGINT AS events, sum(price)::DOUBLE AS price_sum
+        FROM events GROUP BY ALL ORDER BY hour, category_top, brand""", out / "hourly.parquet")
+    progress(0.2, "aggregates: daily cube")
+    rows["daily"] = _copy(con, f"""
+        SELECT event_time::DATE AS day, {top} AS category_top, category_code, brand, event_type,
+               CASE WHEN price > 0 THEN floor(log10(price) * {int(p.price_bins_per_decade)}) END::SMALLINT
+                   AS price_bin,
+               {_price_band_sql()} AS price_band,
+               count(*)::BIGINT AS events, sum(price)::DOUBLE AS price_sum
+        FROM events GROUP BY ALL ORDER BY day, category_top, brand""", out / "daily.parquet")
+    progress(0.35, "aggregates: sessions per category and brand")
+    con.execute(f"""
+        CREATE TEMP TABLE part AS
+        SELECT user_session, user_id, {top} AS category_top, brand,
+               min(event_time) AS t0, max(event_time) AS t1, count(*) AS n,
+               count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
+               count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
+               count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases,
+               count(*) FILTER (WHERE event_type = '{S.REMOVE}') AS removes,
+               coalesce(sum(price) FILTER (WHERE event_type = '{S.PURCHASE}'), 0)::DOUBLE AS revenue
+        FROM events GROUP BY ALL""")
+    measures = ("min(t0) AS t0, max(t1) AS t1, sum(n) AS n, sum(views) AS views, sum(carts) AS carts, "
+                "sum(purchases) AS purchases, sum(removes) AS removes, sum(revenue) AS revenue")
+    levels = [f"SELECT '{ALL}' AS category_top, '{ALL}' AS brand, user_session, user_id, {measures} "
+              f"FROM part GROUP BY user_session, user_id",
+              f"SELECT category_top, '{ALL}' AS brand, user_session, user_id, {measures} "
+              f"FROM part GROUP BY category_top, user_session, user_id",
+              f"SELECT '{ALL}' AS category_top, brand, user_session, user_id, {measures} "
+              f"FROM part GROUP BY brand, user_session, user_id",
+              "SELECT category_top, brand, user_session, user_id, t0, t1, n, views, carts, purchases, removes, "
+              "revenue FROM part"]
+    con.execute("CREATE TEMP TABLE sess AS " + " UNION ALL ".join(levels))
+    con.execute("DROP TABLE part")
+    progress(0.6, "aggregates: session cube")
+    duration = "((epoch_us(t1) - epoch_us(t0)) / 1e6)"
+    rows["sessions"] = _copy(con, f"""
+        SELECT category_top, brand, t0::DATE AS day, {_bin_sql('n', EVENT_EDGES)} AS events_bin,
+               {_bin_sql(duration, DURATION_EDGES)} AS duration_bin,
+               views > 0 AS has_view, carts > 0 AS has_cart, purchases > 0 AS has_purchase,
+               removes > 0 AS has_remove,
+               count(*)::BIGINT AS sessions, sum(n)::BIGINT AS events, sum({duration})::DOUBLE AS duration_s,
+               sum(purchases)::BIGINT AS purchases, sum(revenue)::DOUBLE AS revenue
+        FROM sess GROUP BY ALL ORDER BY category_top, brand, day""", out / "sessions.parquet")
+    progress(0.75, "aggregates: buyers per day")
+    rows["user_days"] = _copy(con, f"""
+        SELECT s.category_top, s.brand, s.user_id, s.t0::DATE AS day, count(*)::BIGINT AS sessions,
+               count(*) FILTER (WHERE s.purchases > 0)::BIGINT AS purchase_sessions,
+               sum(n)::BIGINT AS events, sum(views)::BIGINT AS views, sum(carts)::BIGINT AS carts,
+               sum(purchases)::BIGINT AS purchases, sum(revenue)::DOUBLE AS revenue
+        FROM sess s SEMI JOIN (SELECT DISTINCT category_top, brand, user_id FROM sess WHERE purchases > 0) b
+             ON s.category_top = b.category_top AND s.brand = b.brand AND s.user_id = b.user_id
+        GROUP BY ALL ORDER BY category_top, brand, day""", out / "user_days.parquet")
+    progress(0.85, "aggregates: new and returning users")
+    rows["user_activity"] = _copy(con, """
+        WITH ud AS (SELECT category_top, brand, user_id, t0::DATE AS day, bool_or(purchases > 0) AS bought
+                    FROM sess GROUP BY ALL),
+             f AS (SELECT category_top, brand, user_id, min(day) AS first_day FROM ud GROUP BY ALL)
+        SELECT category_top, brand, day, count(*)::BIGINT AS active_users,
+               count(*) FILTER (WHERE day = first_day)::BIGINT AS new_users,
+               count(*) FILTER (WHERE bought)::BIGINT AS buyers
+        FROM ud JOIN f USING (category_top, brand, user_id) GROUP BY ALL ORDER BY category_top, brand, day""",
+                                  out / "user_activity.parquet")
+    con.execute("DROP TABLE sess")
+    return rows
+
+
+def _fingerprint(root: str | os.PathLike | None, params: AggregateParams) -> str:
+    return upstream_fingerprint(root, ["events"], asdict(params))
+
+
+def aggregates_up_to_date(root: str | os.PathLike | None, params: AggregateParams = AggregateParams()) -> bool:
+    """True when the aggregates stage exists and was built from the current events with these parameters."""
+    m = read_manifest(root, STAGE)
+    return m is not None and m.get("input_fingerprint") == _fingerprint(root, params)
+
+
+def build_aggregates_stage(root: str | os.PathLike | None, *, force: bool = False,
+                           progress: Progress = no_progress,
+                           params: AggregateParams = AggregateParams()) -> tuple[dict, bool]:
+    """The aggregates stage: the EDA cubes under ``<root>/aggregates``, skipped when events are unchanged."""
+    fp = _fingerprint(root, params)
+
+    def run(tmp: Path, prog: Progress) -> StageResult:
+        con = connect(root, memory_limit=params.memory_limit)
+        con.execute(f"SET temp_directory = '{tmp / '.spill'}'")
+        try:
+            rows = write_aggregates(con, tmp, params, prog)
+        finally:
+            con.close()
+        spill = tmp / ".spill"
+        if spill.exists():
+            import shutil
+            shutil.rmtree(spill, ignore_errors=True)
+        return StageResult(rows=rows, params=asdict(params))
+
+    return run_stage(root, STAGE, run, input_fingerprint=fp, force=force, progress=progress)
+
+
+# ---- reading ----------------------------------------------------------------------------------------------
+
+def open_aggregates(root: str | os.PathLike | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection holding every cube as a table (give each thread its own ``cursor()``)."""
+    d = require_stage(root, STAGE)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for t in TABLES:
+        path = d / f"{t}.parquet"
+        if not path.exists():
+            raise ArtifactError(f"{path} is missing; rebuild with `python -m recsys build --force`")
+        con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')")
+    return con
+
+
+def where(f: EdaFilters, *, time_col: str = "day", sliced: bool = False,
+          category_col: str = "category_top") -> tuple[str, list[Any]]:
+    """SQL ``WHERE`` clause and parameters applying the filters to a cube (``sliced`` for per-slice cubes)."""
+    clauses, params = ["TRUE"], []
+    day = f"{time_col}::DATE" if time_col != "day" else "day"
+    if f.start:
+        clauses.append(f"{day} >= ?")
+        params.append(f.start)
+    if f.end:
+        clauses.append(f"{day} <= ?")
+        params.append(f.end)
+    if sliced:
+        clauses += ["category_top = ?", "brand = ?"]
+        params += [f.category or ALL, f.brand or ALL]
+    else:
+        if f.category:
+            clauses.append(f"{category_col} = ?")
+            params.append(f.category)
+        if f.brand:
+            clauses.append("brand = ?")
+            params.append(f.brand)
+    return " AND ".join(clauses), params
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    """Run a parameterised query and return a DataFrame."""
+    return con.execute(sql, params or []).df()
+
+
+def filter_options(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """What the filter widgets offer: the UTC day range, top categories and brands (by events, most first)."""
+    first, last = con.execute("SELECT min(day), max(day) FROM daily").fetchall()[0]
+    cats = query(con, "SELECT category_top, sum(events) AS events FROM daily GROUP BY 1 ORDER BY 2 DESC, 1")
+    brands = query(con, "SELECT category_top, brand, sum(events) AS events FROM daily GROUP BY 1, 2")
+    return {"first_day": first, "last_day": last, "categories": cats["category_top"].tolist(),
+            "brands": brands}
+
+
+def brands_for(options: dict[str, Any], category: str | None) -> list[str]:
+    """Brand names by events, most first, within one top category (all when None)."""
+    b = options["brands"]
+    if category:
+        b = b[b["category_top"] == category]
+    return b.groupby("brand")["events"].sum().sort_values(ascending=False, kind="stable").index.tolist()
+
+
+def safe_rate(num: pd.Series | float, den: pd.Series | float) -> Any:
+    """num / den with 0 where den is 0."""
+    if isinstance(den, pd.Series):
+        return (num / den.where(den > 0)).fillna(0.0)
+    return float(num) / float(den) if den else 0.0

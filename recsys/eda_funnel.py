@@ -1,0 +1,101 @@
+"""Funnel aggregates: view -> cart -> purchase counts and step conversion, per month, per category / brand,
+per session, cart abandonment and removals. Inputs: a connection from :func:`recsys.eda.open_aggregates`.
+
+Event-level rates divide event counts (cart rate = carts / views, purchase rate = purchases / carts,
+view-to-purchase = purchases / views); session-level shares divide sessions of the filtered slice.
+"""
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from recsys import schema as S
+from recsys.eda import EdaFilters, query, safe_rate, where
+
+STEPS = (S.VIEW, S.CART, S.PURCHASE)
+DIMENSIONS = {"category_top": "top-level category", "category_code": "category", "brand": "brand"}
+
+
+def _counts_sql() -> str:
+    return (f"sum(events) FILTER (WHERE event_type = '{S.VIEW}') AS views, "
+            f"sum(events) FILTER (WHERE event_type = '{S.CART}') AS carts, "
+            f"sum(events) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases, "
+            f"sum(events) FILTER (WHERE event_type = '{S.REMOVE}') AS removes, "
+            f"sum(price_sum) FILTER (WHERE event_type = '{S.PURCHASE}') AS revenue")
+
+
+def add_rates(df: pd.DataFrame) -> pd.DataFrame:
+    """Fill missing counts with 0 and add cart_rate, purchase_rate, view_to_purchase and removes_per_cart."""
+    for c in ("views", "carts", "purchases", "removes"):
+        df[c] = df[c].fillna(0).astype("int64")
+    df["revenue"] = df["revenue"].fillna(0.0).astype("float64")
+    df["cart_rate"] = safe_rate(df["carts"], df["views"])
+    df["purchase_rate"] = safe_rate(df["purchases"], df["carts"])
+    df["view_to_purchase"] = safe_rate(df["purchases"], df["views"])
+    df["removes_per_cart"] = safe_rate(df["removes"], df["carts"])
+    return df
+
+
+def funnel_totals(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> dict[str, float]:
+    """Event counts per type, revenue and the three event-level rates for the filtered events."""
+    w, p = where(f)
+    df = add_rates(query(con, f"SELECT {_counts_sql()} FROM daily WHERE {w}", p))
+    return {k: v.item() if hasattr(v, "item") else v for k, v in df.iloc[0].items()}
+
+
+def funnel_steps(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFrame:
+    """One row per step (view, cart, purchase): events, rate from the previous step, rate from views."""
+    t = funnel_totals(con, f)
+    counts = [int(t["views"]), int(t["carts"]), int(t["purchases"])]
+    return pd.DataFrame({
+        "step": list(STEPS), "events": counts,
+        "from_previous": [1.0 if counts[0] else 0.0, safe_rate(counts[1], counts[0]), safe_rate(counts[2], counts[1])],
+        "from_views": [1.0 if counts[0] else 0.0, safe_rate(counts[1], counts[0]), safe_rate(counts[2], counts[0])],
+    })
+
+
+def funnel_by_month(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFrame:
+    """Per UTC month (YYYY-MM): counts, revenue and rates, oldest first."""
+    w, p = where(f)
+    df = query(con, f"""SELECT strftime(day, '%Y-%m') AS month, {_counts_sql()} FROM daily WHERE {w}
+                        GROUP BY 1 ORDER BY 1""", p)
+    return add_rates(df)
+
+
+def funnel_by(con: duckdb.DuckDBPyConnection, f: EdaFilters, dim: str = "category_top", n: int = 10) -> pd.DataFrame:
+    """Top ``n`` values of ``dim`` (category_top, category_code or brand) by views, with counts and rates."""
+    if dim not in DIMENSIONS:
+        raise ValueError(f"unknown dimension '{dim}': use one of {', '.join(DIMENSIONS)}")
+    w, p = where(f)
+    df = query(con, f"""SELECT {dim}, {_counts_sql()} FROM daily WHERE {w} GROUP BY 1
+                        ORDER BY views DESC NULLS LAST, purchases DESC NULLS LAST, 1 LIMIT {int(n)}""", p)
+    return add_rates(df)
+
+
+def session_funnel(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFrame:
+    """Sessions of the slice that view / cart / buy / remove: counts and shares of all sessions."""
+    w, p = where(f, sliced=True)
+    r = con.execute(f"""
+        SELECT coalesce(sum(sessions), 0), coalesce(sum(sessions) FILTER (WHERE has_view), 0),
+               coalesce(sum(sessions) FILTER (WHERE has_cart), 0),
+               coalesce(sum(sessions) FILTER (WHERE has_purchase), 0),
+               coalesce(sum(sessions) FILTER (WHERE has_remove), 0)
+        FROM sessions WHERE {w}""", p).fetchall()[0]
+    total = int(r[0])
+    steps = ["all sessions", "viewed", "added to cart", "purchased", "removed from cart"]
+    df = pd.DataFrame({"step": steps, "sessions": [int(x) for x in r]})
+    df["share_of_sessions"] = [safe_rate(x, total) for x in df["sessions"]]
+    return df
+
+
+def cart_abandonment(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> dict[str, float]:
+    """Sessions with a cart, those that bought, the abandoned ones and the abandonment rate."""
+    w, p = where(f, sliced=True)
+    carted, bought, removed = con.execute(f"""
+        SELECT coalesce(sum(sessions) FILTER (WHERE has_cart), 0),
+               coalesce(sum(sessions) FILTER (WHERE has_cart AND has_purchase), 0),
+               coalesce(sum(sessions) FILTER (WHERE has_cart AND has_remove), 0)
+        FROM sessions WHERE {w}""", p).fetchall()[0]
+    carted, bought = int(carted), int(bought)
+    return {"cart_sessions": carted, "cart_and_purchase": bought, "abandoned": carted - bought,
+            "abandonment_rate": safe_rate(carted - bought, carted), "cart_and_remove": int(removed)}
