@@ -9,6 +9,12 @@ PAGES = {
     "Store": [
         st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
     ],
+    "Explore": [
+        st.Page("pages/funnel.py", title="Funnel", icon="🔻"),
+        st.Page("pages/temporal.py", title="Temporal", icon="🕒"),
+        st.Page("pages/brands_categories.py", title="Brands & categories", icon="🏷️"),
+        st.Page("pages/users_sessions.py", title="Users & sessions", icon="👥"),
+    ],
     "Affinity": [
         st.Page("pages/affinity.py", title="Affinity network", icon="🕸️"),
     ],

@@ -1,0 +1,133 @@
+"""App-side helpers of the EDA pages: the aggregates stage loaded once, cached queries, the ONE shared sidebar
+filter (kept in the URL so a view can be shared and reloaded), and the chart/table helpers with one theme.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages.common import download_csv, root, version
+from recsys import eda_charts as charts
+from recsys.eda import (EdaFilters, aggregates_up_to_date, brands_for, build_aggregates_stage, filter_options,
+                        open_aggregates)
+
+ALL_CATEGORIES, ALL_BRANDS = "All categories", "All brands"
+
+
+def ensure_aggregates() -> str:
+    """Build the aggregates stage (with progress) when it is missing or stale; return the cache version."""
+    if not aggregates_up_to_date(root()):
+        with st.status("Computing the EDA aggregates (once per build)...", expanded=True) as status:
+            bar = st.progress(0.0)
+            build_aggregates_stage(root(), progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+            status.update(label="EDA aggregates ready", state="complete", expanded=False)
+    return version("events", "aggregates")
+
+
+@st.cache_resource(show_spinner=False)
+def connection(root_dir: str, ver: str) -> Any:
+    """The cubes in an in-memory DuckDB (read-only use; every query takes its own cursor)."""
+    return open_aggregates(root_dir)
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def load(fn: str, root_dir: str, ver: str, filters: tuple, **kwargs: Any) -> Any:
+    """Run ``recsys.<module>.<function>`` (e.g. ``eda_funnel.funnel_steps``) on the filters; cached per filter."""
+    module, name = fn.split(".")
+    func = getattr(importlib.import_module(f"recsys.{module}"), name)
+    cur = connection(root_dir, ver).cursor()
+    try:
+        return func(cur, EdaFilters(*filters), **kwargs)
+    finally:
+        cur.close()
+
+
+@st.cache_data(show_spinner=False)
+def options(root_dir: str, ver: str) -> dict[str, Any]:
+    cur = connection(root_dir, ver).cursor()
+    try:
+        return filter_options(cur)
+    finally:
+        cur.close()
+
+
+class Eda:
+    """What a page needs: the filters and a ``q(fn, **kw)`` that runs one cached aggregate query."""
+
+    def __init__(self, ver: str, filters: EdaFilters) -> None:
+        self.ver, self.filters = ver, filters
+        self.key = (filters.start, filters.end, filters.category, filters.brand)
+
+    def q(self, fn: str, **kwargs: Any) -> Any:
+        """The frame (or dict) of ``recsys.<fn>`` for these filters, cached."""
+        return load(fn, str(root()), self.ver, self.key, **kwargs)
+
+    def chart(self, chart: str, fn: str, *args: Any, key: str, height: int = 380, **kwargs: Any) -> None:
+        """Draw ``eda_charts.<chart>(<fn>(filters, **kwargs), *args)``; the figure itself is cached per filter."""
+        fig = figure(chart, fn, str(root()), self.ver, self.key, height, args, tuple(sorted(kwargs.items())))
+        st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def figure(chart: str, fn: str, root_dir: str, ver: str, filters: tuple, height: int, args: tuple,
+           kwargs: tuple) -> dict:
+    """A styled figure as a plain dict (building Plotly objects is the slow part of a page, so it is cached)."""
+    fig = getattr(charts, chart)(load(fn, root_dir, ver, filters, **dict(kwargs)), *args)
+    return style(fig, height).to_dict()
+
+
+def sidebar_filters() -> Eda:
+    """The shared EDA filters in the sidebar, bound to the URL (?dates=..&dates=..&cat=..&brand=..)."""
+    ver = ensure_aggregates()
+    opts = options(str(root()), ver)
+    first, last = opts["first_day"], opts["last_day"]
+    if first is None:
+        st.info("The store has no events yet: ingest a file or build the demo store (`python -m recsys build`).")
+        st.stop()
+    with st.sidebar:
+        st.header("🧭 Filters")
+        dates = st.date_input("Date range (UTC)", value=(first, last), min_value=first, max_value=last,
+                              key="dates", bind="query-params", help="Inclusive; days are UTC calendar days")
+        cat = st.selectbox("Top-level category", [ALL_CATEGORIES, *opts["categories"]], key="cat",
+                           bind="query-params")
+        category = None if cat == ALL_CATEGORIES else cat
+        brand = st.selectbox("Brand", [ALL_BRANDS, *brands_for(opts, category)], key="brand",
+                             bind="query-params", help="Brands of the chosen category, most events first")
+        st.caption("The filters apply to every Explore page and live in the URL: copy it to share this view.")
+    start, end = (tuple(dates) + (None, None))[:2] if isinstance(dates, (tuple, list)) else (dates, dates)
+    if start and not end:  # the second click of a range is still to come
+        end = start
+    f = EdaFilters(start=start, end=end, category=category, brand=None if brand == ALL_BRANDS else brand)
+    return Eda(ver, f)
+
+
+def nothing_matches(eda: Eda, what: str = "events") -> None:
+    """A plain message for a filter that matches nothing; stops the page."""
+    st.info(f"No {what} match these filters ({eda.filters.describe()}). Widen the date range or choose "
+            f"another category or brand in the sidebar.")
+    st.stop()
+
+
+def style(fig: go.Figure, height: int = 380) -> go.Figure:
+    """The EDA look on top of Streamlit's chart theme: legend on top, full hover labels, compact margins."""
+    return fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), title_font_size=16,
+                             legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1),
+                             hoverlabel=dict(namelength=-1))
+
+
+def table(df: Any, name: str, key: str, formats: dict[str, Any] | None = None, height: int | None = None) -> None:
+    """A table plus its CSV download (the CSV holds the unformatted numbers)."""
+    kwargs = {"height": height} if height else {}
+    st.dataframe(df, hide_index=True, width="stretch", key=key, column_config=formats or None, **kwargs)
+    download_csv(df, name, key=f"dl-{key}")
+
+
+def pct(label: str) -> Any:
+    return st.column_config.NumberColumn(label, format="percent")
+
+
+def money(label: str) -> Any:
+    return st.column_config.NumberColumn(label, format="dollar")

@@ -1,0 +1,48 @@
+"""Funnel: view -> cart -> purchase overall, per month, per category and brand, per session; abandonment."""
+import streamlit as st
+
+from pages import eda_ui as ui
+
+st.title("🔻 Funnel")
+eda = ui.sidebar_filters()
+st.caption(f"{eda.filters.describe()} · times in UTC · rates divide event counts (purchases can exceed carts: "
+           "a purchase does not always follow a cart event)")
+t = eda.q("eda_funnel.funnel_totals")
+if not t["views"] + t["carts"] + t["purchases"] + t["removes"]:
+    ui.nothing_matches(eda)
+
+c = st.columns(6)
+c[0].metric("Views", f"{t['views']:,}")
+c[1].metric("Carts", f"{t['carts']:,}", f"{t['cart_rate']:.2%} of views", delta_color="off")
+c[2].metric("Purchases", f"{t['purchases']:,}", f"{t['view_to_purchase']:.2%} of views", delta_color="off")
+c[3].metric("Purchases / carts", f"{t['purchase_rate']:.1%}")
+c[4].metric("Revenue", f"${t['revenue']:,.0f}")
+c[5].metric("Removed from cart", f"{t['removes']:,}", f"{t['removes_per_cart']:.1%} of carts" if t["removes"]
+            else "not in this data", delta_color="off")
+
+left, right = st.columns(2)
+with left:
+    eda.chart("funnel", "eda_funnel.funnel_steps", key="funnel")
+with right:
+    eda.chart("session_funnel", "eda_funnel.session_funnel", key="session-funnel")
+ab = eda.q("eda_funnel.cart_abandonment")
+st.markdown(f"**Cart abandonment:** {ab['abandoned']:,} of {ab['cart_sessions']:,} sessions with a cart did not buy "
+            f"(**{ab['abandonment_rate']:.1%}**)" + (f"; {ab['cart_and_remove']:,} of them removed an item."
+                                                     if ab["cart_and_remove"] else "."))
+
+months = eda.q("eda_funnel.funnel_by_month")
+st.subheader("Per month" + (" (side by side)" if len(months) > 1 else ""))
+eda.chart("rates_by", "eda_funnel.funnel_by_month", "month", "Conversion rates per month (UTC)", "month", key="months")
+ui.table(months, "funnel_by_month", "t-months", {"revenue": ui.money("revenue"), "cart_rate": ui.pct("cart / view"),
+         "purchase_rate": ui.pct("purchase / cart"), "view_to_purchase": ui.pct("purchase / view"),
+         "removes_per_cart": ui.pct("removes / cart")})
+
+st.subheader("Per top category and brand")
+n = st.slider("How many (by views)", 5, 30, 10, key="funnel_n")
+for dim, label in (("category_top", "top-level category"), ("brand", "brand")):
+    df = eda.q("eda_funnel.funnel_by", dim=dim, n=n)
+    eda.chart("rates_by", "eda_funnel.funnel_by", dim, f"Conversion rates of the top {len(df)} {label}s by views",
+              label, dim=dim, n=n, key=f"by-{dim}")
+    ui.table(df, f"funnel_by_{dim}", f"t-{dim}", {"revenue": ui.money("revenue"), "cart_rate": ui.pct("cart / view"),
+             "purchase_rate": ui.pct("purchase / cart"), "view_to_purchase": ui.pct("purchase / view"),
+             "removes_per_cart": ui.pct("removes / cart")})
