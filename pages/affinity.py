@@ -1,0 +1,66 @@
+"""Affinity: association rules between items as an interactive network, a rules table and category complements."""
+from dataclasses import asdict
+
+import streamlit as st
+
+from pages.affinity_ui import (RULE_COLUMNS, complements_for, complements_heatmap, legend, network_for, rules_for,
+                               rules_table, settings)
+from pages.common import download_csv, root, version
+
+st.title("🕸️ Product affinity")
+rd, ver = str(root()), version("events", "rules")
+params = settings(rd, ver)
+key = tuple(sorted(asdict(params).items()))
+try:
+    res = rules_for(rd, ver, key)
+except ValueError as exc:  # a guard: the settings would explode
+    st.warning(f"{exc}")
+    st.stop()
+s = res.stats
+st.caption(f"{s.get('baskets', 0):,} baskets ({params.scope.replace('_', ' + ')} per {params.basket.replace('_', ' and ')}) · "
+           f"{s.get('multi_item_baskets', 0):,} with 2+ frequent items · {s.get('frequent_items', 0):,} frequent "
+           f"items · {len(res.rules):,} rules · support = share of all baskets")
+if s.get("note"):
+    st.warning(s["note"])
+
+net, table, item, cats = st.tabs(["🕸️ Network", "📋 Rules", "🔍 Item", "🧩 Category complements"])
+with net:
+    if res.rules.empty:
+        st.info("No rules at these thresholds: lower the min support, confidence or lift, or pick a coarser item "
+                "(category, brand) or the views scope.")
+    else:
+        n = len(res.rules)
+        top = st.slider("Rules drawn (top by lift)", 1, min(n, 300), min(n, 50), key="aff-top") if n > 1 else 1
+        html, colours, nodes = network_for(rd, ver, key, top)
+        legend(colours)
+        st.iframe(html, height=680)
+        st.caption(f"{nodes} items, top {top} rules · node size = support, edge width = lift · hover for details, "
+                   "drag to rearrange, scroll to zoom")
+with table:
+    st.dataframe(rules_table(res.rules), width="stretch", hide_index=True, column_config=RULE_COLUMNS,
+                 key="aff-rules")
+    download_csv(rules_table(res.rules), "association-rules", key="aff-dl-rules")
+with item:
+    from recsys.rules import item_rules, neighbours
+    in_rules = set().union(*res.rules["antecedent_items"].map(set), *res.rules["consequent_items"].map(set)) \
+        if len(res.rules) else set()
+    choices = res.items[res.items["item"].isin(in_rules)].sort_values("support", ascending=False)
+    if choices.empty:
+        st.info("No item has rules at these thresholds.")
+    else:
+        by_label = dict(zip(choices["label"], choices["item"]))
+        pick = by_label[st.selectbox("Item", list(by_label), key="aff-item")]
+        st.markdown("**Neighbours** (items sharing a rule)")
+        st.dataframe(neighbours(res.rules, res.items, pick), width="stretch", hide_index=True, key="aff-neigh")
+        st.markdown("**Its rules**")
+        st.dataframe(rules_table(item_rules(res.rules, pick)), width="stretch", hide_index=True,
+                     column_config=RULE_COLUMNS, key="aff-item-rules")
+with cats:
+    cc = complements_for(rd, ver, params.basket)
+    st.markdown(f"Each category's top-3 co-purchased categories (purchase baskets per {params.basket.replace('_', ' and ')}).")
+    if cc.empty:
+        st.info("No basket holds purchases from two categories yet.")
+    else:
+        st.dataframe(cc, width="stretch", hide_index=True, column_config=RULE_COLUMNS, key="aff-cc")
+        download_csv(cc, "category-complements", key="aff-dl-cc")
+        complements_heatmap(cc)
