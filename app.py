@@ -9,9 +9,6 @@ PAGES = {
     "Store": [
         st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
     ],
-    "Affinity": [
-        st.Page("pages/affinity.py", title="Affinity network", icon="🕸️"),
-    ],
     "Explore": [
         st.Page("pages/funnel.py", title="Funnel", icon="🔻"),
         st.Page("pages/temporal.py", title="Temporal", icon="🕒"),
