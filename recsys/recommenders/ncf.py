@@ -1,0 +1,98 @@
+"""NCF: the original analysis's MLP over concatenated user and item embeddings, BCE with negative sampling.
+
+logit(u, i) = MLP([e_u ; e_i]). Scoring the full catalog splits the first layer, W [e_u ; e_i] = W_u e_u + W_i e_i,
+so the item half is computed once and each user costs one broadcast add plus the small remaining layers.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from recsys.interactions import Interactions
+from recsys.recommenders.base import Recommendations
+from recsys.recommenders.scoring import ScoringRecommender, item_vector_neighbours
+from recsys.recommenders._torch import positive_pairs, sample_negatives, single_thread
+
+USER_CHUNK = 64
+
+
+class NCFNet(nn.Module):
+    """Embeddings -> concat -> Linear/ReLU stack -> one logit."""
+
+    def __init__(self, n_users: int, n_items: int, dim: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.user = nn.Embedding(n_users, dim)
+        self.item = nn.Embedding(n_items, dim)
+        nn.init.normal_(self.user.weight, std=0.05)
+        nn.init.normal_(self.item.weight, std=0.05)
+        sizes = (2 * dim, *hidden)
+        self.first = nn.Linear(sizes[0], sizes[1])
+        rest: list[nn.Module] = []
+        for a, b in zip(sizes[1:-1], sizes[2:]):
+            rest += [nn.ReLU(), nn.Linear(a, b)]
+        self.rest = nn.Sequential(*rest, nn.ReLU(), nn.Linear(sizes[-1], 1))
+
+    def forward(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:  # (B,), (B,) -> (B,)
+        return self.rest(self.first(torch.cat([self.user(u), self.item(i)], 1))).squeeze(1)
+
+    @torch.no_grad()
+    def score_all(self, u: torch.Tensor) -> torch.Tensor:  # (B,) -> (B, n_items)
+        d = self.user.embedding_dim
+        w_u, w_i = self.first.weight[:, :d], self.first.weight[:, d:]
+        hu = self.user(u) @ w_u.T + self.first.bias  # (B, h)
+        hi = self.item.weight @ w_i.T                 # (I, h)
+        return self.rest(hu[:, None, :] + hi[None, :, :]).squeeze(2)
+
+
+class NCFRecommender(ScoringRecommender):
+    """MLP recommender trained with binary cross-entropy on observed pairs vs sampled items."""
+
+    name = "ncf"
+
+    def __init__(self, dim: int = 32, hidden: tuple[int, ...] = (32, 16), negatives: int = 4, epochs: int = 2,
+                 batch_size: int = 16384, lr: float = 0.01, seed: int = 0) -> None:
+        self.dim, self.hidden, self.negatives, self.epochs = dim, tuple(hidden), negatives, epochs
+        self.batch_size, self.lr, self.seed = batch_size, lr, seed
+
+    def fit(self, train: Interactions) -> "NCFRecommender":
+        """A bounded number of epochs over every observed pair and ``negatives`` sampled items each."""
+        self._remember(train)
+        with single_thread():
+            return self._fit(train)
+
+    def _fit(self, train: Interactions):
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        u_pos, i_pos = positive_pairs(self._seen)
+        self.net = NCFNet(train.n_users, train.n_items, self.dim, self.hidden)
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        for _ in range(self.epochs if len(u_pos) else 0):
+            u_neg, i_neg = sample_negatives(u_pos, train.n_items, self.negatives, rng)
+            u = np.concatenate([u_pos, u_neg])
+            i = np.concatenate([i_pos, i_neg])
+            y = np.concatenate([np.ones(len(u_pos), np.float32), np.zeros(len(u_neg), np.float32)])
+            order = rng.permutation(len(u))
+            for s in range(0, len(order), self.batch_size):
+                b = order[s:s + self.batch_size]
+                logits = self.net(torch.from_numpy(u[b]), torch.from_numpy(i[b]))
+                loss = nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(y[b]))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        self.net.eval()
+        return self
+
+    def _scores(self, user_codes: np.ndarray) -> np.ndarray:
+        out = np.empty((len(user_codes), self.n_items), np.float32)
+        with single_thread():
+            for s in range(0, len(user_codes), USER_CHUNK):
+                chunk = torch.from_numpy(np.asarray(user_codes[s:s + USER_CHUNK], np.int64))
+                out[s:s + USER_CHUNK] = self.net.score_all(chunk).numpy()
+        known = np.diff(self._seen.indptr)[user_codes] > 0
+        out[~known] = -np.inf
+        return out
+
+    def similar_items(self, item_code: int, k: int) -> Recommendations:
+        """Nearest items by cosine of their embeddings."""
+        return item_vector_neighbours(self.net.item.weight.detach().numpy(), int(item_code), k)

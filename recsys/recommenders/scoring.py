@@ -1,0 +1,103 @@
+"""Shared machinery of the baselines: the user-item matrix, exact top-k with -1 padding, a scoring base class.
+
+A model that can score every catalog item for a batch of users subclasses :class:`ScoringRecommender` and only
+writes ``fit`` and ``_scores``; ``-inf`` marks an item the model will not recommend (no evidence), so short lists
+are padded with -1 instead of filled with arbitrary items. Ties break by the lower item code (deterministic).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.interactions import Interactions
+from recsys.recommenders.base import Recommendations
+
+BATCH = 512
+
+
+def user_item_matrix(train: Interactions, *, weighted: bool = True, binary: bool = False) -> sp.csr_matrix:
+    """(n_users, n_items) CSR of summed event weights (purchase > cart > view), or 1/0 with ``binary``."""
+    data = train.weights() if weighted else np.ones(len(train.user), np.float32)
+    m = sp.csr_matrix((data.astype(np.float32), (train.user, train.item)),
+                      shape=(train.n_users, train.n_items), dtype=np.float32)
+    m.sum_duplicates()
+    m.eliminate_zeros()
+    if binary:
+        m.data[:] = 1.0
+    return m
+
+
+def top_k(scores: np.ndarray, k: int) -> Recommendations:
+    """Exact top-k per row of (B, I) scores, best first, ties to the lower code; -inf entries become -1 padding."""
+    b, n = scores.shape
+    items = np.full((b, k), -1, dtype=np.int64)
+    out = np.full((b, k), -np.inf, dtype=np.float32)
+    kk = min(k, n)
+    if kk == 0 or b == 0:
+        return Recommendations(items, out)
+    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+    thresh = np.take_along_axis(scores, part, 1).min(1)
+    for r in range(b):
+        s, t = scores[r], thresh[r]
+        if t == -np.inf:
+            cand = np.flatnonzero(s > -np.inf)
+        else:
+            above = np.flatnonzero(s > t)
+            cand = np.concatenate([above, np.flatnonzero(s == t)[:kk - len(above)]])
+        cand = cand[np.lexsort((cand, -s[cand]))][:kk]
+        items[r, :len(cand)] = cand
+        out[r, :len(cand)] = s[cand]
+    return Recommendations(items, out)
+
+
+class ScoringRecommender:
+    """Base for models that score the whole catalog: batching, exclude_seen and top-k live here."""
+
+    name = "scoring"
+    _seen: sp.csr_matrix | None = None
+
+    def _remember(self, train: Interactions) -> None:
+        """Keep what exclude_seen needs: which items each user touched in training."""
+        self._seen = user_item_matrix(train, weighted=False, binary=True)
+        self.n_items = train.n_items
+        self.n_users = train.n_users
+
+    def _scores(self, user_codes: np.ndarray) -> np.ndarray:
+        """(B, n_items) float32 scores; -inf where the model has nothing to say."""
+        raise NotImplementedError
+
+    def recommend(self, user_codes: np.ndarray, k: int, *, exclude_seen: bool = False) -> Recommendations:
+        """Top-k item codes per user code (see the protocol)."""
+        if self._seen is None:
+            raise RuntimeError(f"{self.name}: call fit() before recommend()")
+        if k < 1:
+            raise ValueError(f"k must be >= 1 (got {k})")
+        users = np.asarray(user_codes, dtype=np.int64).ravel()
+        if len(users) and (users.min() < 0 or users.max() >= self.n_users):
+            raise ValueError(f"{self.name}: user codes must be in [0, {self.n_users})")
+        items, scores = [], []
+        for s in range(0, len(users), BATCH):
+            batch = users[s:s + BATCH]
+            sc = np.asarray(self._scores(batch), dtype=np.float32)
+            if exclude_seen:
+                seen = self._seen[batch]
+                rows = np.repeat(np.arange(len(batch)), np.diff(seen.indptr))
+                sc[rows, seen.indices] = -np.inf
+            rec = top_k(sc, k)
+            items.append(rec.items)
+            scores.append(rec.scores)
+        if not items:
+            return Recommendations(np.zeros((0, k), np.int64), np.zeros((0, k), np.float32))
+        return Recommendations(np.concatenate(items), np.concatenate(scores))
+
+    def similar_items(self, item_code: int, k: int) -> Recommendations:
+        """Not available for this model."""
+        raise NotImplementedError(f"{self.name} has no item similarity")
+
+
+def item_vector_neighbours(vectors: np.ndarray, item_code: int, k: int) -> Recommendations:
+    """Top-k items by cosine similarity to one item's vector (the item itself excluded)."""
+    v = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    s = (v @ v[item_code]).astype(np.float32)[None, :]
+    s[0, item_code] = -np.inf
+    return top_k(s, k)
