@@ -1,0 +1,107 @@
+"""AppTests of the Explore pages: every page draws its charts, applies the shared filters, reads them from the URL,
+and answers an empty selection or a store without carts with a plain message."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from recsys import eda_funnel as F
+from recsys.eda import EdaFilters, build_aggregates_stage, filter_options, open_aggregates
+
+REPO = Path(__file__).resolve().parents[1]
+PAGES = {"funnel": 5, "temporal": 5, "brands_categories": 5, "users_sessions": 4}  # page -> charts drawn
+
+
+def titles(at) -> list[str]:
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+
+def open_page(at, page: str):
+    at.run()
+    return at.switch_page(f"pages/{page}.py").run()
+
+
+@pytest.fixture(scope="module")
+def demo_options(demo_artifacts):
+    build_aggregates_stage(demo_artifacts)  # no-op when build() already ran the stage
+    con = open_aggregates(demo_artifacts)
+    return con, filter_options(con)
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_page_draws_and_follows_the_filters(app_env, demo_options, page):
+    con, opts = demo_options
+    at = open_page(app_env(), page)
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == PAGES[page] and all(titles(at))
+    cat = opts["categories"][0]
+    at.selectbox(key="cat").set_value(cat).run()
+    brand = at.selectbox(key="brand").options[1]
+    at.selectbox(key="brand").set_value(brand).run()
+    first = opts["first_day"]
+    at.date_input(key="dates").set_value((first, first + dt.timedelta(days=6))).run()
+    assert not at.exception and not at.error
+    assert cat in at.caption[0].value and brand in at.caption[0].value
+    if not at.info:  # a narrow slice may legitimately be empty; then the page says so instead of drawing
+        assert len(at.get("plotly_chart")) == PAGES[page]
+
+
+def test_funnel_numbers_match_the_library(app_env, demo_options):
+    con, opts = demo_options
+    at = open_page(app_env(), "funnel")
+    cat = opts["categories"][1]
+    at.selectbox(key="cat").set_value(cat).run()
+    metrics = {m.label: m.value for m in at.metric}
+    t = F.funnel_totals(con, EdaFilters(category=cat))
+    assert metrics["Views"] == f"{t['views']:,}" and metrics["Purchases"] == f"{t['purchases']:,}"
+    months = F.funnel_by_month(con, EdaFilters(category=cat))
+    assert at.dataframe[0].value["views"].tolist() == months["views"].tolist()
+    assert any(b.label == "Download funnel_by_month.csv" for b in at.get("download_button"))
+
+
+def test_filters_are_read_from_the_url(app_env, demo_options):
+    con, opts = demo_options
+    at = app_env()
+    cat = opts["categories"][0]
+    day = opts["first_day"] + dt.timedelta(days=2)
+    at.query_params["cat"] = cat
+    at.query_params["dates"] = [day.isoformat(), day.isoformat()]
+    at = open_page(at, "funnel")
+    assert not at.exception
+    assert at.selectbox(key="cat").value == cat
+    views = F.funnel_totals(con, EdaFilters(day, day, cat))["views"]
+    assert {m.label: m.value for m in at.metric}["Views"] == f"{views:,}"
+
+
+def test_widget_controls_of_pages(app_env):
+    at = open_page(app_env(), "brands_categories")
+    at.selectbox(key="rank_by").set_value("view_to_purchase").run()
+    at.slider(key="top_n").set_value(5).run()
+    assert not at.exception and "conversion" in titles(at)[0]
+    at.number_input(key="min_views").set_value(10**6).run()  # nothing has a million views: a message, no error
+    assert not at.exception and at.info
+    at = open_page(app_env(), "temporal")
+    at.button_group(key="heat_measure").set_value("revenue").run()
+    assert not at.exception and "Revenue by weekday and hour of day (UTC)" in titles(at)
+
+
+@pytest.fixture()
+def tiny_app(tmp_path, monkeypatch):
+    """The app over a tiny store without carts (views and purchases only)."""
+    from streamlit.testing.v1 import AppTest
+    from test_eda import EVENTS, write_events_stage
+    write_events_stage(tmp_path, [e for e in EVENTS if e[1] in ("view", "purchase")])
+    monkeypatch.setenv("RECSYS_ARTIFACTS", str(tmp_path))
+    return lambda: AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_store_without_carts_and_empty_range(tiny_app, page):
+    at = open_page(tiny_app(), page)  # the aggregates stage is built on first use
+    assert not at.exception and not at.error and at.get("plotly_chart")
+    at.date_input(key="dates").set_value((dt.date(2019, 10, 10), dt.date(2019, 10, 20))).run()
+    assert not at.exception and not at.error
+    assert "No " in at.info[0].value and not at.get("plotly_chart")
