@@ -49,12 +49,13 @@ class RuleParams:
     basket: str = "session"          # session | user_day
     scope: str = "views"             # purchases | purchases_carts | views (co-view affinity)
     granularity: str = "product"     # product | category | top_category | brand
-    min_support: float = 0.001       # share of all baskets of the scope
+    min_support: float | None = None  # share of all baskets of the scope; None = auto (see auto_support)
     min_confidence: float = 0.05
     min_lift: float = 1.5
     max_len: int = 3                 # largest itemset (antecedent + consequent)
     algorithm: str = "apriori"       # apriori | fpgrowth (same rules, usually faster)
     min_baskets: int = 3             # an itemset must occur in at least this many baskets (noise floor)
+    target_pairs: int = 100          # auto support: the support of the target_pairs-th most frequent pair
     max_itemsets: int = 50_000       # guard: estimated frequent itemsets
     max_memory_mb: int = 2_048       # guard: estimated one-hot + candidate memory
     max_seconds: float = 60.0        # guard: estimated mining time
@@ -65,12 +66,12 @@ class RuleParams:
                               ("algorithm", ALGORITHMS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
-        if not 0.0 < self.min_support <= 1.0:
+        if self.min_support is not None and not 0.0 < self.min_support <= 1.0:
             raise ValueError(f"min_support must be in (0, 1], got {self.min_support}")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
-        if self.min_lift < 0 or self.max_len < 2 or self.min_baskets < 1:
-            raise ValueError("min_lift must be >= 0, max_len >= 2 and min_baskets >= 1")
+        if self.min_lift < 0 or self.max_len < 2 or self.min_baskets < 1 or self.target_pairs < 1:
+            raise ValueError("min_lift must be >= 0, max_len >= 2, min_baskets and target_pairs >= 1")
         return self
 
 
@@ -126,6 +127,33 @@ def frequent_baskets(con, n_baskets: int, params: RuleParams) -> tuple[pd.DataFr
     return items, con.execute("SELECT dense_rank() OVER (ORDER BY b) - 1 AS row, code FROM multi").df(), min_count
 
 
+AUTO_TOP_ITEMS = 3_000   # auto support counts pairs among this many most frequent items
+AUTO_MAX_PAIR_ROWS = 100e6
+
+
+def auto_support(con, n_baskets: int, params: RuleParams) -> float:
+    """The support of the ``target_pairs``-th most frequent item pair (never below ``min_baskets`` baskets).
+
+    A fixed share gives thousands of rules on a small store and none on a big one; the k-th pair's support keeps
+    the default at tens to a few hundred rules at any size. Pairs are counted among the most frequent items only
+    (exact unless the k-th pair is rarer than the item ranked AUTO_TOP_ITEMS).
+    """
+    top = AUTO_TOP_ITEMS
+    while True:
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE auto_bi AS
+            WITH top AS (SELECT i FROM basket_items GROUP BY i ORDER BY count(*) DESC, i LIMIT {top})
+            SELECT b, i, count(*) OVER (PARTITION BY b) AS k FROM basket_items JOIN top USING (i)""")
+        work = float(con.execute("SELECT coalesce(sum(k - 1) / 2, 0) FROM auto_bi").fetchall()[0][0])
+        if work <= AUTO_MAX_PAIR_ROWS or top <= 50:
+            break
+        top //= 4
+    counts = con.execute(f"""SELECT count(*) AS n FROM auto_bi x JOIN auto_bi y ON x.b = y.b AND x.i < y.i
+        WHERE x.k >= 2 GROUP BY x.i, y.i ORDER BY n DESC LIMIT {int(params.target_pairs)}""").df()["n"]
+    con.execute("DROP TABLE auto_bi")
+    kth = int(counts.iloc[-1]) if len(counts) else params.min_baskets
+    return min(1.0, max(kth, params.min_baskets) / n_baskets)
+
+
 # ---- guards -------------------------------------------------------------------------------------------------
 
 def _suggest(params: RuleParams, factor: float) -> str:
@@ -172,7 +200,7 @@ def check_guards(con, n_items: int, n_rows: int, min_count: int, n_baskets: int,
                          f"(now {params.min_support:.2g}) or lower the max itemset length.")
     if onehot_mb > params.max_memory_mb:
         raise ValueError(f"The basket matrix would need about {onehot_mb:,.0f} MB (limit {params.max_memory_mb:,}): "
-                         f"{_suggest(params, onehot_mb / params.max_memory_mb)}.")
+                         f"{_suggest(params, onehot_mb / max(params.max_memory_mb, 1))}.")
     if seconds > params.max_seconds:
         raise ValueError(f"Mining would take about {seconds:,.0f} s (limit {params.max_seconds:.0f} s): "
                          f"{_suggest(params, math.sqrt(seconds / params.max_seconds))}, or use FP-growth.")
@@ -288,6 +316,10 @@ def mine_rules_con(con, params: RuleParams = RuleParams(), progress: Progress = 
     if n_baskets == 0:
         raise ValueError(f"No {params.scope.replace('_', ' + ')} baskets at {params.granularity} level: "
                          "pick another scope or granularity.")
+    auto = params.min_support is None
+    if auto:
+        progress(0.15, "choosing the support (auto)")
+        params = replace(params, min_support=auto_support(con, n_baskets, params))
     items, codes, min_count = frequent_baskets(con, n_baskets, params)
     progress(0.3, f"{len(items):,} frequent items in {n_baskets:,} baskets: checking the size")
     facts = check_guards(con, len(items), len(codes), min_count, n_baskets, params)
@@ -307,7 +339,7 @@ def mine_rules_con(con, params: RuleParams = RuleParams(), progress: Progress = 
                               ascending=[False, False, True, True], kind="stable").reset_index(drop=True)
     for c in ("antecedent_items", "consequent_items"):
         rules[c] = rules[c].map(list)
-    facts.update(itemsets=len(sets), rules=len(rules), mine_seconds=round(mine_s, 3),
+    facts.update(itemsets=len(sets), rules=len(rules), mine_seconds=round(mine_s, 3), auto_support=auto,
                  total_seconds=round(time.perf_counter() - t0, 3), params=asdict(params))
     progress(1.0, f"{len(rules):,} rules")
     return RulesResult(rules, items, facts)
@@ -395,8 +427,9 @@ def build_rules(root: str | os.PathLike | None, out, params: RuleParams = RulePa
     res.items.to_parquet(out / ITEMS_FILE, index=False)
     cc.to_parquet(out / COMPLEMENTS_FILE, index=False)
     stats = {k: v for k, v in res.stats.items() if k != "params"}
+    resolved = res.stats.get("params", asdict(params))  # the auto support as the number it became
     return StageResult(rows={"rules": len(res.rules), "items": len(res.items), "category_complements": len(cc)},
-                       params=asdict(params), extra={"mining": stats, "note": note})
+                       params=resolved, extra={"mining": stats, "note": note, "requested_params": asdict(params)})
 
 
 def build_rules_stage(root: str | os.PathLike | None, *, force: bool = False,
@@ -417,6 +450,7 @@ def load_rules(root: str | os.PathLike | None) -> RulesResult:
 
 
 def default_params(root: str | os.PathLike | None) -> RuleParams:
-    """The parameters the built stage used (RuleParams() when absent)."""
-    m = read_manifest(root, STAGE)
-    return replace(RuleParams(), **(m or {}).get("params", {}))
+    """The parameters the built stage used, the auto support resolved (RuleParams() when absent)."""
+    known = set(asdict(RuleParams()))
+    m = read_manifest(root, STAGE) or {}
+    return replace(RuleParams(), **{k: v for k, v in m.get("params", {}).items() if k in known})
