@@ -201,7 +201,7 @@ class DemoConfig:
     no_session_rate: float = 1e-4      # planted rows with an empty user_session
     flaky_brand: float = 0.02          # share of branded products whose brand is missing in some rows
     products_scale: float = 4.4        # products = scale * events ** 0.6 (166k at the Oct size)
-    popularity: float = 1.0            # Zipf exponent of product popularity within a category
+    popularity: float = 1.1            # Zipf exponent of product popularity within a category
     session_restart: float = 0.12      # share of sessions cut in two (a new user_session minutes later)
 
 
