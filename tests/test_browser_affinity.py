@@ -1,0 +1,146 @@
+"""The Affinity page in a real browser: the pyvis canvas draws nodes, nothing is fetched from outside 127.0.0.1,
+and a brand named like an HTML tag shows as text and runs nothing."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.conftest import CHROMIUM, REPO, _free_port
+
+pytestmark = pytest.mark.browser
+XSS = "<img src=x onerror=alert(1)>"
+LOCAL = ("127.0.0.1", "localhost")
+
+
+def record_requests(context) -> list[str]:
+    """Every request of the page and its frames (iframes included) that leaves 127.0.0.1."""
+    outside: list[str] = []
+
+    def check(request) -> None:
+        url = urlparse(request.url)
+        if url.scheme in ("data", "about", "blob") or url.hostname in LOCAL:
+            return
+        outside.append(request.url)
+
+    context.on("request", check)
+    return outside
+
+
+def network_frame(page):
+    """The frame of the pyvis iframe, once vis-network has drawn."""
+    page.frame_locator("iframe").first.locator("canvas").first.wait_for(timeout=60_000)
+    frame = page.locator("iframe").first.element_handle().content_frame()
+    frame.wait_for_function("typeof network !== 'undefined' && network.body.data.nodes.length > 0",
+                            timeout=30_000)
+    return frame
+
+
+def drawn_pixels(frame) -> int:
+    """Non-white pixels on the network canvas (0 when nothing was drawn)."""
+    return frame.evaluate("""() => {
+        const c = document.querySelector('canvas'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 0; i < d.length; i += 4) { if (d[i + 3] > 0 && (d[i] < 240 || d[i + 1] < 240 || d[i + 2] < 240)) n++; }
+        return n; }""")
+
+
+def open_affinity(page, base: str) -> None:
+    page.goto(f"{base}/affinity")
+    page.get_by_role("heading", name="Product affinity").wait_for(timeout=60_000)
+
+
+def test_network_draws_nodes_and_nothing_leaves_localhost(app_server, browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    outside = record_requests(ctx)
+    page = ctx.new_page()
+    try:
+        open_affinity(page, app_server)
+        frame = network_frame(page)
+        frame.wait_for_timeout(1500)  # let the physics settle and the canvas redraw
+        assert frame.evaluate("network.body.data.nodes.length") >= 2
+        assert frame.evaluate("network.body.data.edges.length") >= 1
+        assert drawn_pixels(frame) > 500
+        page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=30_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert outside == []
+    finally:
+        ctx.close()
+
+
+def _xss_csv(path: Path) -> None:
+    """A tiny store where an item of brand XSS is co-viewed with a phone in many sessions."""
+    rows = ["event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"]
+    for s in range(300):
+        pair = [(1, "electronics.smartphone", XSS, 99.0), (2, "electronics.smartphone", "acme", 120.0)] \
+            if s % 3 == 0 else [(3 + s % 7, "kitchen.pan", "pots", 20.0), (3 + (s + 1) % 7, "kitchen.pan", "pots", 20.0)]
+        for j, (pid, code, brand, price) in enumerate(pair):
+            rows.append(f"2019-10-01 00:{(s // 60) % 60:02d}:{(s + j) % 60:02d} UTC,view,{pid},{2000 + pid},{code},"
+                        f"{brand},{price},{500 + s},sess-{s}")
+    path.write_text("\n".join(rows) + "\n")
+
+
+@pytest.fixture(scope="module")
+def xss_server(tmp_path_factory):
+    """A streamlit server over a store with the XSS brand (events + rules stages only)."""
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing (apt-get install chromium)")
+    from recsys.ingest import IngestParams, build_events
+    from recsys.rules import build_rules_stage, load_rules
+    root = tmp_path_factory.mktemp("xss-store")
+    _xss_csv(root / "xss.csv")
+    build_events(root, [root / "xss.csv"], IngestParams(source="files"))
+    build_rules_stage(root)
+    assert load_rules(root).rules["antecedent"].str.contains(XSS, regex=False).any()
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env={**os.environ, "RECSYS_ARTIFACTS": str(root)}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.25)
+        else:
+            pytest.fail("streamlit did not become healthy within 30 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_xss_brand_shows_as_text_and_runs_nothing(xss_server, browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    outside = record_requests(ctx)
+    page = ctx.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    try:
+        open_affinity(page, xss_server)
+        frame = network_frame(page)
+        labels = frame.evaluate("network.body.data.nodes.get().map(n => n.label)")
+        assert any(XSS in label for label in labels)  # the literal text, drawn on the canvas
+        assert frame.locator("img").count() == 0 and page.locator("img[src='x']").count() == 0
+        # hover the XSS node: vis-network shows its tooltip as text
+        node = frame.evaluate("network.body.data.nodes.get().find(n => n.label.includes('onerror')).id")
+        pos = frame.evaluate("id => network.canvasToDOM(network.getPositions([id])[id])", node)
+        box = page.locator("iframe").first.bounding_box()
+        page.mouse.move(box["x"] + pos["x"], box["y"] + pos["y"])
+        tip = frame.locator(".vis-tooltip")
+        tip.wait_for(state="visible", timeout=10_000)
+        assert XSS in tip.inner_text() and tip.locator("img").count() == 0
+        frame.wait_for_timeout(500)
+        assert dialogs == [] and outside == []
+        assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        ctx.close()
