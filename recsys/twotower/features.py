@@ -75,6 +75,7 @@ class Sequences:
     item: np.ndarray     # (M,) int64
     event: np.ndarray    # (M,) int8, strongest event of the run (view < cart < purchase)
     ts: np.ndarray       # (M,) int64 seconds, time of the run's last event
+    session: np.ndarray  # (M,) int64 session code of the run's last event
 
     def user_of(self) -> np.ndarray:
         """User code of every position."""
@@ -92,26 +93,39 @@ class Sequences:
         keep = np.arange(len(self.item)) >= self.offsets[1:][user] - length
         counts = np.bincount(user[keep], minlength=len(self.offsets) - 1)
         return Sequences(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-                         self.item[keep], self.event[keep], self.ts[keep])
+                         self.item[keep], self.event[keep], self.ts[keep], self.session[keep])
+
+    def history_ends(self, mode: str) -> np.ndarray:
+        """Exclusive end of each position's history: itself ("next": the events just before it) or the start of
+        its session ("session": only earlier visits, i.e. what a returning user is shown)."""
+        pos = np.arange(len(self.item))
+        if mode == "next":
+            return pos
+        if mode != "session":
+            raise ValueError(f"history_mode must be 'next' or 'session' (got {mode!r})")
+        new = np.ones(len(pos), bool)
+        new[1:] = (self.session[1:] != self.session[:-1])
+        new[self.offsets[:-1][self.offsets[:-1] < len(pos)]] = True
+        return np.maximum.accumulate(np.where(new, pos, 0)) if len(pos) else pos
 
 
 def build_sequences(inter: Interactions) -> Sequences:
     """Merge the window's events into per-user sequences (every user code gets a possibly empty row)."""
     keep = inter.event != REMOVE_I
     user, item = inter.user[keep].astype(np.int64), inter.item[keep].astype(np.int64)
-    event, ts = inter.event[keep].astype(np.int8), inter.ts[keep]
+    event, ts, sess = inter.event[keep].astype(np.int8), inter.ts[keep], inter.session[keep].astype(np.int64)
     order = np.argsort(user, kind="stable")  # events are time-sorted: stable keeps time order per user
-    user, item, event, ts = user[order], item[order], event[order], ts[order]
+    user, item, event, ts, sess = user[order], item[order], event[order], ts[order], sess[order]
     if len(user):
         new_run = np.ones(len(user), bool)
         new_run[1:] = (user[1:] != user[:-1]) | (item[1:] != item[:-1])
         starts = np.flatnonzero(new_run)
         ends = np.append(starts[1:], len(user)) - 1
         event = np.maximum.reduceat(event, starts)
-        user, item, ts = user[starts], item[starts], ts[ends]
+        user, item, ts, sess = user[starts], item[starts], ts[ends], sess[ends]
     counts = np.bincount(user, minlength=inter.n_users)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return Sequences(offsets, item, event.astype(np.int8), ts.astype(np.int64))
+    return Sequences(offsets, item, event.astype(np.int8), ts.astype(np.int64), sess)
 
 
 def gather_history(seq: Sequences, pos: np.ndarray, length: int,

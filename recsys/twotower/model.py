@@ -23,6 +23,8 @@ class TwoTowerConfig:
     dim: int = 64                 # output vector size of both towers
     hidden: int = 128             # MLP hidden width
     history_len: int = 50         # user history items pooled by the user tower
+    history_mode: str = "mixed"   # "session": earlier visits -> this visit's items; "next": the events just
+                                  # before; "mixed": half of each (returning users and new visitors alike)
     id_dim: int = 32
     feat_dim: int = 16            # embedding size of category / brand features
     price_dim: int = 8
@@ -33,9 +35,11 @@ class TwoTowerConfig:
     lr: float = 3e-3
     weight_decay: float = 0.0
     id_dropout: float = 0.1       # share of training items shown without their id, to teach cold start
-    max_epochs: int = 8
+    max_epochs: int = 6
+    epoch_examples: int = 100_000  # targets drawn per epoch (bounds an epoch's time on any store)
     min_steps_per_epoch: int = 20
-    max_seconds: float = 75.0     # hard training-time bound (the loop stops after the current step)
+    max_seconds: float = 60.0     # hard training-time bound (the loop stops after the current step) ...
+    seconds_per_100k: float = 15.0  # ... scaled down for small windows: 2 s + this per 100k targets
     patience: int = 2             # epochs without validation improvement before stopping
     val_fraction: float = 0.1     # last share of the window's time span used for early stopping
     val_users: int = 2000

@@ -81,7 +81,7 @@ class ModelArtifacts:
     def load(cls, root: str | os.PathLike | None) -> "ModelArtifacts":
         d = require_stage(root, MODEL_STAGE)
         with np.load(d / HISTORIES) as h:
-            hist = Sequences(h["offsets"], h["item"], h["event"], h["ts"])
+            hist = Sequences(h["offsets"], h["item"], h["event"], h["ts"], h["session"])
         with np.load(d / PURCHASES) as p:
             po, pi = p["offsets"], p["item"]
         return cls(d, read_manifest(root, MODEL_STAGE) or {}, np.load(d / ITEM_IDS), np.load(d / USER_IDS),

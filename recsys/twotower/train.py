@@ -40,10 +40,36 @@ def encode_users(model: TwoTowerModel, seq: Sequences, users: np.ndarray, now: i
     return encode_positions(model, seq, seq.offsets[users + 1], np.full(len(users), now, np.int64), users)
 
 
-def _targets(seq: Sequences) -> np.ndarray:
-    """Positions that have at least one earlier position of the same user (a history to predict from)."""
-    pos = np.arange(len(seq.item))
-    return pos[pos > seq.offsets[seq.user_of()]]
+@dataclass
+class _Data:
+    """Training examples: every position whose history (ending at ``ends``) is not empty."""
+    seq: Sequences
+    user: np.ndarray     # (M,) user code of each position
+    ends: np.ndarray     # (M,) exclusive end of each position's history (redrawn per epoch in "mixed" mode)
+    targets: np.ndarray  # positions used as targets
+    mode: str
+
+    @classmethod
+    def of(cls, seq: Sequences, mode: str) -> "_Data":
+        user = seq.user_of()
+        ends = seq.history_ends("next" if mode == "mixed" else mode)
+        return cls(seq, user, ends, np.flatnonzero(ends > seq.offsets[user]), mode)
+
+    def redraw(self, rng: np.random.Generator, share: float = 0.5) -> None:
+        """"mixed": each target's history ends before its session (prob. ``share``) or right before it."""
+        if self.mode != "mixed":
+            return
+        pos = np.arange(len(self.seq.item))
+        sess = self.seq.history_ends("session")
+        use = (rng.random(len(pos)) < share) & (sess > self.seq.offsets[self.user])
+        self.ends = np.where(use, sess, pos)
+
+    def history(self, pos: np.ndarray, length: int) -> tuple[np.ndarray, ...]:
+        """Histories of target positions, trimmed to the longest in the batch; plus behaviour features."""
+        items, events, ts, mask = gather_history(self.seq, self.ends[pos], length, self.user[pos])
+        beh = behaviour_features(events, ts, mask, self.seq.ts[pos])
+        width = max(1, int(mask.sum(1).max()))  # histories are right-aligned: drop all-padding columns
+        return items[:, -width:], events[:, -width:], mask[:, -width:], beh
 
 
 def encode_positions(model: TwoTowerModel, seq: Sequences, pos: np.ndarray, ref_ts: np.ndarray,
@@ -105,13 +131,12 @@ class _Validation:
         return recall_at_k(top_k(users, model.all_item_vectors(), k), self.truth, k)
 
 
-def _step(model: TwoTowerModel, opt: torch.optim.Optimizer, seq: Sequences, pos: np.ndarray,
+def _step(model: TwoTowerModel, opt: torch.optim.Optimizer, data: _Data, pos: np.ndarray,
           logq: torch.Tensor, weights: np.ndarray, rng: np.random.Generator) -> float:
     """One optimiser step of the corrected, masked, mixed-negative sampled softmax; returns the loss."""
     cfg = model.config
-    items, events, ts, mask = gather_history(seq, pos, cfg.history_len)
-    beh = behaviour_features(events, ts, mask, seq.ts[pos])
-    tgt = torch.from_numpy(seq.item[pos])
+    items, events, mask, beh = data.history(pos, cfg.history_len)
+    tgt = torch.from_numpy(data.seq.item[pos])
     u = model.user_vectors(torch.from_numpy(items), torch.from_numpy(events.astype(np.int64)),
                            torch.from_numpy(mask), torch.from_numpy(beh))  # (B, d)
     v = model.item_vectors(tgt, cfg.id_dropout)  # (B, d)
@@ -134,21 +159,33 @@ def _step(model: TwoTowerModel, opt: torch.optim.Optimizer, seq: Sequences, pos:
     return float(loss.detach())
 
 
-def _epoch(model, opt, seq, targets, weights_table, rng, deadline, progress, label) -> tuple[float, int]:
+def _batches(data: _Data, targets: np.ndarray, bs: int, length: int, cap: int, rng: np.random.Generator) -> list:
+    """Random batches of targets with similar history lengths (most histories are far shorter than ``length``,
+    so bucketing lets each batch trim its padding); the batch order is shuffled."""
+    data.redraw(rng)
+    order = rng.permutation(targets)
+    order = order[:cap]  # an epoch is at most ``cap`` random targets: bounded time on any store
+    hist = np.minimum(data.ends[order] - data.seq.offsets[data.user[order]], length)
+    bucket = np.searchsorted(np.array([2, 4, 8, 16, 32]), hist, "right")
+    order = order[np.argsort(bucket, kind="stable")]
+    batches = [order[s:s + bs] for s in range(0, len(order), bs)]
+    batches = [b for b in batches if len(b) >= 2]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _epoch(model, opt, data, targets, weights_table, rng, deadline, progress, label) -> tuple[float, int]:
     """One pass over ``targets`` in random order; stops early at ``deadline``. Returns (mean loss, steps)."""
     cfg = model.config
+    seq = data.seq
     counts = np.bincount(seq.item[targets], minlength=model.features.shape[1]).astype(np.float64)
     logq = torch.from_numpy(np.log(np.maximum(counts, 1.0) / max(len(targets), 1))).float()
-    order = rng.permutation(targets)
-    bs = max(2, min(cfg.batch_size, int(np.ceil(len(order) / cfg.min_steps_per_epoch))))
+    n = min(len(targets), cfg.epoch_examples)
+    bs = max(2, min(cfg.batch_size, int(np.ceil(n / cfg.min_steps_per_epoch))))
     losses = []
-    for s in range(0, len(order), bs):
-        pos = order[s:s + bs]
-        if len(pos) < 2:
-            continue
-        losses.append(_step(model, opt, seq, pos, logq, weights_table[seq.event[pos]], rng))
+    for s, pos in enumerate(_batches(data, targets, bs, cfg.history_len, n, rng)):
+        losses.append(_step(model, opt, data, pos, logq, weights_table[seq.event[pos]], rng))
         if len(losses) % 20 == 0:
-            progress(min(s / len(order), 1.0), f"{label}: loss {np.mean(losses[-20:]):.3f}")
+            progress(min(s * bs / n, 1.0), f"{label}: loss {np.mean(losses[-20:]):.3f}")
         if time.monotonic() > deadline:
             break
     return (float(np.mean(losses)) if losses else float("nan")), len(losses)
@@ -168,12 +205,16 @@ def train_two_tower(train: Interactions, config: TwoTowerConfig | None = None,
 
 def _train(train: Interactions, cfg: TwoTowerConfig, progress: Progress) -> tuple[TwoTowerModel, dict[str, Any]]:
     t_start = time.monotonic()
-    deadline = t_start + cfg.max_seconds
     seq = build_sequences(train)
-    targets = _targets(seq)
+    data = _Data.of(seq, cfg.history_mode)
+    if len(data.targets) == 0 and cfg.history_mode != "next":
+        data = _Data.of(seq, "next")  # nobody came back for a second session: learn from within sessions
+    targets = data.targets
     if len(targets) == 0:
         raise ValueError("the training window has no user with two or more interactions; "
                          "the two-tower model needs histories (use a longer window)")
+    budget = min(cfg.max_seconds, 2.0 + cfg.seconds_per_100k * len(targets) / 1e5)
+    deadline = t_start + budget
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     trained = np.bincount(seq.item, minlength=train.n_items) > 0
@@ -198,7 +239,7 @@ def _train(train: Interactions, cfg: TwoTowerConfig, progress: Progress) -> tupl
     best, best_state, bad, steps = -1.0, None, 0, 0
     for epoch in range(cfg.max_epochs):
         frac = lambda f, m, e=epoch: progress(min(0.95, (e + f) / (cfg.max_epochs + cfg.refit_epochs)), m)
-        loss, n = _epoch(model, opt, seq, fit_targets, wt, rng, deadline, frac, f"epoch {epoch + 1}")
+        loss, n = _epoch(model, opt, data, fit_targets, wt, rng, deadline, frac, f"epoch {epoch + 1}")
         steps += n
         rec = val.recall(model, seq) if use_val else float("nan")
         history.append({"epoch": epoch + 1, "loss": round(loss, 4), "val_recall@10": round(rec, 4)})
@@ -214,7 +255,7 @@ def _train(train: Interactions, cfg: TwoTowerConfig, progress: Progress) -> tupl
         model.load_state_dict(best_state)
     for r in range(cfg.refit_epochs if use_val and time.monotonic() < deadline else 0):
         frac = lambda f, m: progress(0.95, m)
-        _, n = _epoch(model, opt, seq, targets, wt, rng, deadline, frac, f"refit {r + 1}")
+        _, n = _epoch(model, opt, data, targets, wt, rng, deadline, frac, f"refit {r + 1}")
         steps += n
     model.eval()
     pop = np.argsort(-np.bincount(seq.item[fit_targets], minlength=train.n_items), kind="stable")[:EVAL_K]
@@ -224,7 +265,7 @@ def _train(train: Interactions, cfg: TwoTowerConfig, progress: Progress) -> tupl
         "val_recall@10": round(best, 4) if use_val else None,
         "popularity_val_recall@10": round(recall_at_k(np.tile(pop, (len(val), 1)), val.truth, EVAL_K), 4)
         if use_val else None,
-        "train_seconds": round(time.monotonic() - t_start, 2), "hit_time_limit": time.monotonic() > deadline,
+        "train_seconds": round(time.monotonic() - t_start, 2), "budget_seconds": round(budget, 1), "hit_time_limit": time.monotonic() > deadline,
         "cold_items": int((~trained).sum()), "threads": torch.get_num_threads(),
     }
     progress(1.0, f"trained: val recall@10 {report['val_recall@10']}")
@@ -267,7 +308,8 @@ def build_model_stage(root: str | os.PathLike | None, *, force: bool = False, pr
         feats.save(tmp / ST.FEATURES_FILE)
         inter.catalog.to_parquet(tmp / ST.CATALOG, index=False)
         hist = build_sequences(train).truncate(model.config.history_len)
-        np.savez(tmp / ST.HISTORIES, offsets=hist.offsets, item=hist.item, event=hist.event, ts=hist.ts)
+        np.savez(tmp / ST.HISTORIES, offsets=hist.offsets, item=hist.item, event=hist.event, ts=hist.ts,
+                 session=hist.session)
         offsets, items = ST.purchases_csr(train)
         np.savez(tmp / ST.PURCHASES, offsets=offsets, item=items)
         repurchase = ST.repurchase_stats(inter)

@@ -1,0 +1,249 @@
+"""Two-tower model: planted structure it must recover, features, checkpoint, serving API and the build stages."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recsys import schema as S
+from recsys.interactions import Interactions
+from recsys.twotower.features import (CART_I, PURCHASE_I, REMOVE_I, VIEW_I, behaviour_features, build_sequences,
+                                      pad_history)
+from recsys.twotower.model import TwoTowerConfig, load_checkpoint, numpy_user_tower, save_checkpoint
+from recsys.twotower.store import repurchase_stats
+from recsys.twotower.train import train_two_tower
+
+N_CLUSTERS, PER_CLUSTER, USERS_PER_CLUSTER = 10, 10, 30
+FAST = dict(max_epochs=40, patience=6, batch_size=128, uniform_negatives=64, max_seconds=30, seconds_per_100k=1000,
+            lr=5e-3, seed=1)
+
+
+def _inter(user, item, event, ts, n_users, catalog, session=None) -> Interactions:
+    order = np.argsort(ts, kind="stable")
+    user, item, event, ts = (np.asarray(a)[order] for a in (user, item, event, ts))
+    sess = np.asarray(session)[order] if session is not None else user.astype(np.int64)
+    return Interactions(user.astype(np.int32), item.astype(np.int32), event.astype(np.int8), ts.astype(np.int64),
+                        sess.astype(np.int64), np.arange(n_users, dtype=np.int64) + 1000,
+                        catalog[S.PRODUCT_ID].to_numpy(np.int64), catalog)
+
+
+def _catalog(n: int, rng: np.random.Generator, aligned: bool) -> pd.DataFrame:
+    """Items of cluster c = codes [c*10, c*10+10); categories follow clusters only when ``aligned``."""
+    cluster = np.arange(n) // PER_CLUSTER
+    cat = cluster if aligned else rng.integers(0, 5, n)
+    return pd.DataFrame({S.PRODUCT_ID: np.arange(n, dtype=np.int64) + 10_000, S.CATEGORY_ID: cat.astype(np.int64) + 7,
+                         S.CATEGORY_CODE: [f"dept{c % 3}.cat{c}" for c in cat],
+                         S.BRAND: [f"brand{b}" for b in rng.integers(0, 4, n)], S.PRICE: rng.uniform(5, 500, n)})
+
+
+def planted(aligned: bool = False, seed: int = 0):
+    """Users of cluster c touch 6 of its 10 items before day 20 and 2 of the other 4 after: (train, test truth)."""
+    rng = np.random.default_rng(seed)
+    n_items = N_CLUSTERS * PER_CLUSTER
+    catalog = _catalog(n_items, rng, aligned)
+    rows, truth = [], []
+    for u in range(N_CLUSTERS * USERS_PER_CLUSTER):
+        c = u % N_CLUSTERS
+        items = c * PER_CLUSTER + rng.permutation(PER_CLUSTER)
+        t = np.sort(rng.uniform(0, 20 * 86400, 6)).astype(np.int64)
+        rows += [(u, i, VIEW_I if k % 3 else CART_I, tt) for k, (i, tt) in enumerate(zip(items[:6], t))]
+        truth.append(items[6:8])
+    user, item, event, ts = map(np.array, zip(*rows))
+    return _inter(user, item, event, ts, N_CLUSTERS * USERS_PER_CLUSTER, catalog), truth
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    from recsys.recommenders.two_tower import TwoTowerRecommender
+    train, truth = planted()
+    return TwoTowerRecommender(TwoTowerConfig(**FAST)).fit(train), train, truth
+
+
+def test_planted_clusters_are_recovered(fitted):
+    rec, train, truth = fitted
+    out = rec.recommend(np.arange(train.n_users), 10, exclude_seen=True)
+    recall = np.mean([len(np.intersect1d(r, t)) / len(t) for r, t in zip(out.items, truth)])
+    assert recall >= 0.9, f"recall@10 of held-out cluster items {recall:.3f}"
+    # the category features are random here: only the co-occurrence of ids can explain this
+    assert rec.report["val_recall@10"] is not None
+
+
+def test_recommender_protocol_and_exclude_seen(fitted):
+    from recsys.recommenders.base import Recommender
+    rec, train, _ = fitted
+    assert isinstance(rec, Recommender)
+    out = rec.recommend(np.array([0, 1]), 5, exclude_seen=True)
+    assert out.items.shape == (2, 5) and out.scores.shape == (2, 5)
+    seen0 = set(train.item[train.user == 0].tolist())
+    assert not seen0 & set(out.items[0].tolist())
+    assert np.all(np.diff(out.scores, axis=1) <= 1e-6)
+    sim = rec.similar_items(3, 5)
+    assert 3 not in sim.items[0] and (sim.items[0] // PER_CLUSTER == 0).sum() >= 4
+
+
+def test_diversity_variant_spreads_categories():
+    from recsys.recommenders.two_tower import TwoTowerRecommender
+    train, _ = planted(aligned=False)
+    plain = TwoTowerRecommender(TwoTowerConfig(**{**FAST, "max_epochs": 5})).fit(train)
+    div = TwoTowerRecommender(TwoTowerConfig(**{**FAST, "max_epochs": 5}), diversity_weight=1.0).fit(train)
+    cat = train.catalog[S.CATEGORY_ID].to_numpy()
+    users = np.arange(20)
+    n_plain = np.mean([len(set(cat[r])) for r in plain.recommend(users, 5).items])
+    n_div = np.mean([len(set(cat[r])) for r in div.recommend(users, 5).items])
+    assert div.name != plain.name and n_div > n_plain
+
+
+def test_cold_start_item_lands_near_its_category():
+    train, _ = planted(aligned=True, seed=2)
+    cold = train.catalog.iloc[[25]].copy()  # same category and price range as cluster 2, never interacted with
+    cold[S.PRODUCT_ID] = 99_999
+    catalog = pd.concat([train.catalog, cold], ignore_index=True)
+    train = Interactions(train.user, train.item, train.event, train.ts, train.session, train.user_ids,
+                         catalog[S.PRODUCT_ID].to_numpy(np.int64), catalog)
+    model, report = train_two_tower(train, TwoTowerConfig(**FAST))
+    assert report["cold_items"] == 1
+    vecs = model.all_item_vectors()
+    near = np.argsort(-(vecs[:-1] @ vecs[-1]))[:10]
+    assert (near // PER_CLUSTER == 2).sum() >= 6
+
+
+def test_training_is_deterministic_with_a_seed():
+    train, _ = planted(seed=4)
+    cfg = TwoTowerConfig(**{**FAST, "max_epochs": 2})
+    a, _ = train_two_tower(train, cfg)
+    b, _ = train_two_tower(train, cfg)
+    assert np.array_equal(a.all_item_vectors(), b.all_item_vectors())
+
+
+def test_checkpoint_loads_with_weights_only_and_numpy_tower_matches(tmp_path):
+    train, _ = planted(seed=5)
+    model, _ = train_two_tower(train, TwoTowerConfig(**{**FAST, "max_epochs": 2}))
+    save_checkpoint(model, tmp_path / "m.pt")
+    blob = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert blob["config"]["dim"] == 64 and "state_dict" in blob
+    from recsys.twotower.features import ItemFeatures
+    feats = ItemFeatures(*[model.features[i].numpy() for i in range(7)])
+    again = load_checkpoint(tmp_path / "m.pt", feats)
+    assert np.allclose(again.all_item_vectors(), model.all_item_vectors())
+    assert np.allclose(np.linalg.norm(model.all_item_vectors(), axis=1), 1.0, atol=1e-5)
+    items, events, ts, mask = pad_history(np.array([3, 4, 5]), np.array([0, 1, 2], np.int8),
+                                          np.array([10, 20, 30]), 50)
+    beh = behaviour_features(events, ts, mask, np.array([100]))
+    want = model.user_vectors(torch.from_numpy(items), torch.from_numpy(events.astype(np.int64)),
+                              torch.from_numpy(mask), torch.from_numpy(beh)).detach().numpy()
+    assert np.allclose(numpy_user_tower(model)(items, events.astype(np.int64), mask, beh), want, atol=1e-5)
+
+
+def test_sequences_merge_repeats_and_drop_removes():
+    cat = _catalog(5, np.random.default_rng(0), True)
+    inter = _inter(user=[0, 0, 0, 0, 1, 0], item=[1, 1, 1, 2, 3, 2],
+                   event=[VIEW_I, CART_I, VIEW_I, REMOVE_I, VIEW_I, PURCHASE_I], ts=[1, 2, 3, 4, 5, 6],
+                   n_users=2, catalog=cat)
+    seq = build_sequences(inter)
+    assert seq.offsets.tolist() == [0, 2, 3]
+    assert seq.item.tolist() == [1, 2, 3]
+    assert seq.event.tolist() == [CART_I, PURCHASE_I, VIEW_I]  # strongest event of the run
+    assert seq.ts.tolist() == [3, 6, 5]
+
+
+def test_repurchase_rate_counts_repeat_purchases_in_later_sessions():
+    cat = _catalog(5, np.random.default_rng(0), True)
+    # user 0 buys item 1 in sessions 10, 10 (same basket: not a repeat) and 11 (repeat); user 1 buys item 2 once
+    inter = _inter(user=[0, 0, 0, 1], item=[1, 1, 1, 2], event=[PURCHASE_I] * 4, ts=[1, 2, 3, 4], n_users=2,
+                   catalog=cat, session=[10, 10, 11, 12])
+    stats = repurchase_stats(inter)
+    assert stats["purchases"] == 4 and stats["repeat_purchases"] == 1
+    assert stats["repurchase_rate"] == 0.25 and stats["exclude_purchased_default"] is False
+
+
+def test_training_rejects_a_window_without_histories():
+    train, _ = planted()
+    one = train.window(end=int(train.ts[0]) + 1)
+    with pytest.raises(ValueError, match="two or more interactions"):
+        train_two_tower(one, TwoTowerConfig(**FAST))
+
+
+# ---- the build stages and the serving API on the demo store ------------------------------------------------
+
+def _active_user(svc) -> int:
+    lengths = np.diff(svc.art.histories.offsets)
+    return int(svc.user_ids[int(np.argmax(lengths))])
+
+
+def test_model_and_index_stages_write_aligned_artifacts(demo_artifacts):
+    from recsys.artifacts import read_manifest
+    from recsys.interactions import load_interactions
+    m = read_manifest(demo_artifacts, "model")
+    ix = read_manifest(demo_artifacts, "index")
+    assert m and ix and ix["index"]["kind"] == "flat_ip" and ix["index"]["recall@10"] == 1.0
+    inter = load_interactions(demo_artifacts)
+    d = demo_artifacts / "model"
+    vecs = np.load(d / "item_embeddings.npy")
+    assert vecs.shape == (inter.n_items, 64)
+    assert np.array_equal(np.load(d / "item_ids.npy"), inter.item_ids)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+    blob = torch.load(d / "model.pt", weights_only=True)
+    assert blob["config"]["dim"] == 64
+    assert 0.0 <= m["repurchase"]["repurchase_rate"] <= 1.0
+    assert m["train"]["train_seconds"] <= m["train"]["budget_seconds"] + 10
+
+
+def test_hnsw_index_reaches_the_recall_target(demo_artifacts):
+    from recsys.twotower.index import IndexParams, build_index
+    vecs = np.load(demo_artifacts / "model" / "item_embeddings.npy")
+    index, facts = build_index(vecs, IndexParams(exact_max_items=100, eval_queries=300))
+    assert facts["kind"] == "hnsw_ip" and facts["recall@10"] >= 0.95
+
+
+def test_recommend_products_for_user_end_to_end(demo_artifacts):
+    from recsys import recommend_products_for_user
+    from recsys.recommend import load_recommender_service
+    svc = load_recommender_service(demo_artifacts)
+    uid = _active_user(svc)
+    df = recommend_products_for_user(uid, top_n=10, diversity_weight=0.3, artifacts=demo_artifacts)
+    assert list(df.columns[:7]) == ["rank", "product_id", "brand", "category", "price", "score", "reason"]
+    assert len(df) == 10 and df["product_id"].is_unique
+    assert df["reason"].str.startswith("because you").all()
+    hist_ids = set(svc.product_ids[svc.history(uid)[0]].tolist())
+    assert set(df["because_product_id"].dropna().astype(int)) <= hist_ids
+    plain = recommend_products_for_user(uid, 10, 0.0, artifacts=demo_artifacts)
+    assert np.all(np.diff(plain["score"].to_numpy()) <= 1e-6)
+    wide = recommend_products_for_user(uid, 10, 1.0, artifacts=demo_artifacts)
+    assert wide.attrs["categories"] >= plain.attrs["categories"]
+    assert wide.attrs["intra_list_diversity"] >= plain.attrs["intra_list_diversity"]
+
+
+def test_unknown_user_and_bad_arguments_say_so(demo_artifacts):
+    from recsys import recommend_products_for_user
+    with pytest.raises(KeyError, match="unknown user_id 1"):
+        recommend_products_for_user(1, artifacts=demo_artifacts)
+    from recsys.recommend import load_recommender_service
+    svc = load_recommender_service(demo_artifacts)
+    with pytest.raises(ValueError, match="diversity_weight"):
+        svc.recommend_for_user(_active_user(svc), 10, 2.0)
+    with pytest.raises(ValueError, match="unknown product_id"):
+        svc.recommend_for_products([1])
+
+
+def test_exclude_purchased_removes_bought_items(demo_artifacts):
+    from recsys.recommend import load_recommender_service
+    svc = load_recommender_service(demo_artifacts)
+    buyers = np.flatnonzero(np.diff(svc.art.purchase_offsets) > 0)
+    assert len(buyers)
+    code = int(buyers[0])
+    bought = set(svc.product_ids[svc.purchased(code)].tolist())
+    df = svc.recommend_for_user(int(svc.user_ids[code]), 30, 0.0, exclude_purchased=True)
+    assert not bought & set(df["product_id"].tolist())
+
+
+def test_new_visitor_and_similar_products(demo_artifacts):
+    from recsys.recommend import load_recommender_service
+    svc = load_recommender_service(demo_artifacts)
+    seen = svc.product_ids[:3].tolist()
+    df = svc.recommend_for_products(seen, top_n=5, diversity_weight=0.0)
+    assert len(df) == 5 and not set(seen) & set(df["product_id"].tolist())
+    assert set(df["because_product_id"].astype(int)) <= set(seen)
+    sim = svc.similar_products(seen[0], 5)
+    assert len(sim) == 5 and seen[0] not in sim["product_id"].tolist()
+    assert sim["reason"].str.startswith("similar to").all()
