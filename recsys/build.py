@@ -37,6 +37,7 @@ STAGES: list[StageSpec] = [
     StageSpec("model", "recsys.twotower.train:build_model_stage"),
     StageSpec("index", "recsys.twotower.index:build_index_stage"),
     StageSpec("products", "recsys.products:build_products_stage"),
+    StageSpec("evaluation", "recsys.evaluation:build_evaluation_stage"),  # last: it fits every model
 ]
 
 

@@ -68,8 +68,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from recsys.evaluation import evaluation_records, format_evaluation, load_evaluation
+    res = load_evaluation(args.artifacts)
+    if args.json:
+        print(json.dumps(evaluation_records(res.results, targets=args.targets, exclude_seen=args.exclude_seen,
+                                            every_setting=args.all)))
+    else:
+        print(format_evaluation(res, targets=None if args.all else args.targets,
+                                exclude_seen=None if args.all else args.exclude_seen))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "demo": cmd_demo, "ingest": cmd_ingest, "build": cmd_build, "serve": cmd_serve,
+    "demo": cmd_demo, "ingest": cmd_ingest, "build": cmd_build, "serve": cmd_serve, "evaluate": cmd_evaluate,
 }
 
 
@@ -105,6 +117,17 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int, default=8000)
     v.add_argument("--artifacts", default=None, help="artifacts directory (default $RECSYS_ARTIFACTS or artifacts/)")
     v.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+
+    e = sub.add_parser("evaluate", help="print the offline evaluation of every recommender (built by `build`)")
+    e.add_argument("--artifacts", default=None, help="artifacts directory (default $RECSYS_ARTIFACTS or artifacts/)")
+    e.add_argument("--json", action="store_true",
+                   help='print one JSON list of {"model","metric","k","value","ci_low","ci_high"} records')
+    e.add_argument("--targets", choices=("buy", "view"), default="buy",
+                   help="targets: carts + purchases (buy, default) or views + carts + purchases (view)")
+    e.add_argument("--exclude-seen", action="store_true",
+                   help="the setting where items seen in training are neither recommended nor targets")
+    e.add_argument("--all", action="store_true",
+                   help="every setting (JSON records then also carry 'targets' and 'exclude_seen')")
     return p
 
 

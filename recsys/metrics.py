@@ -105,17 +105,12 @@ def catalog_coverage(recs: np.ndarray, n_items: int, k: int) -> float:
 def intra_list_diversity(recs: np.ndarray, item_category: np.ndarray, k: int) -> np.ndarray:
     """Per user: share of pairs among the top k whose categories differ (NaN for lists under 2 items)."""
     top = np.asarray(recs)[:, :k]
-    cats = np.where(top >= 0, np.asarray(item_category)[np.maximum(top, 0)], -1)
-    out = np.full(len(top), np.nan)
-    for u in range(len(top)):
-        c = cats[u][top[u] >= 0]
-        n = len(c)
-        if n < 2:
-            continue
-        _, counts = np.unique(c, return_counts=True)
-        same = (counts * (counts - 1)).sum() / 2
-        out[u] = 1.0 - same / (n * (n - 1) / 2)
-    return out
+    valid = top >= 0
+    cats = np.where(valid, np.asarray(item_category)[np.maximum(top, 0)], -1)
+    pair = valid[:, :, None] & valid[:, None, :] & np.triu(np.ones((top.shape[1],) * 2, bool), 1)[None]
+    same = ((cats[:, :, None] == cats[:, None, :]) & pair).sum((1, 2))
+    n_pairs = pair.sum((1, 2))
+    return np.divide(n_pairs - same, n_pairs, out=np.full(len(top), np.nan), where=n_pairs > 0)
 
 
 def novelty_at_k(recs: np.ndarray, item_popularity: np.ndarray, k: int) -> np.ndarray:

@@ -14,7 +14,7 @@ from recsys.recommenders.base import Recommendations
 from recsys.recommenders.scoring import ScoringRecommender, item_vector_neighbours
 from recsys.recommenders._torch import positive_pairs, sample_negatives, single_thread
 
-USER_CHUNK = 64
+USER_CHUNK = 8  # (chunk, n_items, hidden) stays in cache: 2-3x faster than 64 users at once
 
 
 class NCFNet(nn.Module):

@@ -68,6 +68,11 @@ class ScoringRecommender:
 
     def recommend(self, user_codes: np.ndarray, k: int, *, exclude_seen: bool = False) -> Recommendations:
         """Top-k item codes per user code (see the protocol)."""
+        return self.recommend_settings(user_codes, k, (exclude_seen,))[exclude_seen]
+
+    def recommend_settings(self, user_codes: np.ndarray, k: int,
+                           settings: tuple[bool, ...] = (False, True)) -> dict[bool, Recommendations]:
+        """Top-k lists for several exclude_seen settings from one scoring pass (the evaluation needs both)."""
         if self._seen is None:
             raise RuntimeError(f"{self.name}: call fit() before recommend()")
         if k < 1:
@@ -75,20 +80,24 @@ class ScoringRecommender:
         users = np.asarray(user_codes, dtype=np.int64).ravel()
         if len(users) and (users.min() < 0 or users.max() >= self.n_users):
             raise ValueError(f"{self.name}: user codes must be in [0, {self.n_users})")
-        items, scores = [], []
+        parts: dict[bool, list[Recommendations]] = {ex: [] for ex in settings}
         for s in range(0, len(users), BATCH):
             batch = users[s:s + BATCH]
             sc = np.asarray(self._scores(batch), dtype=np.float32)
-            if exclude_seen:
-                seen = self._seen[batch]
-                rows = np.repeat(np.arange(len(batch)), np.diff(seen.indptr))
-                sc[rows, seen.indices] = -np.inf
-            rec = top_k(sc, k)
-            items.append(rec.items)
-            scores.append(rec.scores)
-        if not items:
-            return Recommendations(np.zeros((0, k), np.int64), np.zeros((0, k), np.float32))
-        return Recommendations(np.concatenate(items), np.concatenate(scores))
+            for ex in sorted(settings):  # False first: the in-place mask below only ever adds -inf
+                if ex:
+                    seen = self._seen[batch]
+                    rows = np.repeat(np.arange(len(batch)), np.diff(seen.indptr))
+                    sc[rows, seen.indices] = -np.inf
+                parts[ex].append(top_k(sc, k))
+        out = {}
+        for ex, recs in parts.items():
+            if recs:
+                out[ex] = Recommendations(np.concatenate([r.items for r in recs]),
+                                          np.concatenate([r.scores for r in recs]))
+            else:
+                out[ex] = Recommendations(np.zeros((0, k), np.int64), np.zeros((0, k), np.float32))
+        return out
 
     def similar_items(self, item_code: int, k: int) -> Recommendations:
         """Not available for this model."""
