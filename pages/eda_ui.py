@@ -131,3 +131,15 @@ def pct(label: str) -> Any:
 
 def money(label: str) -> Any:
     return st.column_config.NumberColumn(label, format="dollar")
+
+
+def compact(x: float, money: bool = False) -> str:
+    """A short number for a metric tile: 12,345 / 384k / 4.56M / 1.20B (with $ for money)."""
+    sign = "$" if money else ""
+    if abs(x) >= 1e9:
+        return f"{sign}{x / 1e9:,.2f}B"
+    if abs(x) >= 1e6:
+        return f"{sign}{x / 1e6:,.2f}M"
+    if abs(x) >= 1e5:
+        return f"{sign}{x / 1e3:,.0f}k"
+    return f"{sign}{x:,.0f}"

@@ -12,13 +12,15 @@ if not t["views"] + t["carts"] + t["purchases"] + t["removes"]:
     ui.nothing_matches(eda)
 
 c = st.columns(6)
-c[0].metric("Views", f"{t['views']:,}")
-c[1].metric("Carts", f"{t['carts']:,}", f"{t['cart_rate']:.2%} of views", delta_color="off")
-c[2].metric("Purchases", f"{t['purchases']:,}", f"{t['view_to_purchase']:.2%} of views", delta_color="off")
+c[0].metric("Views", ui.compact(t["views"]), help=f"{t['views']:,} view events")
+c[1].metric("Carts", ui.compact(t["carts"]), f"{t['cart_rate']:.2%} of views", delta_color="off",
+            help=f"{t['carts']:,} cart events")
+c[2].metric("Purchases", ui.compact(t["purchases"]), f"{t['view_to_purchase']:.2%} of views", delta_color="off",
+            help=f"{t['purchases']:,} purchase events")
 c[3].metric("Purchases / carts", f"{t['purchase_rate']:.1%}")
-c[4].metric("Revenue", f"${t['revenue']:,.0f}")
-c[5].metric("Removed from cart", f"{t['removes']:,}", f"{t['removes_per_cart']:.1%} of carts" if t["removes"]
-            else "not in this data", delta_color="off")
+c[4].metric("Revenue", ui.compact(t["revenue"], money=True), help=f"${t['revenue']:,.2f}")
+c[5].metric("Removed from cart", ui.compact(t["removes"]),
+            f"{t['removes_per_cart']:.1%} of carts" if t["removes"] else "none in this data", delta_color="off")
 
 left, right = st.columns(2)
 with left:

@@ -13,11 +13,11 @@ if not s["sessions"]:
 r = eda.q("eda_users.repeat_buyers")
 
 c = st.columns(6)
-c[0].metric("Sessions", f"{s['sessions']:,}")
+c[0].metric("Sessions", ui.compact(s["sessions"]), help=f"{s['sessions']:,} sessions")
 c[1].metric("Events per session", f"{s['events_per_session']:.2f}")
 c[2].metric("Mean session duration", f"{s['mean_duration_s'] / 60:.1f} min")
 c[3].metric("One-event sessions", f"{s['single_event_share']:.1%}")
-c[4].metric("Buyers", f"{r['buyers']:,}")
+c[4].metric("Buyers", ui.compact(r["buyers"]), help=f"{r['buyers']:,} users who bought")
 c[5].metric("Repeat buyers", f"{r['repeat_share']:.1%}", f"{r['repeat_revenue_share']:.1%} of revenue",
             delta_color="off", help="Bought in at least two different sessions within the date range")
 

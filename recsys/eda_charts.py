@@ -38,7 +38,8 @@ def rates_by(df: pd.DataFrame, key: str, title: str, label: str) -> go.Figure:
 
 
 def session_funnel(df: pd.DataFrame) -> go.Figure:
-    """Share of sessions reaching each step."""
+    """Share of sessions reaching each step (the removal step only when the data records removals)."""
+    df = df[(df["step"] != "removed from cart") | (df["sessions"] > 0)]
     fig = go.Figure(go.Bar(
         x=df["step"], y=df["share_of_sessions"], marker_color=[C["view"], C["view"], C["cart"], C["purchase"],
                                                                C["remove"]][:len(df)],

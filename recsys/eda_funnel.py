@@ -40,7 +40,7 @@ def funnel_totals(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> dict[str, fl
     """Event counts per type, revenue and the three event-level rates for the filtered events."""
     w, p = where(f)
     df = add_rates(query(con, f"SELECT {_counts_sql()} FROM daily WHERE {w}", p))
-    return {k: v.item() if hasattr(v, "item") else v for k, v in df.iloc[0].items()}
+    return {c: df[c].iloc[0].item() for c in df.columns}
 
 
 def funnel_steps(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFrame:
