@@ -21,6 +21,9 @@ PAGES = {
     "Recommend": [
         st.Page("pages/product_explorer.py", title="Product explorer", icon="🔎"),
     ],
+    "Evaluate": [
+        st.Page("pages/evaluation.py", title="Offline evaluation", icon="🧪"),
+    ],
 }
 
 ensure_artifacts()

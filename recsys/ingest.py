@@ -332,6 +332,11 @@ def build_events(root: str | os.PathLike | None, paths: list[Path], params: Inge
                  *, force: bool = False, progress: Progress = no_progress) -> tuple[dict, bool]:
     """The events stage: ingest ``paths`` into ``<root>/events`` atomically, skipped when inputs are unchanged."""
     paths = [Path(p) for p in paths]
+    # ---- other store formats (RetailRocket, UCI Online Retail), detected from the header: recsys/adapters.py
+    from recsys.adapters import build_adapted_events, detect_format
+    if detect_format(paths) != "rees46":
+        return build_adapted_events(root, paths, params, force=force, progress=progress)
+    # ---- REES46
     check_inputs(paths)  # fail before touching anything
     fp = fingerprint([file_fingerprint(paths), vars(params)])
 

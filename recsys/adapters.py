@@ -1,0 +1,407 @@
+"""Other stores' files -> the canonical event table: format detection from the header, RetailRocket and UCI.
+
+``detect_format`` reads only the header of each input. REES46 files (and anything unrecognised, so that its
+errors stay the REES46 ones) go through ``recsys.ingest``; the formats below are mapped here into the same
+``events.parquet`` + ``quality.json`` (same report shape: rows read = rows kept + every drop) of the events stage.
+
+RetailRocket (``events.csv``: timestamp in ms, visitorid, event, itemid, transactionid):
+- view -> view, addtocart -> cart, transaction -> purchase; other event names are dropped as invalid;
+- sessions: a visitor's events more than 30 minutes apart start a new session (``<visitorid>-<n>``);
+- categories from ``item_properties*.csv`` rows with property ``categoryid`` (the item's latest value), and
+  ``category_tree.csv`` (categoryid, parentid) gives category_code as the path of ids from the root, e.g.
+  ``1482.1338.1091``; these files are taken from the inputs, else from the events file's folder when present;
+- the public files have no brands and only hashed prices: brand is ``unknown_brand``, price 0.
+UCI Online Retail (CSV or xlsx: InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID,
+Country; the "Online Retail II" spellings Invoice, Price, Customer ID are accepted too):
+- every kept row is one purchase event; the invoice is the session; InvoiceDate (UK time) is taken as UTC;
+- invoices starting with ``C`` are cancellations and dropped; rows without CustomerID cannot be attributed to a
+  user and are dropped; rows with Quantity <= 0 or a negative UnitPrice are dropped as invalid; all counted;
+- numeric StockCodes keep their number as product_id; others (``85123A``, ``POST``) get a stable id from a hash,
+  listed with their code and description in ``item_names.parquet``; there are no views, categories or brands.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from recsys import schema as S
+from recsys.artifacts import (EVENTS_FILE, EVENTS_STAGE, Progress, StageResult, file_fingerprint, fingerprint,
+                              no_progress, run_stage, write_json)
+
+log = logging.getLogger(__name__)
+
+QUALITY_FILE = "quality.json"
+ITEM_NAMES_FILE = "item_names.parquet"
+SESSION_GAP_S = 30 * 60
+
+RR_EVENTS = {"timestamp", "visitorid", "event", "itemid", "transactionid"}
+RR_PROPERTIES = {"timestamp", "itemid", "property", "value"}
+RR_TREE = {"categoryid", "parentid"}
+UCI_COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
+               "Country")
+UCI_ALIASES = {"invoice": "InvoiceNo", "invoiceno": "InvoiceNo", "stockcode": "StockCode",
+               "description": "Description", "quantity": "Quantity", "invoicedate": "InvoiceDate",
+               "unitprice": "UnitPrice", "price": "UnitPrice", "customerid": "CustomerID",
+               "customer id": "CustomerID", "country": "Country"}
+RR_EVENT_MAP = {"view": S.VIEW, "addtocart": S.CART, "transaction": S.PURCHASE}
+
+
+class AdapterError(ValueError):
+    """An input of a recognised store format cannot be mapped; the message says what to fix."""
+
+
+# ---- detection --------------------------------------------------------------------------------------------
+
+def read_header_names(path: Path) -> list[str]:
+    """Column names of a CSV (plain or .gz) or the first sheet of an .xlsx; [] when unreadable."""
+    try:
+        if path.suffix.lower() in (".xlsx", ".xlsm"):
+            from openpyxl import load_workbook
+            wb = load_workbook(path, read_only=True)
+            try:
+                row = next(wb.worksheets[0].iter_rows(max_row=1, values_only=True), ())
+            finally:
+                wb.close()
+            return [str(c).strip() for c in row if c is not None]
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            first = f.readline(1 << 16)
+        text = first.decode("utf-8-sig", errors="replace").strip()
+        return [c.strip().strip('"') for c in next(csv.reader([text]), [])]
+    except Exception:  # unreadable files are left to the REES46 checks, which explain them
+        return []
+
+
+def file_role(names: list[str]) -> str | None:
+    """What one file is, from its header: rees46, rr_events, rr_properties, rr_tree, uci, or None."""
+    have = set(names)
+    if not S.missing_columns(names):
+        return "rees46"
+    if RR_EVENTS <= have:
+        return "rr_events"
+    if RR_PROPERTIES <= have:
+        return "rr_properties"
+    if RR_TREE <= have and len(have) <= 3:
+        return "rr_tree"
+    if set(UCI_COLUMNS) <= {UCI_ALIASES.get(n.lower(), n) for n in names}:
+        return "uci"
+    return None
+
+
+def detect_format(paths: list[Path]) -> str:
+    """``rees46``, ``retailrocket`` or ``uci`` for a set of input files (unrecognised files count as rees46)."""
+    roles = {Path(p): file_role(read_header_names(Path(p))) for p in paths}
+    kinds = set(roles.values())
+    if "rr_events" in kinds:
+        other = [str(p) for p, r in roles.items() if r not in ("rr_events", "rr_properties", "rr_tree")]
+        if other:
+            raise AdapterError(f"{other[0]}: not a RetailRocket file (events.csv, item_properties*.csv or "
+                               f"category_tree.csv); ingest different stores separately")
+        return "retailrocket"
+    if kinds & {"rr_properties", "rr_tree"}:
+        p = next(p for p, r in roles.items() if r in ("rr_properties", "rr_tree"))
+        raise AdapterError(f"{p}: a RetailRocket {roles[p][3:]} file needs the RetailRocket events.csv as well")
+    if kinds == {"uci"}:
+        return "uci"
+    if "uci" in kinds:
+        other = next(p for p, r in roles.items() if r != "uci")
+        raise AdapterError(f"{other}: not a UCI Online Retail file like the others; ingest stores separately")
+    for p in paths:
+        if Path(p).suffix.lower() in (".xlsx", ".xlsm"):
+            raise AdapterError(f"{p}: an Excel file is read only as UCI Online Retail (columns "
+                               f"{', '.join(UCI_COLUMNS)}); its first row has none of them")
+    return "rees46"
+
+
+def _retailrocket_files(paths: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:
+    """(events, item_properties, category_tree) files: the given ones, else siblings of the events file."""
+    roles = {p: file_role(read_header_names(p)) for p in paths}
+    events = [p for p, r in roles.items() if r == "rr_events"]
+    props = [p for p, r in roles.items() if r == "rr_properties"]
+    tree = [p for p, r in roles.items() if r == "rr_tree"]
+    folder = events[0].parent
+    if not props:
+        props = sorted(p for p in folder.glob("item_properties*.csv") if file_role(read_header_names(p)))
+    if not tree and (folder / "category_tree.csv").exists():
+        tree = [folder / "category_tree.csv"]
+    return events, props, tree
+
+
+# ---- RetailRocket -------------------------------------------------------------------------------------------
+
+def _q(path: Path | str) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _category_paths(tree: pd.DataFrame) -> dict[int, str]:
+    """categoryid -> dotted path of ids from its root (cycles and unknown parents end the walk)."""
+    parent = {int(c): (None if pd.isna(p) else int(p)) for c, p in zip(tree["categoryid"], tree["parentid"])}
+    out = {}
+    for c in parent:
+        path, seen, cur = [], set(), c
+        while cur is not None and cur not in seen:
+            seen.add(cur)
+            path.append(str(cur))
+            cur = parent.get(cur)
+        out[c] = ".".join(reversed(path))
+    return out
+
+
+def ingest_retailrocket(paths: list[Path], out_dir: Path, source: str = "files",
+                        progress: Progress = no_progress) -> dict[str, Any]:
+    """RetailRocket files -> ``out_dir/events.parquet`` + ``quality.json``; returns the report."""
+    events, props, tree = _retailrocket_files(paths)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    files = "[" + ", ".join(_q(p) for p in events) + "]"
+    cols = "{'timestamp': 'BIGINT', 'visitorid': 'BIGINT', 'event': 'VARCHAR', 'itemid': 'BIGINT', " \
+           "'transactionid': 'BIGINT'}"
+    try:
+        con.execute(f"""CREATE TABLE raw AS SELECT timestamp, visitorid, event, itemid, transactionid
+                        FROM read_csv({files}, header = true, columns = {cols}, auto_detect = false,
+                                      store_rejects = true, rejects_table = 'rej', rejects_scan = 'rej_scan')""")
+    except duckdb.Error as exc:
+        raise AdapterError(f"{events[0]}: cannot be read as a RetailRocket events.csv: "
+                           f"{str(exc).splitlines()[0]}") from exc
+    n_bad = con.execute("SELECT count(*) FROM (SELECT DISTINCT file_id, line FROM rej)").fetchall()[0][0]
+    samples = [{"file": str(events[min(int(f), len(events) - 1)]), "line": int(line), "error": str(msg)[:200],
+                "content": (c or "").strip()[:300]}
+               for f, line, msg, c in con.execute("""SELECT file_id, line, min(error_message), min(csv_line)
+                   FROM rej GROUP BY file_id, line ORDER BY file_id, line LIMIT 5""").fetchall()]
+    progress(0.3, "events parsed")
+    mapped = ", ".join(f"('{k}', '{v}')" for k, v in RR_EVENT_MAP.items())
+    con.execute(f"CREATE TABLE emap AS SELECT * FROM (VALUES {mapped}) t(event, event_type)")
+    parsed, invalid = con.execute("""SELECT count(*), count(*) FILTER (WHERE timestamp IS NULL OR visitorid IS NULL
+                                     OR itemid IS NULL OR event NOT IN (SELECT event FROM emap)) FROM raw""").fetchall()[0]
+    con.execute("""CREATE TABLE valid AS SELECT DISTINCT r.timestamp, r.visitorid, m.event_type, r.itemid,
+                   r.transactionid FROM raw r JOIN emap m USING (event)
+                   WHERE r.timestamp IS NOT NULL AND r.visitorid IS NOT NULL AND r.itemid IS NOT NULL""")
+    kept = con.execute("SELECT count(*) FROM valid").fetchall()[0][0]
+    duplicates = int(parsed) - int(invalid) - int(kept)
+    # categories: each item's latest categoryid property, and the path of ids through the tree
+    con.execute("CREATE TABLE item_cat (itemid BIGINT, category_id BIGINT)")
+    if props:
+        plist = "[" + ", ".join(_q(p) for p in props) + "]"
+        con.execute(f"""INSERT INTO item_cat SELECT itemid, arg_max(TRY_CAST(value AS BIGINT), timestamp)
+                        FROM read_csv({plist}, header = true, auto_detect = false, ignore_errors = true,
+                             columns = {{'timestamp': 'BIGINT', 'itemid': 'BIGINT', 'property': 'VARCHAR',
+                                        'value': 'VARCHAR'}})
+                        WHERE property = 'categoryid' AND TRY_CAST(value AS BIGINT) IS NOT NULL
+                        GROUP BY itemid""")
+    paths_df = pd.DataFrame({"category_id": pd.Series([], dtype="int64"), "code": pd.Series([], dtype=object)})
+    if tree:
+        t = pd.concat([pd.read_csv(p, dtype={"categoryid": "Int64", "parentid": "Int64"}) for p in tree])
+        t = t.dropna(subset=["categoryid"])
+        cp = _category_paths(t)
+        paths_df = pd.DataFrame({"category_id": np.array(list(cp), dtype=np.int64), "code": list(cp.values())})
+    con.register("cat_paths", paths_df)
+    progress(0.6, "categories joined")
+    # sessions: a gap of more than 30 minutes between a visitor's consecutive events starts a new one
+    con.execute(f"""CREATE TABLE sess AS SELECT *, visitorid::VARCHAR || '-' ||
+                        sum(CASE WHEN prev IS NULL OR timestamp - prev > {SESSION_GAP_S * 1000} THEN 1 ELSE 0 END)
+                        OVER (PARTITION BY visitorid ORDER BY timestamp, itemid, event_type
+                              ROWS UNBOUNDED PRECEDING)::VARCHAR AS user_session
+                    FROM (SELECT *, lag(timestamp) OVER (PARTITION BY visitorid ORDER BY timestamp, itemid,
+                                                          event_type) AS prev FROM valid)""")
+    con.execute(f"""COPY (SELECT make_timestamp(s.timestamp * 1000)::TIMESTAMPTZ AS event_time, s.event_type,
+                                 s.itemid AS product_id, coalesce(c.category_id, 0) AS category_id,
+                                 coalesce(p.code, c.category_id::VARCHAR, {_q(S.UNKNOWN_CATEGORY)}) AS category_code,
+                                 {_q(S.UNKNOWN_BRAND)} AS brand, 0.0::DOUBLE AS price, s.visitorid AS user_id,
+                                 s.user_session
+                          FROM sess s LEFT JOIN item_cat c ON c.itemid = s.itemid
+                          LEFT JOIN cat_paths p ON p.category_id = c.category_id
+                          ORDER BY event_time, user_id, user_session, product_id, event_type)
+                    TO {_q(out_dir / EVENTS_FILE)} (FORMAT PARQUET)""")
+    no_cat = con.execute("SELECT count(*) FROM valid v LEFT JOIN item_cat c USING (itemid) "
+                         "WHERE c.category_id IS NULL").fetchall()[0][0]
+    con.close()
+    notes = ["RetailRocket has no brands and only hashed prices: brand is unknown_brand and price 0."]
+    if not props:
+        notes.append("No item_properties*.csv given or found next to events.csv: the store has no categories.")
+    elif not tree:
+        notes.append("No category_tree.csv: category_code is the bare categoryid, without its parents.")
+    return _report(out_dir, source=source, fmt="retailrocket", files=events + props + tree,
+                   read=int(parsed) + int(n_bad), kept=int(kept),
+                   dropped={"unparsable": int(n_bad), "invalid_value": int(invalid), "no_session": 0,
+                            "duplicate": duplicates},
+                   samples=samples, brand_unknown=int(kept), code_unknown=int(no_cat), zero_price=int(kept),
+                   notes=notes, progress=progress)
+
+
+# ---- UCI Online Retail --------------------------------------------------------------------------------------
+
+DATE_FORMATS = ("%m/%d/%Y %H:%M", "%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M", "%m/%d/%y %H:%M", "%Y-%m-%d %H:%M")
+
+
+def _read_uci(path: Path) -> pd.DataFrame:
+    """One UCI file as strings (dates as datetimes when Excel stored them so), with canonical column names."""
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        df = pd.read_excel(path, dtype=object, engine="openpyxl")
+    else:
+        raw = (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")).read()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:  # the public CSV is ISO-8859-1 (pound signs in descriptions)
+            text = raw.decode("latin-1")
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+    return df.rename(columns={c: UCI_ALIASES.get(str(c).strip().lower(), str(c).strip()) for c in df.columns})
+
+
+def _parse_dates(values: pd.Series) -> pd.Series:
+    """Excel datetimes as they are; text with the format that parses the most values."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return pd.to_datetime(values)
+    is_dt = values.map(lambda v: isinstance(v, (pd.Timestamp, np.datetime64)) or hasattr(v, "isoformat"))
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
+    if is_dt.any():
+        out[is_dt] = pd.to_datetime(values[is_dt].astype("datetime64[us]"))
+    text = values[~is_dt].astype("string")
+    if len(text):
+        best = max((pd.to_datetime(text, format=f, errors="coerce") for f in DATE_FORMATS),
+                   key=lambda s: s.notna().sum())
+        out[~is_dt] = best.astype("datetime64[us]")
+    return out
+
+
+def stock_code_id(code: str) -> int:
+    """A stable int64 product id: the StockCode's number when it is all digits, else from its MD5."""
+    code = code.strip()
+    if re.fullmatch(r"\d{1,15}", code):
+        return int(code)
+    return 10 ** 16 + int(hashlib.md5(code.encode()).hexdigest()[:12], 16)
+
+
+def ingest_uci(paths: list[Path], out_dir: Path, source: str = "files",
+               progress: Progress = no_progress) -> dict[str, Any]:
+    """UCI Online Retail files -> ``out_dir/events.parquet`` + ``quality.json``; returns the report."""
+    frames = []
+    for p in paths:
+        try:
+            frames.append(_read_uci(p))
+        except Exception as exc:
+            raise AdapterError(f"{p}: cannot be read as UCI Online Retail ({exc})") from exc
+    df = pd.concat(frames, ignore_index=True)
+    read = len(df)
+    if read == 0:
+        raise AdapterError(f"{paths[0]}: the file has a header but no data rows")
+    progress(0.4, f"read {read:,} rows")
+    invoice = df["InvoiceNo"].astype("string").str.strip()
+    code = df["StockCode"].astype("string").str.strip()
+    when = _parse_dates(df["InvoiceDate"])
+    qty = pd.to_numeric(df["Quantity"], errors="coerce")
+    price = pd.to_numeric(df["UnitPrice"], errors="coerce")
+    customer = pd.to_numeric(df["CustomerID"], errors="coerce")
+    bad = invoice.isna() | code.isna() | when.isna() | qty.isna() | price.isna()
+    cancelled = ~bad & invoice.str.upper().str.startswith("C")
+    no_customer = ~bad & ~cancelled & customer.isna()
+    invalid = ~bad & ~cancelled & ~no_customer & ((qty <= 0) | (price < 0))
+    keep = ~(bad | cancelled | no_customer | invalid)
+    samples = [{"file": str(paths[0]) if len(paths) == 1 else "", "line": int(i) + 2,
+                "error": "unparsable InvoiceDate, Quantity or UnitPrice, or no InvoiceNo/StockCode",
+                "content": ",".join(str(v) for v in df.loc[i].tolist())[:300]}
+               for i in df.index[bad][:5]]
+    ev = pd.DataFrame({
+        S.EVENT_TIME: when[keep].dt.tz_localize("UTC"),
+        S.EVENT_TYPE: S.PURCHASE,
+        S.PRODUCT_ID: code[keep].map(stock_code_id).astype("int64"),
+        S.CATEGORY_ID: np.int64(0),
+        S.CATEGORY_CODE: S.UNKNOWN_CATEGORY,
+        S.BRAND: S.UNKNOWN_BRAND,
+        S.PRICE: price[keep].astype("float64"),
+        S.USER_ID: customer[keep].astype("int64"),
+        S.USER_SESSION: invoice[keep].astype(str),
+    })
+    before = len(ev)
+    ev = ev.drop_duplicates()
+    duplicates = before - len(ev)
+    if ev.empty:
+        raise AdapterError(f"{paths[0]}: no row survived cleaning (cancelled {int(cancelled.sum()):,}, without "
+                           f"CustomerID {int(no_customer.sum()):,}, invalid {int(invalid.sum()):,})")
+    S.validate_events(ev, where=str(paths[0]))
+    names = pd.DataFrame({"product_id": code[keep].map(stock_code_id).astype("int64"),
+                          "stock_code": code[keep].astype(str),
+                          "name": df.loc[keep, "Description"].astype("string").fillna("").str.strip()})
+    names = names.drop_duplicates("product_id").sort_values("product_id")
+    names.to_parquet(out_dir / ITEM_NAMES_FILE, index=False)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("ev", ev)
+    cols = ", ".join(f"CAST(\"{c}\" AS {S.DUCKDB_TYPES[c]}) AS \"{c}\"" for c in S.EVENT_COLUMNS)
+    con.execute(f"""COPY (SELECT {cols} FROM ev ORDER BY event_time, user_id, user_session, product_id, price)
+                    TO {_q(out_dir / EVENTS_FILE)} (FORMAT PARQUET)""")
+    con.close()
+    kept = len(ev)
+    return _report(out_dir, source=source, fmt="uci", files=paths, read=read, kept=kept,
+                   dropped={"unparsable": int(bad.sum()), "cancelled": int(cancelled.sum()),
+                            "no_customer": int(no_customer.sum()), "invalid_value": int(invalid.sum()),
+                            "duplicate": int(duplicates)},
+                   samples=samples, brand_unknown=kept, code_unknown=kept,
+                   zero_price=int((ev[S.PRICE] == 0).sum()),
+                   notes=["UCI Online Retail has purchases only (no views or carts), no categories and no brands; "
+                          "quantities are not part of the event table (one purchase event per invoice line)."],
+                   progress=progress)
+
+
+# ---- shared -------------------------------------------------------------------------------------------------
+
+def _report(out_dir: Path, *, source: str, fmt: str, files: list[Path], read: int, kept: int,
+            dropped: dict[str, int], samples: list[dict], brand_unknown: int, code_unknown: int, zero_price: int,
+            notes: list[str], progress: Progress) -> dict[str, Any]:
+    """The quality report in the shape recsys.ingest writes, plus the format and what the store lacks."""
+    report = {
+        "source": source, "format": fmt, "files": [str(p) for p in files], "rows_read": int(read),
+        "rows_kept": int(kept), "dropped": dropped,
+        "unparsable_by_reason": {"unparsable": dropped.get("unparsable", 0)} if dropped.get("unparsable") else {},
+        "unparsable_samples": samples,
+        "filled": {"brand_from_product": 0, "brand_from_category": 0, "brand_unknown": int(brand_unknown),
+                   "category_code_from_product": 0, "category_code_from_category": 0,
+                   "category_code_unknown": int(code_unknown)},
+        "price_zero_kept": int(zero_price), "notes": notes,
+        "rules": __doc__[__doc__.index("RetailRocket ("):].strip(),
+    }
+    if report["rows_read"] != report["rows_kept"] + sum(dropped.values()):
+        raise AssertionError(f"quality report does not add up: {report['rows_read']} read, {kept} kept, {dropped}")
+    write_json(out_dir / QUALITY_FILE, report)
+    progress(0.95, f"kept {kept:,} rows")
+    return report
+
+
+def ingest_adapted(paths: list[Path], out_dir: Path, fmt: str, source: str = "files",
+                   progress: Progress = no_progress) -> dict[str, Any]:
+    """Map files of a detected non-REES46 format into ``out_dir``."""
+    if fmt == "retailrocket":
+        return ingest_retailrocket(paths, out_dir, source, progress)
+    if fmt == "uci":
+        return ingest_uci(paths, out_dir, source, progress)
+    raise AdapterError(f"unknown store format {fmt!r}")
+
+
+def build_adapted_events(root: str | os.PathLike | None, paths: list[Path], params: Any, *, force: bool = False,
+                         progress: Progress = no_progress) -> tuple[dict, bool]:
+    """The events stage for RetailRocket / UCI inputs (called by ``recsys.ingest.build_events``)."""
+    paths = [Path(p) for p in paths]
+    fmt = detect_format(paths)
+    files = paths
+    if fmt == "retailrocket":
+        ev, props, tree = _retailrocket_files(paths)
+        files = ev + props + tree
+    fp = fingerprint([file_fingerprint(files), vars(params), fmt])
+
+    def run(tmp: Path, prog: Progress) -> StageResult:
+        report = ingest_adapted(paths, tmp, fmt, getattr(params, "source", "files"), prog)
+        return StageResult(rows={"events": report["rows_kept"], "read": report["rows_read"]},
+                           params={"files": [str(p) for p in files], "format": fmt, **vars(params)},
+                           extra={"schema": {f.name: str(f.type) for f in S.ARROW_SCHEMA}})
+
+    return run_stage(root, EVENTS_STAGE, run, input_fingerprint=fp, force=force, progress=progress)
