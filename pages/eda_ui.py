@@ -63,7 +63,7 @@ class Eda:
 
     def q(self, fn: str, **kwargs: Any) -> Any:
         """The frame (or dict) of ``recsys.<fn>`` for these filters, cached."""
-        return load(fn, str(root()), self.ver, self.key, **kwargs)
+        return load(fn, str(root()), self.ver, self.key, **dict(sorted(kwargs.items())))
 
     def chart(self, chart: str, fn: str, *args: Any, key: str, height: int = 380, **kwargs: Any) -> None:
         """Draw ``eda_charts.<chart>(<fn>(filters, **kwargs), *args)``; the figure itself is cached per filter."""
@@ -71,12 +71,13 @@ class Eda:
         st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
 
 
-@st.cache_data(show_spinner=False, max_entries=1024)
+@st.cache_resource(show_spinner=False, max_entries=512)
 def figure(chart: str, fn: str, root_dir: str, ver: str, filters: tuple, height: int, args: tuple,
-           kwargs: tuple) -> dict:
-    """A styled figure as a plain dict (building Plotly objects is the slow part of a page, so it is cached)."""
+           kwargs: tuple) -> go.Figure:
+    """A styled, validated figure, shared read-only: building and validating Plotly objects is the slow part
+    of a page, and a Figure (unlike a dict or a pickled copy) is not validated again when drawn."""
     fig = getattr(charts, chart)(load(fn, root_dir, ver, filters, **dict(kwargs)), *args)
-    return style(fig, height).to_dict()
+    return style(fig, height)
 
 
 def sidebar_filters() -> Eda:

@@ -6,12 +6,11 @@ prices of 0 are left out of price statistics but counted in every funnel figure.
 from __future__ import annotations
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from recsys import schema as S
 from recsys.eda import PRICE_BAND_LABELS, AggregateParams, EdaFilters, query, where
-from recsys.eda_funnel import DIMENSIONS, _counts_sql, add_rates
+from recsys.eda_funnel import _check_dim, _counts_sql, rated
 
 RANK_BY = ("views", "purchases", "revenue", "view_to_purchase")
 
@@ -19,73 +18,56 @@ RANK_BY = ("views", "purchases", "revenue", "view_to_purchase")
 def top_n(con: duckdb.DuckDBPyConnection, f: EdaFilters, dim: str = "brand", by: str = "revenue", n: int = 15,
           min_views: int = 0) -> pd.DataFrame:
     """Top ``n`` values of ``dim`` ranked by ``by``; conversion rankings only count values with >= min_views."""
-    if dim not in DIMENSIONS:
-        raise ValueError(f"unknown dimension '{dim}': use one of {', '.join(DIMENSIONS)}")
+    _check_dim(dim)
     if by not in RANK_BY:
         raise ValueError(f"cannot rank by '{by}': use one of {', '.join(RANK_BY)}")
     w, p = where(f)
-    df = add_rates(query(con, f"SELECT {dim}, {_counts_sql()} FROM daily WHERE {w} GROUP BY 1", p))
-    if by == "view_to_purchase":
-        df = df[df["views"] >= max(int(min_views), 1)]
-    df = df.sort_values([by, "views", dim], ascending=[False, False, True], kind="stable").head(int(n))
-    return df.reset_index(drop=True)
+    keep = f"views >= {max(int(min_views), 1)}" if by == "view_to_purchase" else "TRUE"
+    return query(con, rated(f"SELECT {dim}, {_counts_sql()} FROM daily WHERE {w} GROUP BY 1", where=keep,
+                            order=f"{by} DESC, views DESC, {dim}", limit=n), p)
 
 
 def category_tree(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFrame:
     """Every node of the category_code hierarchy (a.b.c -> a, a.b, a.b.c): id, parent, label, depth and funnel."""
     w, p = where(f)
-    leaves = add_rates(query(con, f"SELECT category_code, {_counts_sql()} FROM daily WHERE {w} GROUP BY 1", p))
-    if leaves.empty:
-        return pd.DataFrame(columns=["id", "parent", "label", "depth", "views", "carts", "purchases", "removes",
-                                     "revenue", "cart_rate", "purchase_rate", "view_to_purchase",
-                                     "removes_per_cart"])
-    parts = leaves["category_code"].str.split(".")
-    rows = []
-    for depth in range(1, int(parts.str.len().max()) + 1):
-        has = parts.str.len() >= depth
-        node = parts[has].str[:depth].str.join(".")
-        g = leaves[has].assign(id=node.to_numpy()).groupby("id", sort=True)[
-            ["views", "carts", "purchases", "removes", "revenue"]].sum().reset_index()
-        g["parent"] = g["id"].str.rsplit(".", n=1).str[0] if depth > 1 else ""
-        g["label"] = g["id"].str.split(".").str[-1]
-        g["depth"] = depth
-        rows.append(g)
-    tree = add_rates(pd.concat(rows, ignore_index=True))
-    return tree[["id", "parent", "label", "depth", *[c for c in tree.columns
-                                                     if c not in ("id", "parent", "label", "depth")]]]
+    inner = f"""
+        WITH leaves AS (SELECT string_split(category_code, '.') AS parts, {_counts_sql()} FROM daily WHERE {w}
+                        GROUP BY category_code),
+             nodes AS (SELECT array_to_string(parts[1:d], '.') AS id,
+                              CASE WHEN d > 1 THEN array_to_string(parts[1:d - 1], '.') ELSE '' END AS parent,
+                              parts[d] AS label, d AS depth, views, carts, purchases, removes, revenue
+                       FROM leaves, range(1, 1 + (SELECT coalesce(max(len(parts)), 0) FROM leaves)) r(d)
+                       WHERE len(parts) >= d)
+        SELECT id, parent, label, depth::INTEGER AS depth, sum(views) AS views, sum(carts) AS carts,
+               sum(purchases) AS purchases, sum(removes) AS removes, sum(revenue) AS revenue
+        FROM nodes GROUP BY id, parent, label, depth"""
+    return query(con, rated(inner, order="depth, id"), p)
 
 
-def _weighted_quantiles(edges_lo: np.ndarray, edges_hi: np.ndarray, w: np.ndarray, qs: list[float]) -> list[float]:
-    """Quantiles of a histogram (log-linear interpolation inside a bin)."""
-    cum = np.cumsum(w) / w.sum()
-    out = []
-    for q in qs:
-        i = int(np.searchsorted(cum, q, side="left"))
-        i = min(i, len(w) - 1)
-        prev = cum[i - 1] if i else 0.0
-        frac = (q - prev) / (cum[i] - prev) if cum[i] > prev else 0.5
-        out.append(float(edges_lo[i] * (edges_hi[i] / edges_lo[i]) ** frac))
-    return out
+QUANTILES = {"p5": 0.05, "q1": 0.25, "median": 0.5, "q3": 0.75, "p95": 0.95}
 
 
 def price_distribution(con: duckdb.DuckDBPyConnection, f: EdaFilters, n: int = 10, dim: str = "category_code",
                        bins_per_decade: int = AggregateParams().price_bins_per_decade) -> pd.DataFrame:
-    """Per top-``n`` ``dim`` value (by views): views with a price, p5 / q1 / median / q3 / p95 of viewed prices."""
+    """Per top-``n`` ``dim`` value (by views): views with a price, p5 / q1 / median / q3 / p95 of viewed prices.
+
+    Quantiles come from the log-price histogram, interpolated log-linearly inside the bin that crosses them."""
+    _check_dim(dim)
     w, p = where(f)
-    df = query(con, f"""SELECT {dim} AS key, price_bin, sum(events) AS views FROM daily
-                        WHERE {w} AND event_type = '{S.VIEW}' AND price_bin IS NOT NULL GROUP BY 1, 2""", p)
-    cols = ["key", "views", "p5", "q1", "median", "q3", "p95"]
-    if df.empty:
-        return pd.DataFrame(columns=cols).rename(columns={"key": dim})
-    top = df.groupby("key")["views"].sum().sort_values(ascending=False, kind="stable").head(int(n)).index
-    out = []
-    for key in top:
-        h = df[df["key"] == key].sort_values("price_bin")
-        b = h["price_bin"].to_numpy(float)
-        lo, hi = 10 ** (b / bins_per_decade), 10 ** ((b + 1) / bins_per_decade)
-        qv = _weighted_quantiles(lo, hi, h["views"].to_numpy(float), [0.05, 0.25, 0.5, 0.75, 0.95])
-        out.append([key, int(h["views"].sum()), *qv])
-    return pd.DataFrame(out, columns=cols).rename(columns={"key": dim})
+    # the first bin whose cumulative share reaches q; inside it, q sits a fraction (q - before) / (share) along
+    picks = ", ".join(
+        f"power(10, arg_min(price_bin + ({q} - before) / (cum - before), price_bin) FILTER (WHERE cum >= {q} - 1e-12)"
+        f" / {int(bins_per_decade)}) AS {name}" for name, q in QUANTILES.items())
+    return query(con, f"""
+        WITH h AS (SELECT {dim} AS key, price_bin, sum(events) AS views FROM daily
+                   WHERE {w} AND event_type = '{S.VIEW}' AND price_bin IS NOT NULL GROUP BY 1, 2),
+             top AS (SELECT key, sum(views) AS total FROM h GROUP BY 1 ORDER BY total DESC, key LIMIT {int(n)}),
+             c AS (SELECT key, price_bin, total,
+                          sum(views) OVER (PARTITION BY key ORDER BY price_bin) / total AS cum,
+                          (sum(views) OVER (PARTITION BY key ORDER BY price_bin) - views) / total AS before
+                   FROM h JOIN top USING (key))
+        SELECT key AS {dim}, any_value(total)::BIGINT AS views, {picks}
+        FROM c GROUP BY key ORDER BY views DESC, key""", p)
 
 
 def price_histogram(con: duckdb.DuckDBPyConnection, f: EdaFilters,
@@ -104,8 +86,7 @@ def price_histogram(con: duckdb.DuckDBPyConnection, f: EdaFilters,
 def conversion_by_price_band(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFrame:
     """Fixed price bands ($5, $10, $25 ... $2,500 edges): views, carts, purchases, revenue and rates."""
     w, p = where(f)
-    df = query(con, f"""SELECT price_band, {_counts_sql()} FROM daily WHERE {w} AND price_band IS NOT NULL
-                        GROUP BY 1 ORDER BY 1""", p)
-    df = add_rates(df)
+    df = query(con, rated(f"SELECT price_band, {_counts_sql()} FROM daily WHERE {w} AND price_band IS NOT NULL "
+                          f"GROUP BY 1", order="price_band"), p)
     df.insert(0, "band", [PRICE_BAND_LABELS[int(b)] for b in df["price_band"]])
     return df.drop(columns="price_band")
