@@ -19,7 +19,8 @@ except ValueError as exc:  # a guard: the settings would explode
 s = res.stats
 st.caption(f"{s.get('baskets', 0):,} baskets ({params.scope.replace('_', ' + ')} per {params.basket.replace('_', ' and ')}) · "
            f"{s.get('multi_item_baskets', 0):,} with 2+ frequent items · {s.get('frequent_items', 0):,} frequent "
-           f"items · {len(res.rules):,} rules · support = share of all baskets")
+           f"items · {len(res.rules):,} rules · min support {s.get('params', {}).get('min_support') or 0:.4%}"
+           f"{' (auto)' if params.min_support is None else ''} of all baskets")
 if s.get("note"):
     st.warning(s["note"])
 

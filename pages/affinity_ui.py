@@ -14,7 +14,7 @@ import plotly.express as px
 import streamlit as st
 
 from recsys.rules import (ALGORITHMS, BASKETS, GRANULARITIES, SCOPES, RuleParams, RulesResult,
-                          category_complements_con, complements_matrix, default_params, load_rules, mine_rules)
+                          category_complements_con, complements_matrix, load_rules, mine_rules, requested_params)
 
 SUPPORTS = [0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1]
 LABELS = {"session": "session", "user_day": "user and day (UTC)", "purchases": "purchases",
@@ -25,7 +25,8 @@ LABELS = {"session": "session", "user_day": "user and day (UTC)", "purchases": "
 
 @st.cache_data(show_spinner=False)
 def built_params(root_dir: str, ver: str) -> dict[str, Any]:
-    return asdict(default_params(root_dir))
+    """The settings the build mined with (min support None = auto)."""
+    return asdict(requested_params(root_dir))
 
 
 @st.cache_data(show_spinner="Mining rules with these settings…", max_entries=32)
@@ -63,7 +64,7 @@ def network_for(root_dir: str, ver: str, params: tuple, top: int) -> tuple[str, 
 def settings(root_dir: str, ver: str) -> RuleParams:
     """The mining-settings widgets (defaults: the built stage's parameters)."""
     d = RuleParams(**built_params(root_dir, ver))
-    supports = sorted(set(SUPPORTS) | {d.min_support})
+    supports = ["auto"] + sorted(set(SUPPORTS) | ({d.min_support} - {None}))
     with st.expander("Mining settings", expanded=False):
         c = st.columns(4)
         basket = _choice(c[0], "Basket", BASKETS, d.basket, "aff-basket")
@@ -71,12 +72,16 @@ def settings(root_dir: str, ver: str) -> RuleParams:
         gran = _choice(c[2], "Item", GRANULARITIES, d.granularity, "aff-gran")
         algo = _choice(c[3], "Algorithm", ALGORITHMS, d.algorithm, "aff-algo")
         c = st.columns(4)
-        support = c[0].select_slider("Min support (share of baskets)", supports, value=d.min_support,
-                                     format_func=lambda v: f"{v:.3%}", key="aff-support")
+        support = c[0].select_slider("Min support (share of baskets)", supports, value=d.min_support or "auto",
+                                     format_func=lambda v: v if v == "auto" else f"{v:.3%}",
+                                     help="auto: the support of the 100th most frequent item pair (at least "
+                                          "3 baskets), which gives tens to a few hundred rules at any store size",
+                                     key="aff-support")
         conf = c[1].slider("Min confidence", 0.0, 1.0, float(d.min_confidence), 0.01, key="aff-conf")
         lift = c[2].slider("Min lift", 0.0, 20.0, float(d.min_lift), 0.1, key="aff-lift")
         max_len = c[3].slider("Max itemset size", 2, 5, int(d.max_len), key="aff-maxlen")
-    return replace(d, basket=basket, scope=scope, granularity=gran, algorithm=algo, min_support=support,
+    return replace(d, basket=basket, scope=scope, granularity=gran, algorithm=algo,
+                   min_support=None if support == "auto" else support,
                    min_confidence=conf, min_lift=lift, max_len=max_len)
 
 

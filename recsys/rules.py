@@ -450,6 +450,14 @@ def load_rules(root: str | os.PathLike | None) -> RulesResult:
     return RulesResult(pd.read_parquet(d / RULES_FILE), pd.read_parquet(d / ITEMS_FILE), stats)
 
 
+def requested_params(root: str | os.PathLike | None) -> RuleParams:
+    """The parameters the built stage was asked for (min_support None = auto), RuleParams() when absent."""
+    known = set(asdict(RuleParams()))
+    m = read_manifest(root, STAGE) or {}
+    asked = m.get("requested_params") or m.get("params") or {}
+    return replace(RuleParams(), **{k: v for k, v in asked.items() if k in known})
+
+
 def default_params(root: str | os.PathLike | None) -> RuleParams:
     """The parameters the built stage used, the auto support resolved (RuleParams() when absent)."""
     known = set(asdict(RuleParams()))

@@ -57,7 +57,8 @@ def test_thresholds_moved_and_item_picked(affinity, demo_artifacts):
     at.select_slider(key="aff-support").set_value(min(v for v in SUPPORTS if v > 2 * built)).run()
     stricter = _tables(at)["aff-rules"]
     assert not at.exception and len(stricter) < len(looser)
-    at.select_slider(key="aff-support").set_value(built).run()
+    at.select_slider(key="aff-support").set_value("auto").run()  # back to auto: the built rules
+    assert len(_tables(at)["aff-rules"]) == len(looser)
     at.slider(key="aff-top").set_value(5).run()
     assert not at.exception
     box = at.selectbox(key="aff-item")
