@@ -20,6 +20,7 @@ PAGES = {
     ],
     "Recommend": [
         st.Page("pages/product_explorer.py", title="Product explorer", icon="🔎"),
+        st.Page("pages/recommender.py", title="Recommender explorer", icon="🎯"),
     ],
     "Evaluate": [
         st.Page("pages/evaluation.py", title="Offline evaluation", icon="🧪"),

@@ -36,10 +36,14 @@ class TwoTowerConfig:
     weight_decay: float = 0.0
     id_dropout: float = 0.1       # share of training items shown without their id, to teach cold start
     max_epochs: int = 6
-    epoch_examples: int = 100_000  # targets drawn per epoch (bounds an epoch's time on any store)
+    epoch_examples: int = 60_000  # targets drawn per epoch (bounds an epoch's time on any store)
     min_steps_per_epoch: int = 20
-    max_seconds: float = 60.0     # hard training-time bound (the loop stops after the current step) ...
-    seconds_per_100k: float = 15.0  # ... scaled down for small windows: 2 s + this per 100k targets
+    # Training length is counted in examples (deterministic), about one pass over the window's targets,
+    # clipped to [min_total_examples, max_total_examples]; max_seconds is only a safety net.
+    budget_factor: float = 1.0
+    min_total_examples: int = 10_000
+    max_total_examples: int = 240_000
+    max_seconds: float = 300.0
     patience: int = 2             # epochs without validation improvement before stopping
     val_fraction: float = 0.1     # last share of the window's time span used for early stopping
     val_users: int = 2000

@@ -213,8 +213,7 @@ def _train(train: Interactions, cfg: TwoTowerConfig, progress: Progress) -> tupl
     if len(targets) == 0:
         raise ValueError("the training window has no user with two or more interactions; "
                          "the two-tower model needs histories (use a longer window)")
-    budget = min(cfg.max_seconds, 2.0 + cfg.seconds_per_100k * len(targets) / 1e5)
-    deadline = t_start + budget
+    deadline = t_start + cfg.max_seconds
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     trained = np.bincount(seq.item, minlength=train.n_items) > 0
@@ -235,10 +234,12 @@ def _train(train: Interactions, cfg: TwoTowerConfig, progress: Progress) -> tupl
     if not use_val:
         fit_targets = targets
 
+    total = np.clip(cfg.budget_factor * len(targets), cfg.min_total_examples, cfg.max_total_examples)
+    epochs = int(min(cfg.max_epochs, max(1, round(total / min(len(fit_targets), cfg.epoch_examples)))))
     history: list[dict[str, float]] = []
     best, best_state, bad, steps = -1.0, None, 0, 0
-    for epoch in range(cfg.max_epochs):
-        frac = lambda f, m, e=epoch: progress(min(0.95, (e + f) / (cfg.max_epochs + cfg.refit_epochs)), m)
+    for epoch in range(epochs):
+        frac = lambda f, m, e=epoch: progress(min(0.95, (e + f) / (epochs + cfg.refit_epochs)), m)
         loss, n = _epoch(model, opt, data, fit_targets, wt, rng, deadline, frac, f"epoch {epoch + 1}")
         steps += n
         rec = val.recall(model, seq) if use_val else float("nan")
@@ -265,7 +266,8 @@ def _train(train: Interactions, cfg: TwoTowerConfig, progress: Progress) -> tupl
         "val_recall@10": round(best, 4) if use_val else None,
         "popularity_val_recall@10": round(recall_at_k(np.tile(pop, (len(val), 1)), val.truth, EVAL_K), 4)
         if use_val else None,
-        "train_seconds": round(time.monotonic() - t_start, 2), "budget_seconds": round(budget, 1), "hit_time_limit": time.monotonic() > deadline,
+        "train_seconds": round(time.monotonic() - t_start, 2), "planned_epochs": epochs,
+        "hit_time_limit": time.monotonic() > deadline,
         "cold_items": int((~trained).sum()), "threads": torch.get_num_threads(),
     }
     progress(1.0, f"trained: val recall@10 {report['val_recall@10']}")

@@ -1,0 +1,54 @@
+"""Recommender explorer: pick a user (or play a new visitor), see what the store should show, tune diversity."""
+import streamlit as st
+
+from pages.common import root, version
+from pages.recommender_ui import (category_mix, pick_user, product_choices, profile, service, show_list,
+                                  show_metrics, show_profile, telling_users)
+
+st.title("🎯 Recommender explorer")
+ver = version("events", "model", "index")
+svc = service(str(root()), ver)
+info = svc.info()
+st.caption(f"Two-tower model over {info['items']:,} products and {info['users']:,} users; candidates from a "
+           f"{info['index'].get('kind', '?')} index, re-ranked for category diversity (MMR). Repurchase rate "
+           f"{info['repurchase_rate']:.1%}, so purchased items are "
+           f"{'hidden' if info['exclude_purchased_default'] else 'kept'} by default.")
+
+mode = st.radio("Who is shopping?", ["Known user", "New visitor"], horizontal=True, key="rec_mode")
+c1, c2, c3 = st.columns([3, 1, 2])
+weight = c1.slider("Diversity weight", 0.0, 1.0, 0.3, 0.05, key="rec_div",
+                   help="0 = pure relevance; 1 = as many categories as the candidate pool allows")
+top_n = c2.number_input("Items", 3, 30, 10, key="rec_topn")
+if mode == "Known user":
+    excl = c3.toggle("Hide already purchased", info["exclude_purchased_default"], key="rec_excl")
+    uid = pick_user(telling_users(str(root()), ver))
+    if uid is None:
+        st.stop()
+    try:
+        chosen = svc.recommend_for_user(uid, int(top_n), weight, exclude_purchased=excl)
+        pure = svc.recommend_for_user(uid, int(top_n), 0.0, exclude_purchased=excl)
+    except KeyError as exc:
+        st.warning(f"{exc.args[0]}. Pick a telling user or try another id.")
+        st.stop()
+    with st.expander(f"Profile of user {uid}", expanded=True):
+        show_profile(profile(str(root()), ver, uid))
+else:
+    choices = product_choices(str(root()), ver)
+    picked = st.multiselect("Products the visitor viewed", list(choices), default=list(choices)[:2],
+                            key="rec_products", max_selections=10)
+    if not picked:
+        st.info("Choose one or more products the new visitor looked at.")
+        st.stop()
+    ids = [choices[p] for p in picked]
+    chosen = svc.recommend_for_products(ids, int(top_n), weight)
+    pure = svc.recommend_for_products(ids, int(top_n), 0.0)
+
+st.subheader(f"Recommendations at diversity weight {weight:.2f}")
+show_metrics(chosen, pure)
+show_list(chosen, "rec_list")
+st.subheader("Side by side: pure relevance vs your weight")
+left, right = st.columns(2)
+for col, df, w, key in ((left, pure, 0.0, "rec_pure"), (right, chosen, weight, "rec_side")):
+    with col:
+        show_list(df[["rank", "product_id", "brand", "category", "score"]], key)
+        category_mix(df, f"Category mix at weight {w:.2f}", f"{key}_mix")

@@ -1,0 +1,111 @@
+"""App-side helpers of the Recommender explorer: cached loaders, the user picker and its charts."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from recsys.recommend import RecommenderService, load_recommender_service
+
+EVENT_COLORS = {"view": "#9aa5b1", "cart": "#f5a623", "purchase": "#2e7d32", "remove_from_cart": "#c62828"}
+
+
+@st.cache_resource(show_spinner="Loading the two-tower model and its index...")
+def service(root_dir: str, ver: str) -> RecommenderService:
+    """The model, embeddings, FAISS index and label arrays, loaded once per build."""
+    return load_recommender_service(root_dir)
+
+
+@st.cache_data(show_spinner=False)
+def telling_users(root_dir: str, ver: str) -> dict[str, list[int]]:
+    from recsys.twotower.profiles import telling_users as tell
+    return tell(root_dir)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def profile(root_dir: str, ver: str, user_id: int) -> dict[str, Any]:
+    from recsys.twotower.profiles import user_profile
+    return user_profile(root_dir, user_id)
+
+
+@st.cache_data(show_spinner=False)
+def product_choices(root_dir: str, ver: str) -> dict[str, int]:
+    """Labels -> product ids of the most viewed products (new-visitor mode)."""
+    from recsys.twotower.profiles import popular_products
+    df = popular_products(root_dir)
+    return {f"{r.brand} · {str(r.category_code).split('.')[-1]} · ${r.price:,.2f} · #{r.product_id}": int(r.product_id)
+            for r in df.itertuples()}
+
+
+def pick_user(examples: dict[str, list[int]]) -> int | None:
+    """Quick picks of telling users plus a search-by-id box (the id box wins when filled)."""
+    options = {f"{kind} · {uid}": uid for kind, ids in examples.items() for uid in ids}
+    left, right = st.columns([3, 2])
+    pick = left.selectbox("Quick pick: a telling user", list(options), key="rec_pick",
+                          help="Heavy buyers, browsers who never buy, single-category fans, short histories")
+    typed = right.text_input("…or search by user id", key="rec_user", placeholder="e.g. 512345678")
+    if typed.strip():
+        if not typed.strip().isdigit():
+            st.warning(f"'{typed}' is not a user id: ids are whole numbers.")
+            return None
+        return int(typed.strip())
+    return options.get(pick)
+
+
+def show_profile(p: dict[str, Any]) -> None:
+    """Totals, history timeline and top categories / brands of one user."""
+    t = p["totals"]
+    c = st.columns(6)
+    c[0].metric("Events", f"{t['events']:,}")
+    c[1].metric("Sessions", f"{t['sessions']:,}")
+    c[2].metric("Products", f"{t['products']:,}")
+    c[3].metric("Carts", f"{t['carts']:,}")
+    c[4].metric("Purchases", f"{t['purchases']:,}")
+    c[5].metric("Spend", f"${t['spend']:,.2f}")
+    tl = p["timeline"]
+    fig = px.scatter(tl, x="event_time", y="event_type", color="event_type", color_discrete_map=EVENT_COLORS,
+                     hover_data=["product_id", "brand", "category_code", "price"],
+                     title=f"History timeline (last {len(tl)} events)",
+                     labels={"event_time": "Event time (UTC)", "event_type": "Event type"})
+    fig.update_layout(height=260, showlegend=False, margin=dict(t=40, b=10))
+    st.plotly_chart(fig, width="stretch", key="rec_timeline")
+    left, right = st.columns(2)
+    left.dataframe(p["top_categories"], hide_index=True, width="stretch", key="rec_top_cats")
+    right.dataframe(p["top_brands"], hide_index=True, width="stretch", key="rec_top_brands")
+
+
+def show_metrics(df: pd.DataFrame, baseline: pd.DataFrame | None = None) -> None:
+    """Diversity, coverage and mean relevance of a list (deltas against the weight-0 list when given)."""
+    a = df.attrs
+    b = baseline.attrs if baseline is not None else None
+    c = st.columns(4)
+
+    def delta(key: str, fmt: str) -> str | None:
+        return None if b is None else fmt.format(a[key] - b[key])
+
+    c[0].metric("Intra-list diversity", f"{a['intra_list_diversity']:.2f}", delta("intra_list_diversity", "{:+.2f}"),
+                help="Share of item pairs from different categories")
+    c[1].metric("Category coverage", f"{a['category_coverage']:.0%}", delta("category_coverage", "{:+.0%}"),
+                help="Categories shown / categories in the retrieved candidate pool")
+    c[2].metric("Categories", a["categories"], delta("categories", "{:+d}"))
+    c[3].metric("Mean relevance", f"{a['mean_score']:.3f}", delta("mean_score", "{:+.3f}"),
+                help="Mean cosine score of the listed items (1 = best possible match)")
+
+
+def category_mix(df: pd.DataFrame, title: str, key: str) -> None:
+    """Bar chart of how many listed items fall in each category."""
+    mix = df.groupby("category", as_index=False).agg(items=("product_id", "size"), mean_score=("score", "mean"))
+    fig = px.bar(mix.sort_values("items"), x="items", y="category", orientation="h", title=title,
+                 hover_data={"mean_score": ":.3f"},
+                 labels={"items": "Recommended items (count)", "category": "Category"})
+    fig.update_layout(height=80 + 28 * len(mix), margin=dict(t=40, b=10))
+    st.plotly_chart(fig, width="stretch", key=key)
+
+
+def show_list(df: pd.DataFrame, key: str) -> None:
+    """A recommendation list as a table."""
+    st.dataframe(df.drop(columns=[c for c in ("because_product_id",) if c in df]), hide_index=True, width="stretch", key=key,
+                 column_config={"score": st.column_config.NumberColumn(format="%.3f"),
+                                "price": st.column_config.NumberColumn(format="$%.2f")})
