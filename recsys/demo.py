@@ -42,7 +42,7 @@ DEFAULT_CHUNK_EVENTS = 2_000_000
 # popularity). A code starting with "~" is a hidden group: its category ids have no category_code (like ~32% of
 # real rows) and "~name*k" spreads it over k category ids. "+" marks consumables (bought again).
 CATALOG = """
-electronics.smartphone|electronics|27|300|.6|.01|samsung:1 apple:.95 xiaomi:.55 huawei:.33 oppo:.09 vivo:.06 \
+electronics.smartphone|electronics|27|300|.6|.01|apple:1 samsung:.9 xiaomi:.55 huawei:.33 oppo:.09 vivo:.06 \
 honor:.05 meizu:.04 nokia:.04 realme:.02 oneplus:.02
 electronics.clocks|electronics|3.2|120|1.1|.05|apple samsung garmin casio xiaomi amazfit fossil huawei
 electronics.audio.headphone|electronics|2.3|60|.8|.04|apple samsung xiaomi sony jbl sennheiser huawei marshall
@@ -201,7 +201,7 @@ class DemoConfig:
     no_session_rate: float = 1e-4      # planted rows with an empty user_session
     flaky_brand: float = 0.02          # share of branded products whose brand is missing in some rows
     products_scale: float = 4.4        # products = scale * events ** 0.6 (166k at the Oct size)
-    popularity: float = 1.1            # Zipf exponent of product popularity within a category
+    popularity: float = 1.2            # Zipf exponent of product popularity within a category
     session_restart: float = 0.12      # share of sessions cut in two (a new user_session minutes later)
 
 
@@ -342,9 +342,13 @@ def build_world(events: int, seed: int, config: DemoConfig = DemoConfig()) -> Wo
     for c, (spec, n) in enumerate(zip(cats, n_per)):
         pool = np.array([bidx[b] for b in spec["brands"]])
         bw = np.array(spec["brand_w"])
-        brand = pool[rng.choice(len(pool), size=n, p=bw / bw.sum())]
+        pick = rng.choice(len(pool), size=n, p=bw / bw.sum())
+        brand = pool[pick]
         price = spec["median"] * brand_price[brand] * rng.lognormal(0, spec["sigma"], n)
-        pop = 1.0 / rng.permutation(np.arange(1, n + 1)) ** config.popularity
+        # Zipf popularity by a brand-weighted random order: best sellers are mostly of the big brands
+        rank = np.empty(n)
+        rank[np.argsort(-np.log(rng.random(n)) * np.sqrt(bw.max() / bw[pick]))] = np.arange(1, n + 1)
+        pop = 1.0 / (rank + 2) ** config.popularity  # Zipf-Mandelbrot: a few best sellers, not one
         rows.append((np.full(n, c), brand, np.maximum(np.round(price, 2), 0.77), pop,
                      rng.random(n) < spec["miss"], rng.random(n) < config.flaky_brand, rng.random(n) < 0.35))
     cat, brand, price, pop, missing, flaky, promo = (np.concatenate(x) for x in zip(*rows))
