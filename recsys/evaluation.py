@@ -256,7 +256,9 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
     if only_seen:
         notes.append(f"{', '.join(only_seen)} only ever recommend the user's own items, so they have no "
                      f"exclude_seen=True results.")
-    if "two_tower" in fitted and ("buy", False) in settings:
+    if "two_tower" in fitted and not ctx["has_categories"]:
+        notes.append("The accuracy-diversity curve re-ranks by category; this store has none, so it is not drawn.")
+    elif "two_tower" in fitted and ("buy", False) in settings:
         progress(len(names) / (len(names) + 1), "accuracy-diversity curve")
         curve = accuracy_diversity_curve(fitted["two_tower"], settings[("buy", False)], ctx, config)
     elif "two_tower" in names:

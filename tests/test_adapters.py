@@ -1,0 +1,237 @@
+"""Adapters: RetailRocket and UCI Online Retail files, hand-made, through detection, mapping and the build."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys import schema as S
+from recsys.adapters import AdapterError, detect_format, stock_code_id
+from recsys.ingest import build_events, load_quality
+
+MIN = 60_000  # one minute in RetailRocket milliseconds
+T0 = 1_433_221_332_000
+
+RR_EVENTS = f"""timestamp,visitorid,event,itemid,transactionid
+{T0},7,view,100,
+{T0 + 29 * MIN},7,addtocart,100,
+{T0 + 60 * MIN},7,transaction,100,4000
+{T0 + 60 * MIN},7,transaction,100,4000
+{T0 + 61 * MIN},7,view,200,
+{T0 + 5 * MIN},8,view,300,
+{T0 + 6 * MIN},8,like,300,
+oops,8,view,300,
+"""
+RR_PROPS = f"""timestamp,itemid,property,value
+{T0 - 10 * MIN},100,categoryid,1338
+{T0 - 5 * MIN},100,categoryid,1091
+{T0},200,categoryid,1338
+{T0},200,790,n1234.000
+"""
+RR_TREE = """categoryid,parentid
+1338,1482
+1091,1338
+1482,
+"""
+UCI_ROWS = [
+    # InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID, Country
+    ("536365", "85123A", "WHITE HANGING HEART", 6, "12/1/2010 8:26", 2.55, "17850", "United Kingdom"),
+    ("536365", "71053", "WHITE METAL LANTERN", 6, "12/1/2010 8:26", 3.39, "17850", "United Kingdom"),
+    ("536365", "71053", "WHITE METAL LANTERN", 6, "12/1/2010 8:26", 3.39, "17850", "United Kingdom"),  # duplicate
+    ("536366", "22633", "HAND WARMER", 6, "12/1/2010 8:28", 1.85, "17851", "United Kingdom"),
+    ("C536379", "D", "Discount", -1, "12/1/2010 9:41", 27.5, "14527", "United Kingdom"),          # cancellation
+    ("536414", "22139", "RETROSPOT TEA SET", 56, "12/1/2010 11:52", 0.0, "", "United Kingdom"),    # no customer
+    ("536415", "22140", "BROKEN", -3, "12/1/2010 11:53", 1.0, "17852", "United Kingdom"),         # invalid qty
+    ("536416", "22141", "BAD DATE", 1, "not a date", 1.0, "17852", "United Kingdom"),             # unparsable
+]
+UCI_COLUMNS = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
+               "Country"]
+
+
+def events_of(root: Path) -> pd.DataFrame:
+    """The events Parquet, checked against the column contract."""
+    import pyarrow.parquet as pq
+    path = root / "events" / "events.parquet"
+    S.validate_parquet_schema(pq.read_schema(path))
+    return pd.read_parquet(path)
+
+
+@pytest.fixture()
+def rr_dir(tmp_path) -> Path:
+    d = tmp_path / "retailrocket"
+    d.mkdir()
+    (d / "events.csv").write_text(RR_EVENTS)
+    (d / "item_properties_part1.csv").write_text(RR_PROPS)
+    (d / "category_tree.csv").write_text(RR_TREE)
+    return d
+
+
+def write_uci_csv(path: Path, rows=UCI_ROWS) -> Path:
+    pd.DataFrame(rows, columns=UCI_COLUMNS).to_csv(path, index=False)
+    return path
+
+
+def write_uci_xlsx(path: Path, rows=UCI_ROWS) -> Path:
+    from openpyxl import Workbook
+    wb = Workbook()
+    ws = wb.active
+    ws.append(UCI_COLUMNS)
+    for r in rows:
+        r = list(r)
+        try:  # Excel stores real datetimes, the way the UCI file does
+            r[4] = pd.to_datetime(r[4], format="%m/%d/%Y %H:%M").to_pydatetime()
+        except ValueError:
+            pass
+        r[6] = float(r[6]) if r[6] else None
+        ws.append(r)
+    wb.save(path)
+    return path
+
+
+def test_detection_from_the_header(rr_dir, tmp_path, head_csv_or_none):
+    assert detect_format([rr_dir / "events.csv"]) == "retailrocket"
+    assert detect_format([rr_dir / "events.csv", rr_dir / "category_tree.csv"]) == "retailrocket"
+    assert detect_format([write_uci_csv(tmp_path / "u.csv")]) == "uci"
+    assert detect_format([write_uci_xlsx(tmp_path / "u.xlsx")]) == "uci"
+    if head_csv_or_none:
+        assert detect_format([head_csv_or_none]) == "rees46"
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    assert detect_format([other]) == "rees46"  # unknown: left to the REES46 checks and their messages
+    with pytest.raises(AdapterError, match="RetailRocket"):
+        detect_format([rr_dir / "events.csv", other])
+    with pytest.raises(AdapterError, match="needs the RetailRocket events.csv"):
+        detect_format([rr_dir / "category_tree.csv"])
+
+
+@pytest.fixture()
+def head_csv_or_none():
+    from tests.conftest import HEAD_CSV
+    return HEAD_CSV if HEAD_CSV.exists() else None
+
+
+def test_retailrocket_mapping_sessions_categories_and_counts(rr_dir, tmp_path):
+    root = tmp_path / "art"
+    build_events(root, [rr_dir / "events.csv"])  # properties and tree found next to events.csv
+    ev = events_of(root)
+    q = load_quality(root)
+    assert q["format"] == "retailrocket"
+    assert q["rows_read"] == 8 and q["rows_kept"] == 5
+    assert q["dropped"] == {"unparsable": 1, "invalid_value": 1, "no_session": 0, "duplicate": 1}
+    assert len(q["files"]) == 3
+    v7 = ev[ev.user_id == 7].sort_values("event_time")
+    assert v7.event_type.tolist() == ["view", "cart", "purchase", "view"]
+    # 0 -> 29 min: same session; 29 -> 60 min is a 31-minute gap: new session; 60 -> 61: same
+    assert v7.user_session.tolist() == ["7-1", "7-1", "7-2", "7-2"]
+    assert v7.event_time.iloc[0] == pd.Timestamp(T0, unit="ms", tz="UTC")
+    item = ev.drop_duplicates("product_id").set_index("product_id")
+    assert item.loc[100, "category_id"] == 1091 and item.loc[100, "category_code"] == "1482.1338.1091"  # latest
+    assert item.loc[200, "category_code"] == "1482.1338"
+    assert item.loc[300, "category_code"] == S.UNKNOWN_CATEGORY and item.loc[300, "category_id"] == 0
+    assert (ev.brand == S.UNKNOWN_BRAND).all() and (ev.price == 0).all()
+
+
+def test_retailrocket_without_properties_says_there_are_no_categories(tmp_path):
+    (tmp_path / "events.csv").write_text(RR_EVENTS)
+    root = tmp_path / "art"
+    build_events(root, [tmp_path / "events.csv"])
+    q = load_quality(root)
+    assert any("no categories" in n for n in q["notes"])
+    assert (events_of(root).category_code == S.UNKNOWN_CATEGORY).all()
+
+
+@pytest.mark.parametrize("writer", [write_uci_csv, write_uci_xlsx], ids=["csv", "xlsx"])
+def test_uci_cancellations_missing_customers_and_counts(writer, tmp_path):
+    path = writer(tmp_path / ("retail.csv" if writer is write_uci_csv else "retail.xlsx"))
+    root = tmp_path / "art"
+    build_events(root, [path])
+    q = load_quality(root)
+    assert q["format"] == "uci"
+    assert q["rows_read"] == 8 and q["rows_kept"] == 3
+    assert q["dropped"] == {"unparsable": 1, "cancelled": 1, "no_customer": 1, "invalid_value": 1, "duplicate": 1}
+    ev = events_of(root)
+    assert (ev.event_type == S.PURCHASE).all()
+    assert sorted(ev.user_session.unique()) == ["536365", "536366"]  # the invoice is the session
+    assert sorted(ev.user_id.unique()) == [17850, 17851]
+    assert set(ev.product_id) == {stock_code_id("85123A"), 71053, 22633}
+    assert ev.event_time.min() == pd.Timestamp("2010-12-01 08:26", tz="UTC")
+    names = pd.read_parquet(root / "events" / "item_names.parquet").set_index("product_id")
+    assert names.loc[stock_code_id("85123A"), "stock_code"] == "85123A"
+    assert names.loc[71053, "name"] == "WHITE METAL LANTERN"
+
+
+def test_stock_codes_get_stable_distinct_ids():
+    assert stock_code_id("71053") == 71053
+    assert stock_code_id("85123A") == stock_code_id(" 85123A ") != stock_code_id("85123B")
+    assert stock_code_id("POST") > 10 ** 16
+
+
+def test_uci_with_no_usable_row_is_a_clear_error(tmp_path):
+    path = write_uci_csv(tmp_path / "r.csv", [UCI_ROWS[4], UCI_ROWS[5]])
+    with pytest.raises(AdapterError, match="no row survived"):
+        build_events(tmp_path / "art", [path])
+    assert not (tmp_path / "art" / "events").exists()
+
+
+def test_an_xlsx_that_is_not_uci_is_rejected(tmp_path):
+    from openpyxl import Workbook
+    wb = Workbook()
+    wb.active.append(["a", "b"])
+    wb.save(tmp_path / "x.xlsx")
+    with pytest.raises(AdapterError, match="UCI Online Retail"):
+        detect_format([tmp_path / "x.xlsx"])
+
+
+def synthetic_uci(path: Path, customers: int = 120, invoices: int = 6, lines: int = 3, seed: int = 0) -> Path:
+    """A UCI-format store big enough for every stage: 4 clusters of 10 stock codes, customers loyal to one."""
+    rng = np.random.default_rng(seed)
+    codes = [f"{20000 + i}" for i in range(30)] + [f"{85000 + i}A" for i in range(10)]
+    rows, inv, start = [], 536365, pd.Timestamp("2010-12-01 08:00")
+    for c in range(customers):
+        pool = codes[(c % 4) * 10:(c % 4 + 1) * 10]
+        for _ in range(invoices):
+            when = start + pd.Timedelta(days=int(rng.integers(0, 60)), minutes=int(rng.integers(0, 600)))
+            for code in rng.choice(pool, lines, replace=False):
+                rows.append((str(inv), code, f"ITEM {code}", int(rng.integers(1, 12)),
+                             when.strftime("%m/%d/%Y %H:%M"), round(float(rng.uniform(0.5, 9)), 2),
+                             str(12000 + c), "United Kingdom"))
+            inv += 1
+    return write_uci_csv(path, rows)
+
+
+@pytest.fixture(scope="module")
+def uci_artifacts(tmp_path_factory) -> Path:
+    """A full build (every stage) over a store with purchases only and no categories."""
+    from recsys.build import build
+    d = tmp_path_factory.mktemp("uci")
+    root = d / "art"
+    build(root, [synthetic_uci(d / "online_retail.csv")])
+    return root
+
+
+def test_a_store_without_views_or_categories_builds_and_says_so(uci_artifacts):
+    from recsys.evaluation import load_evaluation
+    res = load_evaluation(uci_artifacts)
+    notes = " ".join(res.summary["notes"])
+    assert "no view events" in notes and "no categories" in notes
+    assert set(res.results["targets"]) == {"buy"}
+    assert "diversity" not in set(res.results["metric"])
+    assert res.curve.empty
+    assert (res.results["value"].dropna().between(0, 1) | (res.results["metric"] == "novelty")).all()
+
+
+def test_the_evaluation_page_explains_a_store_without_views_or_categories(uci_artifacts, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import REPO
+    monkeypatch.setenv("RECSYS_ARTIFACTS", str(uci_artifacts))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("pages/evaluation.py").run()
+    assert not at.exception
+    infos = " ".join(i.value for i in at.info)
+    assert "no view events" in infos and "no categories" in infos
+    assert len(at.get("plotly_chart")) == 1  # the bars; no curve without categories
