@@ -133,6 +133,11 @@ def single_threaded_math() -> None:
         faiss.omp_set_num_threads(1)
     except ImportError:  # pragma: no cover - faiss is a runtime dependency
         pass
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1)  # BLAS (numpy matmuls of one user/query) likewise
+    except ImportError:  # pragma: no cover - comes with scikit-learn
+        pass
 
 
 def create_app(root: str | os.PathLike | None = None) -> FastAPI:

@@ -293,9 +293,6 @@ def build_products_stage(root: str | os.PathLike | None = None, *, force: bool =
 
 # ---- lookups ----------------------------------------------------------------------------------------------
 
-LABEL_COLUMNS = ["product_id", "brand", "category", "price"]
-
-
 class ProductService:
     """The products stage loaded once: cards, substitutes, complements, feature and embedding neighbours, search."""
 
@@ -314,11 +311,17 @@ class ProductService:
                                 f"`python -m recsys build --force`") from exc
         self.ids = self.cards["product_id"].to_numpy(np.int64)
         self._subs_ids = self.subs["product_id"].to_numpy(np.int64)
-        self._comps_ids = self.comps["product_id"].to_numpy(np.int64)
         self._groups = {k: np.asarray(v, np.int64) for k, v in self.cards.groupby("category_key").indices.items()}
         self._log_price = np.log1p(self.cards["price"].to_numpy(float))
         self._brand = self.cards["brand"].to_numpy(object)
         self._pop = np.log1p(self.cards["views"].to_numpy(float) + 5 * self.cards["purchases"].to_numpy(float))
+        self._code = self.cards["category_code"].to_numpy(object)
+        self._key = self.cards["category_key"].to_numpy(object)
+        self._price = self.cards["price"].to_numpy(np.float64)
+        self._band = self.cards["price_band"].to_numpy(object)
+        self._subs = {c: self.subs[c].to_numpy() for c in self.subs.columns}
+        self._comps = {c: self.comps[c].to_numpy() for c in self.comps.columns}
+        self._cat_rows = {k: list(g.itertuples()) for k, g in self.cats.groupby("category", sort=False)}
         self.embeddings = model_item_embeddings(root, self.ids)
         if self.embeddings is not None:
             norms = np.linalg.norm(self.embeddings, axis=1, keepdims=True)
@@ -353,27 +356,30 @@ class ProductService:
         row = self.cards.iloc[self.position(product_id)]
         return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
 
-    def _label(self, positions: np.ndarray) -> pd.DataFrame:
-        c = self.cards.iloc[positions]
-        return pd.DataFrame({"product_id": c["product_id"].to_numpy(np.int64), "brand": c["brand"].to_numpy(),
-                             "category": c["category_code"].to_numpy(), "price": c["price"].to_numpy(float)})
+    def _frame(self, positions, **extra) -> pd.DataFrame:
+        """Labelled products at cards positions (product_id, brand, category, price) plus extra columns."""
+        pos = np.asarray(positions, np.int64)
+        data = {"product_id": self.ids[pos], "brand": self._brand[pos], "category": self._code[pos],
+                "price": self._price[pos]}
+        data.update({k: (v if np.ndim(v) else np.full(len(pos), v, dtype=object)) for k, v in extra.items()})
+        return pd.DataFrame(data)
 
-    def _slice(self, frame: pd.DataFrame, ids: np.ndarray, product_id: int, k: int) -> pd.DataFrame:
+    def _slice(self, cols: dict[str, np.ndarray], product_id: int, k: int) -> dict[str, np.ndarray]:
+        ids = cols["product_id"]
         lo, hi = np.searchsorted(ids, product_id, "left"), np.searchsorted(ids, product_id, "right")
-        return frame.iloc[lo:min(hi, lo + k)]
+        return {c: v[lo:min(hi, lo + k)] for c, v in cols.items()}
 
     def substitutes(self, product_id: int, k: int = 10) -> pd.DataFrame:
         """Co-view substitutes (sessions where at most one of the two was bought), best first."""
         self.position(product_id)
-        s = self._slice(self.subs, self._subs_ids, product_id, k)
-        out = self._label(np.searchsorted(self.ids, s["other_id"].to_numpy(np.int64)))
-        return out.assign(score=s["score"].to_numpy(), co_sessions=s["co_sessions"].to_numpy(),
-                          reason=[f"co-viewed in {n} sessions" for n in s["co_sessions"]], source="co-view")
+        s = self._slice(self._subs, product_id, k)
+        return self._frame(np.searchsorted(self.ids, s["other_id"]), score=s["score"], co_sessions=s["co_sessions"],
+                           reason=[f"co-viewed in {n} sessions" for n in s["co_sessions"]], source="co-view")
 
     def feature_similar(self, product_id: int, k: int = 10) -> pd.DataFrame:
         """Same-category products ranked by brand match, price closeness and popularity (works for cold start)."""
         i = self.position(product_id)
-        cand, scope = self._groups[self.cards["category_key"].iat[i]], "same category"
+        cand, scope = self._groups[self._key[i]], "same category"
         if len(cand) < 2:  # a category of its own: fall back to the brand, then to the whole catalog
             known = self._brand[i] != S.UNKNOWN_BRAND
             cand = np.flatnonzero(self._brand == self._brand[i]) if known else np.arange(len(self.ids))
@@ -389,19 +395,18 @@ class ProductService:
         same = same_brand[order]
         reason = [f"{scope}, same brand, similar price" if b and scope != "same brand" else f"{scope}, similar price"
                   for b in same]
-        return self._label(top).assign(score=score[order], reason=reason, source="features")
+        return self._frame(top, score=score[order], reason=reason, source="features")
 
     def embedding_similar(self, product_id: int, k: int = 10) -> pd.DataFrame | None:
         """Nearest products in the two-tower item-embedding space (None when the model stage is not built)."""
         i = self.position(product_id)
         if self.embeddings is None or not self.embeddings[i].any():
             return None
-        s = self.embeddings @ self.embeddings[i]
+        s = np.einsum("ij,j->i", self.embeddings, self.embeddings[i])  # one query: no BLAS thread pool
         s[i] = -np.inf
         from recsys.search import top_k
         top = top_k(s, k)
-        return self._label(top).assign(score=s[top], reason="close in the two-tower item space",
-                                       source="embedding")
+        return self._frame(top, score=s[top], reason="close in the two-tower item space", source="embedding")
 
     def similar(self, product_id: int, k: int = 10) -> dict[str, pd.DataFrame]:
         """Both similar lists: embedding (or feature, for no model) neighbours and co-view substitutes."""
@@ -412,35 +417,28 @@ class ProductService:
     def complements(self, product_id: int, k: int = 10) -> pd.DataFrame:
         """Items bought together (by lift, min support), then the best item of each complementary category."""
         i = self.position(product_id)
-        c = self._slice(self.comps, self._comps_ids, product_id, k)
-        direct = self._label(np.searchsorted(self.ids, c["other_id"].to_numpy(np.int64))).assign(
-            score=c["lift"].to_numpy(), co_buyers=c["co_buyers"].to_numpy(),
-            reason=[f"bought together by {n} users (lift {l:.1f})" for n, l in zip(c["co_buyers"], c["lift"])],
-            source="co-purchase")
-        code = self.cards["category_key"].iat[i]
-        rows = self.cats[self.cats["category"] == code]
+        c = self._slice(self._comps, product_id, k)
+        pos = np.searchsorted(self.ids, c["other_id"])
+        direct_keys, listed = set(self._key[pos]), set(c["other_id"].tolist())
         picks = []
-        listed = set(direct["product_id"].tolist())
-        keys = self.cards["category_key"].to_numpy()
-        direct_keys = set(keys[np.searchsorted(self.ids, direct["product_id"].to_numpy(np.int64))])
-        for r in rows.itertuples():  # the best item of each top category, unless a direct complement covers it
+        for r in self._cat_rows.get(self._key[i], []):  # the best item of each top category, unless covered
             pid = r.best_product_id
             if r.other_category in direct_keys or pd.isna(pid) or int(pid) == product_id or int(pid) in listed:
                 continue
-            picks.append((int(pid), r))
-        if picks:
-            cat = self._label(np.searchsorted(self.ids, [p for p, _ in picks])).assign(
-                score=[r.lift for _, r in picks], co_buyers=[r.best_co_buyers for _, r in picks],
-                reason=[f"top complementary category #{r.rank} of {code} ({r.co_purchases} co-purchases, lift "
-                        f"{r.lift:.1f})" for _, r in picks], source="category complement")
-            direct = pd.concat([direct, cat], ignore_index=True)
-        return direct
+            picks.append(r)
+        cat_pos = np.searchsorted(self.ids, np.array([int(r.best_product_id) for r in picks], np.int64))
+        return self._frame(
+            np.concatenate([pos, cat_pos]),
+            score=np.concatenate([c["lift"], [r.lift for r in picks]]).astype(np.float64),
+            co_buyers=np.concatenate([c["co_buyers"], [r.best_co_buyers for r in picks]]).astype(np.int64),
+            reason=[f"bought together by {n} users (lift {lift:.1f})" for n, lift in zip(c["co_buyers"], c["lift"])]
+            + [f"top complementary category #{r.rank} of {self._key[i]} ({r.co_purchases} co-purchases, lift "
+               f"{r.lift:.1f})" for r in picks],
+            source=np.array(["co-purchase"] * len(pos) + ["category complement"] * len(picks), dtype=object))
 
     def search(self, query: str, k: int = 10, method: str | None = None) -> pd.DataFrame:
         """Products matching a text query, best first (empty when no word of the query is known)."""
         if not str(query).strip():
             raise ValueError("the search query is empty: type a few words such as 'samsung smartphone'")
         pos, score = self.search_index.search(query, k, method)
-        out = self._label(pos)
-        return out.assign(score=score, price_band=self.cards["price_band"].to_numpy()[pos],
-                          source=method or self.search_index.default)
+        return self._frame(pos, score=score, price_band=self._band[pos], source=method or self.search_index.default)

@@ -42,6 +42,7 @@ STOPWORDS = {"and", "for", "the", "a", "an", "with", "of", "in", "unknown", "bra
 METHODS = ("bm25", "tower")
 K1, B = 1.2, 0.75
 POP_PRIOR = 0.02
+MAX_QUERY_WORDS = 12
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
@@ -252,12 +253,12 @@ class SearchIndex:
 
     def scores(self, query: str, method: str | None = None) -> np.ndarray | None:
         """Scores of every item for the query; None when no query word is known to the catalog."""
-        ids = self.vocab.ids(tokenize(query))
+        ids = self.vocab.ids(tokenize(query)[:MAX_QUERY_WORDS])
         if not ids:
             return None
         method = method or self.default
         if method == "tower" and self.tower is not None:
-            s = self.items @ encode_query(self.tower, ids)
+            s = np.einsum("ij,j->i", self.items, encode_query(self.tower, ids))  # no BLAS threads for one query
         elif method in METHODS:
             s = np.asarray(self.bm25[:, ids].sum(axis=1)).ravel()
             s = s / max(float(s.max()), 1e-9)
