@@ -63,31 +63,56 @@ def _n_targets(targets: Targets, n_users: int) -> np.ndarray:
 
 def recall_at_k(recs: np.ndarray, targets: Targets, k: int) -> np.ndarray:
     """Per user: hits in the top k / number of targets (0 for users without targets)."""
-    h = hits(recs, targets, k).sum(1)
-    n = _n_targets(targets, len(recs))
-    return np.divide(h, n, out=np.zeros(len(h)), where=n > 0)
+    return recall_from_hits(hits(recs, targets, k), _n_targets(targets, len(recs)), k)
 
 
 def ndcg_at_k(recs: np.ndarray, targets: Targets, k: int) -> np.ndarray:
     """Per user: DCG of the top k over the DCG of an ideal list (binary relevance)."""
-    h = hits(recs, targets, k)
-    disc = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = (h * disc[:h.shape[1]]).sum(1)
-    n = np.minimum(_n_targets(targets, len(recs)), k).astype(int)
-    idcg = np.concatenate([[0.0], np.cumsum(disc)])[n]
-    return np.divide(dcg, idcg, out=np.zeros(len(dcg)), where=idcg > 0)
+    return ndcg_from_hits(hits(recs, targets, k), _n_targets(targets, len(recs)), k)
 
 
 def hit_rate_at_k(recs: np.ndarray, targets: Targets, k: int) -> np.ndarray:
     """Per user: 1.0 if any target is in the top k, else 0.0."""
-    return hits(recs, targets, k).any(1).astype(np.float64)
+    return hit_rate_from_hits(hits(recs, targets, k), k)
 
 
 def mrr_at_k(recs: np.ndarray, targets: Targets, k: int) -> np.ndarray:
     """Per user: 1 / rank of the first target in the top k, 0 when there is none."""
-    h = hits(recs, targets, k)
-    first = h.argmax(1)
-    return np.where(h.any(1), 1.0 / (first + 1), 0.0)
+    return mrr_from_hits(hits(recs, targets, k), k)
+
+
+# the same metrics from a precomputed (n_users, >= k) hit matrix, so an evaluation looks targets up once
+
+def recall_from_hits(h: np.ndarray, n_targets: np.ndarray, k: int) -> np.ndarray:
+    """Recall@k from hits and per-user target counts."""
+    got = h[:, :k].sum(1)
+    return np.divide(got, n_targets, out=np.zeros(len(got)), where=n_targets > 0)
+
+
+def ndcg_from_hits(h: np.ndarray, n_targets: np.ndarray, k: int) -> np.ndarray:
+    """NDCG@k from hits and per-user target counts."""
+    h = h[:, :k]
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (h * disc[:h.shape[1]]).sum(1)
+    n = np.minimum(n_targets, k).astype(int)
+    idcg = np.concatenate([[0.0], np.cumsum(disc)])[n]
+    return np.divide(dcg, idcg, out=np.zeros(len(dcg)), where=idcg > 0)
+
+
+def hit_rate_from_hits(h: np.ndarray, k: int) -> np.ndarray:
+    """HitRate@k from hits."""
+    return h[:, :k].any(1).astype(np.float64)
+
+
+def mrr_from_hits(h: np.ndarray, k: int) -> np.ndarray:
+    """MRR@k from hits."""
+    h = h[:, :k]
+    return np.where(h.any(1), 1.0 / (h.argmax(1) + 1), 0.0)
+
+
+def n_targets(targets: Targets) -> np.ndarray:
+    """Number of distinct targets per user."""
+    return _n_targets(targets, 0)
 
 
 def mrr(recs: np.ndarray, targets: Targets) -> np.ndarray:
@@ -150,5 +175,7 @@ def coverage_ci(recs: np.ndarray, n_items: int, k: int, *, n_boot: int = 200, al
     counts = np.stack([np.bincount(rng.integers(0, n, size=n), minlength=n) for _ in range(n_boot)])
     covered = (sp.csr_matrix(counts.astype(np.float64)) @ r) > 0
     stats = np.asarray(covered.sum(1)).ravel() / n_items
-    lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
-    return value, float(lo), float(hi)
+    # a resample repeats some users and misses others, so its coverage is biased low: the interval keeps the
+    # bootstrap spread but is centred on the observed value
+    lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2]) - stats.mean() + value
+    return value, float(max(lo, 0.0)), float(min(hi, 1.0))

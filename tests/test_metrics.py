@@ -53,7 +53,7 @@ def test_catalog_coverage():
     assert M.catalog_coverage(RECS, 10, 2) == pytest.approx(5 / 10)   # {3, 1, 5, 6, 4}
     assert M.catalog_coverage(RECS, 10, 4) == pytest.approx(8 / 10)   # + {7, 2, 9}
     value, lo, hi = M.coverage_ci(RECS, 10, 4, n_boot=50, seed=1)
-    assert value == pytest.approx(0.8) and 0 < lo <= hi <= 0.8
+    assert value == pytest.approx(0.8) and 0 < lo <= value <= hi <= 1.0
 
 
 def test_intra_list_diversity():
