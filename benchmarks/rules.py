@@ -2,7 +2,9 @@
 
 Each run is a fresh DuckDB connection doing the whole job the page and the build do: baskets from the events
 Parquet, the auto support, the size guards, the one-hot of frequent items, mlxtend mining, rules and labels.
-``mine`` is the mlxtend part alone (one-hot + frequent itemsets + rules), ``total`` everything. Medians of --runs.
+``mine`` is the mlxtend part alone (one-hot + frequent itemsets + rules), ``total`` everything (wall), ``cpu`` the
+process CPU time of the whole job (all threads; a fair figure when the shared machine is busy, with the 1-minute
+load average at the start of each run recorded). Medians of --runs.
 
     python benchmarks/rules.py --artifacts /work/bench/artifacts-oct --runs 3      # October-size (42.4M rows)
     python benchmarks/rules.py --demo-events 400000 --runs 5                         # the demo store
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -25,16 +28,20 @@ from recsys.rules import RuleParams, mine_rules  # noqa: E402
 
 def bench(root: Path, algorithm: str, runs: int, **overrides) -> dict:
     """Median total and mining seconds of ``runs`` default-settings mining runs, plus the run's facts."""
-    totals, mines, stats = [], [], {}
+    totals, cpus, mines, loads, stats = [], [], [], [], {}
     for _ in range(runs):
-        t0 = time.perf_counter()
+        loads.append(round(os.getloadavg()[0], 1))
+        t0, c0 = time.perf_counter(), time.process_time()
         res = mine_rules(root, RuleParams(algorithm=algorithm, **overrides))
         totals.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)  # all threads of this process (DuckDB's included)
         mines.append(res.stats["mine_seconds"])
         stats = {k: v for k, v in res.stats.items() if k != "params"}
         stats["min_support"] = res.stats["params"]["min_support"]
     return {"algorithm": algorithm, "runs": runs, "total_s_median": round(statistics.median(totals), 2),
-            "total_s_all": [round(t, 2) for t in totals], "mine_s_median": round(statistics.median(mines), 3),
+            "total_s_all": [round(t, 2) for t in totals], "cpu_s_median": round(statistics.median(cpus), 2),
+            "mine_s_median": round(statistics.median(mines), 3), "mine_s_all": [round(m, 2) for m in mines],
+            "load_avg_1min_at_start": loads,
             "rules": stats["rules"], "facts": stats}
 
 
