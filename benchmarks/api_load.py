@@ -55,6 +55,25 @@ def start_server(artifacts: str, port: int, workers: int) -> subprocess.Popen:
     raise SystemExit("the API did not start within 120 s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its descendants (uvicorn workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(d.name)] = (int(f[1]), (int(f[11]) + int(f[12])) / tick)  # ppid, utime + stime
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += stats.get(p, (0, 0.0))[1]
+        todo += [c for c, (pp, _) in stats.items() if pp == p]
+    return total
+
+
 def request_bytes(method: str, path: str, body: dict | None) -> bytes:
     data = json.dumps(body).encode() if body is not None else b""
     head = f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n" \
@@ -131,14 +150,20 @@ def main() -> None:
         asyncio.run(run_once(port, reqs[: max(100, args.requests // 10)], args.concurrency, args.time_limit))  # warm
         runs = []
         for i in range(args.runs):
+            cpu0, own0 = cpu_seconds(proc.pid), time.process_time()
             r = asyncio.run(run_once(port, reqs, args.concurrency, args.time_limit))
+            r["server_cpu_ms_per_request"] = round((cpu_seconds(proc.pid) - cpu0) * 1000 / max(r["requests"], 1), 3)
+            r["client_cpu_ms_per_request"] = round((time.process_time() - own0) * 1000 / max(r["requests"], 1), 3)
             runs.append(r)
             print(f"run {i + 1}: {r}", file=sys.stderr)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    med = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p90_ms", "p99_ms")}
-    print(json.dumps({"endpoint": args.endpoint, "requests": args.requests, "concurrency": args.concurrency,
+    med = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p90_ms", "p99_ms",
+                                                              "server_cpu_ms_per_request",
+                                                              "client_cpu_ms_per_request")}
+    load = os.getloadavg()
+    print(json.dumps({"load_average_1_5_15": [round(x, 2) for x in load], "endpoint": args.endpoint, "requests": args.requests, "concurrency": args.concurrency,
                       "workers": args.workers, "runs": args.runs, "cores": os.cpu_count(), "median": med,
                       "non_200": sum(r["non_200"] for r in runs), "all_runs": runs}, indent=2))
 
