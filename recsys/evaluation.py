@@ -60,7 +60,9 @@ class EvalConfig:
     models: tuple[str, ...] | None = None  # None: every registered model
     curve_weights: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
     curve_users: int = 1000
-    two_tower_seconds: float | None = 40.0  # bound on the two-tower's training inside the evaluation
+    # optional wall-clock cap on the two-tower's training; None keeps its own (deterministic, example-counted)
+    # budget, so the evaluated two-tower is the same model the build trains, fitted on the training window
+    two_tower_seconds: float | None = None
 
 
 @dataclass
