@@ -42,10 +42,8 @@ with table:
                  key="aff-rules")
     download_csv(rules_table(res.rules), "association-rules", key="aff-dl-rules")
 with item:
-    from recsys.rules import item_rules, neighbours
-    in_rules = set().union(*res.rules["antecedent_items"].map(set), *res.rules["consequent_items"].map(set)) \
-        if len(res.rules) else set()
-    choices = res.items[res.items["item"].isin(in_rules)].sort_values("support", ascending=False)
+    from recsys.rules import item_rules, items_with_rules, neighbours
+    choices = items_with_rules(res)
     if choices.empty:
         st.info("No item has rules at these thresholds.")
     else:

@@ -13,6 +13,7 @@ thresholds are mined on demand by :func:`mine_rules`.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -39,6 +40,7 @@ ALGORITHMS = ("apriori", "fpgrowth")
 RULE_COLUMNS = ["antecedent", "consequent", "antecedent_items", "consequent_items", "antecedent_len",
                 "consequent_len", "baskets", "support", "antecedent_support", "consequent_support", "confidence",
                 "lift", "leverage", "conviction"]
+ITEM_COLUMNS = {"item": str, "baskets": "int64", "support": float, "label": str, "top_category": str}
 BOOL_OPS_PER_S = 3e8  # low-memory apriori's numpy throughput on this machine kind, kept conservative
 DENSE_LIMIT_MB = 768  # a larger one-hot is built sparse
 
@@ -420,6 +422,13 @@ def item_rules(rules: pd.DataFrame, item: str) -> pd.DataFrame:
     return rules[hit].reset_index(drop=True)
 
 
+def items_with_rules(res: RulesResult) -> pd.DataFrame:
+    """The items that appear in at least one rule, most supported first (the page's item picker)."""
+    used = set(itertools.chain.from_iterable(res.rules["antecedent_items"])) | \
+        set(itertools.chain.from_iterable(res.rules["consequent_items"]))
+    return res.items[res.items["item"].isin(used)].sort_values("support", ascending=False, kind="stable")
+
+
 def neighbours(rules: pd.DataFrame, items: pd.DataFrame, item: str) -> pd.DataFrame:
     """Items that share a rule with ``item``: number of rules, best lift and confidence."""
     hit = item_rules(rules, item)
@@ -448,7 +457,7 @@ def build_rules(root: str | os.PathLike | None, out, params: RuleParams = RulePa
         note = str(exc)
         log.warning("rules: %s", note)
         res = RulesResult(pd.DataFrame({c: pd.Series(dtype=object) for c in RULE_COLUMNS}),
-                          pd.DataFrame({"item": pd.Series(dtype=str)}), {})
+                          pd.DataFrame({c: pd.Series(dtype=t) for c, t in ITEM_COLUMNS.items()}), {})
     progress(0.85, "category complements")
     cc = category_complements_con(con, params.basket)
     con.close()

@@ -271,3 +271,18 @@ def test_defaults_on_the_real_head(head_csv, tmp_path):
     build_rules_stage(tmp_path)
     res = load_rules(tmp_path)
     assert 10 <= len(res.rules) <= 500  # co-views: 5,066 view sessions in the head
+
+
+def test_build_stage_survives_a_guard_and_records_the_note(tmp_path):
+    from recsys.ingest import IngestParams, build_events
+    df = events_from_baskets(random_baskets(5, n=200), event_type="view")
+    df["event_time"] = df["event_time"].dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+    df.to_csv(tmp_path / "tiny.csv", index=False)
+    build_events(tmp_path / "art", [tmp_path / "tiny.csv"], IngestParams(source="files"))
+    m, built = build_rules_stage(tmp_path / "art", params=RuleParams(max_itemsets=2))
+    assert built and "raise min support" in m["note"] and m["rows"]["rules"] == 0
+    res = load_rules(tmp_path / "art")
+    assert res.rules.empty and list(res.items.columns[:3]) == ["item", "baskets", "support"]
+    assert len(res.stats["complements"]) == 0  # views only: no purchase baskets
+    m2, built2 = build_rules_stage(tmp_path / "art")  # other parameters: rebuilt, and now fine
+    assert built2 and m2["note"] is None and m2["rows"]["rules"] > 0
