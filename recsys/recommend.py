@@ -115,9 +115,10 @@ class RecommenderService:
         sims = self.item_vecs[codes] @ self.item_vecs[hist_items].T  # (k, H)
         best = sims.argmax(1)
         reasons, because = [], []
-        for b in best:
+        for c, b in zip(codes, best):
             h = int(hist_items[b])
-            reasons.append(f"because you {VERBS.get(int(hist_events[b]), 'viewed')} {self.labels[h]}")
+            verb = VERBS.get(int(hist_events[b]), "viewed")
+            reasons.append(f"because you {verb} it recently" if h == c else f"because you {verb} {self.labels[h]}")
             because.append(int(self.product_ids[h]))
         return reasons, because
 

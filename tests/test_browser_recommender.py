@@ -1,0 +1,47 @@
+"""Recommender explorer in a real browser: moving the diversity slider re-ranks the list."""
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = pytest.mark.browser
+COLUMNS = 7  # rank, product_id, brand, category, price, score, reason
+
+
+def _listed_products(page) -> list[str]:
+    """Product ids of the main recommendation table (the one whose rows give reasons)."""
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stDataFrame] [role=gridcell]')]"
+                           ".some(c => c.innerText.startsWith('because you'))", timeout=30_000)
+    for grid in page.locator('[data-testid="stDataFrame"]').all():
+        cells = grid.locator('[role="gridcell"]').all_inner_texts()
+        if any(c.startswith("because you") for c in cells):
+            return cells[1::COLUMNS]
+    return []
+
+
+def _settled(page) -> None:
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=30_000)
+
+
+def test_slider_moves_and_the_list_changes(app_server, page):
+    outside = []
+    page.on("request", lambda r: outside.append(r.url)
+            if urlparse(r.url).hostname not in ("127.0.0.1", None) and not r.url.startswith("data:") else None)
+    page.goto(f"{app_server}/recommender")
+    page.get_by_role("heading", name="Recommender explorer").wait_for(timeout=60_000)
+    page.get_by_role("heading", name="Recommendations at diversity weight 0.30").wait_for(timeout=60_000)
+    _settled(page)
+    before = _listed_products(page)
+    assert len(before) == 10
+
+    thumb = page.get_by_role("slider", name="Diversity weight")
+    thumb.focus()
+    thumb.press("End")  # weight 1.0
+    page.get_by_role("heading", name="Recommendations at diversity weight 1.00").wait_for(timeout=30_000)
+    _settled(page)
+    after = _listed_products(page)
+    assert len(after) == 10 and after != before
+    assert page.locator('.js-plotly-plot').count() >= 3  # timeline + two category-mix charts
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert outside == []
