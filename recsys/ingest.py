@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 QUALITY_FILE = "quality.json"
 SAMPLE_BAD_LINES = 5
 DEFAULT_MAX_BAD_FRACTION = 0.05
+ROW_GROUP = 1_000_000
 
 
 class IngestError(ValueError):
@@ -160,7 +161,7 @@ def _parse_to_parquet(con: duckdb.DuckDBPyConnection, files: list[Path], header:
                                             escape = '"', columns = {cols_sql}, union_by_name = false,
                                             store_rejects = true, rejects_table = 'rej', rejects_scan = 'rej_scan',
                                             filename = false, auto_detect = false))
-        TO {_q(out)} (FORMAT PARQUET, ROW_GROUP_SIZE 1000000)
+        TO {_q(out)} (FORMAT PARQUET, ROW_GROUP_SIZE {ROW_GROUP})
     """)
     return con.execute(f"SELECT count(*) FROM read_parquet({_q(out)})").fetchall()[0][0]
 
@@ -186,62 +187,70 @@ def _rejects(con: duckdb.DuckDBPyConnection, files: list[Path], shown: list[Path
 
 
 def _clean_to_parquet(con: duckdb.DuckDBPyConnection, raw: Path, out: Path) -> dict[str, int]:
-    """Pass 2: drop invalid / session-less / duplicate rows, fill brand and category_code, sort by time.
+    """Pass 2: drop invalid / session-less / duplicate rows, fill brand and category_code, keep time order.
 
     Exact duplicates are found through a hash of the whole row: only rows whose hash occurs more than once (few)
-    go through an exact DISTINCT, so the 42M-row table is never de-duplicated as a whole.
+    are compared exactly, so the 42M-row table is never de-duplicated (or sorted) as a whole. Rows keep the
+    input order, which for REES46 files is time order; an input that is not time-ordered is sorted afterwards.
     """
     cols = ", ".join(f'"{c}"' for c in S.EVENT_COLUMNS)
     valid = _valid_sql()
-    con.execute(f"CREATE TEMP VIEW src AS SELECT * FROM read_parquet({_q(raw)})")
+    con.execute(f"CREATE TEMP VIEW src AS SELECT * FROM read_parquet({_q(raw)}, file_row_number = true)")
     parsed, invalid, no_session = con.execute(f"""
         SELECT count(*), count(*) FILTER (WHERE NOT ({valid})),
                count(*) FILTER (WHERE ({valid}) AND user_session IS NULL) FROM src""").fetchall()[0]
     con.execute(f"CREATE TEMP VIEW valid AS SELECT * FROM src WHERE ({valid}) AND user_session IS NOT NULL")
     con.execute(f"""CREATE TEMP TABLE dup_hash AS
                     SELECT h FROM (SELECT hash({cols}) AS h FROM valid) GROUP BY h HAVING count(*) > 1""")
-    # the rows that de-duplication removes: copies beyond the first of each exact duplicate
-    con.execute(f"""CREATE TEMP TABLE removed AS
-                    SELECT {cols}, count(*) - 1 AS extra FROM valid
-                    WHERE hash({cols}) IN (SELECT h FROM dup_hash) GROUP BY ALL HAVING count(*) > 1""")
-    # product -> its most frequent known brand / code; category -> brand / code when exactly one is known
-    con.execute("""CREATE TEMP TABLE prod_map AS SELECT product_id, mode(brand) AS p_brand,
-                   mode(category_code) AS p_code FROM valid GROUP BY product_id""")
+    # the copies that de-duplication removes: every exact duplicate after its first occurrence in the file
+    con.execute(f"""CREATE TEMP TABLE removed AS SELECT * EXCLUDE (rn) FROM (
+                        SELECT *, row_number() OVER (PARTITION BY {cols} ORDER BY file_row_number) AS rn
+                        FROM valid WHERE hash({cols}) IN (SELECT h FROM dup_hash)) WHERE rn > 1""")
+    # product -> its most frequent known brand / code (ties: alphabetical, so builds are reproducible);
+    # category -> brand / code when exactly one is known
+    for col, alias in ((S.BRAND, "p_brand"), (S.CATEGORY_CODE, "p_code")):
+        con.execute(f"""CREATE TEMP TABLE map_{alias} AS SELECT product_id, first({col} ORDER BY n DESC, {col})
+                        AS {alias} FROM (SELECT product_id, {col}, count(*) AS n FROM valid
+                                         WHERE {col} IS NOT NULL GROUP BY ALL) GROUP BY product_id""")
+    con.execute("""CREATE TEMP TABLE prod_map AS SELECT * FROM map_p_brand FULL JOIN map_p_code USING (product_id)""")
     con.execute("""CREATE TEMP TABLE cat_map AS SELECT category_id,
                    CASE WHEN count(DISTINCT brand) = 1 THEN any_value(brand) END AS c_brand,
                    CASE WHEN count(DISTINCT category_code) = 1 THEN any_value(category_code) END AS c_code
                    FROM valid GROUP BY category_id""")
-    fill = f"""
+    fill = """
         CASE WHEN v.brand IS NOT NULL THEN 0 WHEN p.p_brand IS NOT NULL THEN 1
              WHEN c.c_brand IS NOT NULL THEN 2 ELSE 3 END AS bf,
         CASE WHEN v.category_code IS NOT NULL THEN 0 WHEN p.p_code IS NOT NULL THEN 1
              WHEN c.c_code IS NOT NULL THEN 2 ELSE 3 END AS cf"""
     joins = "LEFT JOIN prod_map p USING (product_id) LEFT JOIN cat_map c USING (category_id)"
     # fill statistics over every valid row, minus those of the removed duplicate copies
-    stats = {}
-    for table, weight, where in (("valid", "1", "WHERE v.brand IS NULL OR v.category_code IS NULL"),
-                                 ("removed", "v.extra", "")):
-        for bf, cf, n in con.execute(f"""SELECT bf, cf, sum(w) FROM (SELECT {fill}, {weight} AS w
-                                         FROM {table} v {joins} {where}) GROUP BY ALL""").fetchall():
-            sign = 1 if table == "valid" else -1
+    stats: dict[tuple[str, int], int] = {}
+    for table, sign, where in (("valid", 1, "WHERE v.brand IS NULL OR v.category_code IS NULL"), ("removed", -1, "")):
+        for bf, cf, n in con.execute(f"""SELECT bf, cf, count(*) FROM (SELECT {fill} FROM {table} v {joins} {where})
+                                         GROUP BY ALL""").fetchall():
             stats[("b", bf)] = stats.get(("b", bf), 0) + sign * int(n)
             stats[("c", cf)] = stats.get(("c", cf), 0) + sign * int(n)
     zero_price = con.execute("""SELECT (SELECT count(*) FROM valid WHERE price = 0)
-                                       - (SELECT coalesce(sum(extra), 0) FROM removed WHERE price = 0)""").fetchall()[0][0]
-    con.execute(f"""
-        COPY (
-            SELECT v.event_time, v.event_type, v.product_id, v.category_id,
-                   coalesce(v.category_code, p.p_code, c.c_code, {_q(S.UNKNOWN_CATEGORY)}) AS category_code,
-                   coalesce(v.brand, p.p_brand, c.c_brand, {_q(S.UNKNOWN_BRAND)}) AS brand,
-                   v.price, v.user_id, v.user_session
-            FROM (SELECT * FROM valid WHERE hash({cols}) NOT IN (SELECT h FROM dup_hash)
-                  UNION ALL
-                  SELECT DISTINCT * FROM valid WHERE hash({cols}) IN (SELECT h FROM dup_hash)) v {joins}
-            ORDER BY v.event_time, v.user_id, v.user_session, v.product_id, v.event_type, v.price, v.category_id,
-                     category_code, brand
-        ) TO {_q(out)} (FORMAT PARQUET, ROW_GROUP_SIZE 1000000)
-    """)
-    duplicates = int(con.execute("SELECT coalesce(sum(extra), 0) FROM removed").fetchall()[0][0])
+                                       - (SELECT count(*) FROM removed WHERE price = 0)""").fetchall()[0][0]
+    select = f"""
+        SELECT v.event_time, v.event_type, v.product_id, v.category_id,
+               coalesce(v.category_code, p.p_code, c.c_code, {_q(S.UNKNOWN_CATEGORY)}) AS category_code,
+               coalesce(v.brand, p.p_brand, c.c_brand, {_q(S.UNKNOWN_BRAND)}) AS brand,
+               v.price, v.user_id, v.user_session
+        FROM valid v {joins}
+        WHERE v.file_row_number NOT IN (SELECT file_row_number FROM removed)"""
+    # keep the big table on the probe side of every join, so the parallel scan's insertion order survives
+    # (measured: with join reordering on, a filtered scan joined to the maps comes out shuffled)
+    con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side,join_filter_pushdown'")
+    con.execute(f"COPY ({select}) TO {_q(out)} (FORMAT PARQUET, ROW_GROUP_SIZE {ROW_GROUP})")
+    con.execute("RESET disabled_optimizers")
+    if not _is_time_sorted(out):
+        sorted_out = out.with_name("sorted-" + out.name)
+        con.execute(f"""COPY (SELECT * EXCLUDE (file_row_number) FROM read_parquet({_q(out)}, file_row_number = true)
+                              ORDER BY event_time, file_row_number)
+                        TO {_q(sorted_out)} (FORMAT PARQUET, ROW_GROUP_SIZE {ROW_GROUP})""")
+        sorted_out.replace(out)
+    duplicates = int(con.execute("SELECT count(*) FROM removed").fetchall()[0][0])
     kept = int(parsed) - int(invalid) - int(no_session) - duplicates
     return {
         "parsed": int(parsed), "invalid": int(invalid), "no_session": int(no_session),
@@ -251,6 +260,22 @@ def _clean_to_parquet(con: duckdb.DuckDBPyConnection, raw: Path, out: Path) -> d
         "category_code_from_category": stats.get(("c", 2), 0), "category_code_unknown": stats.get(("c", 3), 0),
         "price_zero_kept": int(zero_price),
     }
+
+
+def _is_time_sorted(path: Path) -> bool:
+    """Whether a Parquet file's event_time never decreases (streamed one row group at a time)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    f = pq.ParquetFile(path)
+    last = None
+    for i in range(f.num_row_groups):
+        t = f.read_row_group(i, columns=[S.EVENT_TIME]).column(0).cast("int64").to_numpy()
+        if len(t) == 0:
+            continue
+        if (last is not None and t[0] < last) or bool(np.any(t[1:] < t[:-1])):
+            return False
+        last = t[-1]
+    return True
 
 
 def _valid_sql() -> str:
@@ -272,7 +297,6 @@ def ingest_files(paths: list[Path], out_dir: Path, params: IngestParams = Ingest
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"SET memory_limit = '{params.memory_limit}'")
         con.execute(f"SET temp_directory = {_q(scratch / 'spill')}")
-        con.execute("SET preserve_insertion_order = false")
         con.execute("SET enable_progress_bar = false")
         if params.threads:
             con.execute(f"SET threads = {int(params.threads)}")
