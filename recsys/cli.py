@@ -80,8 +80,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from recsys.recommend import load_recommender_service
+    svc = load_recommender_service(args.artifacts)
+    if args.user is not None:
+        df = svc.recommend_for_user(args.user, args.top_n, args.diversity, exclude_purchased=args.exclude_purchased)
+    else:
+        df = svc.recommend_for_products(args.products, args.top_n, args.diversity)
+    print(df.to_json(orient="records", indent=2) if args.json else df.to_string(index=False))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_demo, "ingest": cmd_ingest, "build": cmd_build, "serve": cmd_serve, "evaluate": cmd_evaluate,
+    "recommend": cmd_recommend,
 }
 
 
@@ -128,6 +140,17 @@ def parser() -> argparse.ArgumentParser:
                    help="the setting where items seen in training are neither recommended nor targets")
     e.add_argument("--all", action="store_true",
                    help="every setting (JSON records then also carry 'targets' and 'exclude_seen')")
+
+    r = sub.add_parser("recommend", help="two-tower recommendations for a user id or a new visitor's products")
+    who = r.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", type=int, help="a known user id")
+    who.add_argument("--products", type=int, nargs="+", help="product ids a new visitor viewed")
+    r.add_argument("--top-n", type=int, default=10)
+    r.add_argument("--diversity", type=float, default=0.3, help="0 = pure relevance, 1 = most categories")
+    r.add_argument("--exclude-purchased", action=argparse.BooleanOptionalAction, default=None,
+                   help="hide bought items (default: follow the store's measured repurchase rate)")
+    r.add_argument("--artifacts", default=None, help="artifacts directory (default $RECSYS_ARTIFACTS or artifacts/)")
+    r.add_argument("--json", action="store_true", help="print JSON records")
     return p
 
 
