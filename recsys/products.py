@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -58,22 +59,26 @@ def _group_key_sql() -> str:
 
 
 def product_cards(con) -> pd.DataFrame:
-    """One row per product: features, price band within its category, funnel counts and conversion rates."""
+    """One row per product: its most frequent (category, brand), median positive price, price band within its
+    category, funnel counts, buyers, revenue and conversion rates."""
     df = con.execute(f"""
-        WITH p AS (
-            SELECT product_id, mode(category_id) AS category_id, mode(category_code) AS category_code,
-                   mode(brand) AS brand, coalesce(median(price) FILTER (WHERE price > 0), 0.0) AS price,
+        WITH combo AS (SELECT product_id, category_id, category_code, brand, count(*) AS n
+                       FROM events GROUP BY ALL),
+        feat AS (SELECT product_id, arg_max(category_id, n) AS category_id,
+                        arg_max(category_code, n) AS category_code, arg_max(brand, n) AS brand
+                 FROM combo GROUP BY product_id),
+        funnel AS (
+            SELECT product_id, coalesce(median(price) FILTER (WHERE price > 0), 0.0) AS price,
                    count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
                    count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
                    count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases,
-                   count(DISTINCT user_session) AS sessions,
-                   count(DISTINCT user_id) AS users,
                    count(DISTINCT user_id) FILTER (WHERE event_type = '{S.PURCHASE}') AS buyers,
                    coalesce(sum(price) FILTER (WHERE event_type = '{S.PURCHASE}'), 0.0) AS revenue
             FROM events GROUP BY product_id)
-        SELECT *, CASE WHEN category_code = '{S.UNKNOWN_CATEGORY}' THEN 'id:' || category_id::VARCHAR
-                       ELSE category_code END AS category_key
-        FROM p ORDER BY product_id
+        SELECT feat.*, funnel.* EXCLUDE (product_id),
+               CASE WHEN category_code = '{S.UNKNOWN_CATEGORY}' THEN 'id:' || category_id::VARCHAR
+                    ELSE category_code END AS category_key
+        FROM feat JOIN funnel USING (product_id) ORDER BY product_id
     """).df()
     df["cart_rate"] = (df["carts"] / df["views"].where(df["views"] > 0)).fillna(0.0)
     df["purchase_rate"] = (df["purchases"] / df["views"].where(df["views"] > 0)).fillna(0.0)
@@ -92,7 +97,7 @@ def coview_substitutes(con, p: ProductParams) -> pd.DataFrame:
     """Top-k co-viewed items per product, over sessions where at most one item of the pair was bought."""
     return con.execute(f"""
         WITH sv AS (
-            SELECT user_session AS s, product_id AS p, bool_or(event_type = '{S.PURCHASE}') AS bought
+            SELECT hash(user_session) AS s, product_id AS p, bool_or(event_type = '{S.PURCHASE}') AS bought
             FROM events GROUP BY 1, 2 HAVING bool_or(event_type = '{S.VIEW}')),
         ok AS (SELECT s FROM sv GROUP BY s HAVING count(*) BETWEEN 2 AND {int(p.max_session_items)}),
         v AS (SELECT sv.* FROM sv JOIN ok USING (s)),
@@ -117,7 +122,7 @@ def coview_substitutes(con, p: ProductParams) -> pd.DataFrame:
 def _purchases_sql(p: ProductParams) -> str:
     """Purchase events as (user, session, product, category key, time), the basket unit for co-purchases."""
     return f"""
-        pur AS (SELECT user_id AS u, user_session AS s, product_id AS p, min({_group_key_sql()}) AS c,
+        pur AS (SELECT user_id AS u, hash(user_session) AS s, product_id AS p, min({_group_key_sql()}) AS c,
                        min(epoch(event_time)) AS t
                 FROM events WHERE event_type = '{S.PURCHASE}' GROUP BY 1, 2, 3),
         together AS (
@@ -214,6 +219,8 @@ def build_products(root: str | os.PathLike | None, out: Path, params: ProductPar
                    progress: Progress = no_progress) -> StageResult:
     """Compute every product table (and the search index) into ``out``."""
     con = connect(root, memory_limit="3GB")
+    spill = out / ".spill"  # DuckDB would otherwise spill into ./.tmp of the working directory
+    con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
     progress(0.05, "product cards")
     cards = product_cards(con)
     cards.to_parquet(out / CARDS, index=False)
@@ -230,6 +237,8 @@ def build_products(root: str | os.PathLike | None, out: Path, params: ProductPar
         cats = category_complements(con, params)
     cats = best_category_products(con, cats, params)
     cats.to_parquet(out / CAT_COMPLEMENTS, index=False)
+    con.close()
+    shutil.rmtree(spill, ignore_errors=True)
     progress(0.6, "search index")
     from recsys.search import build_search
     emb = model_item_embeddings(root, cards["product_id"].to_numpy(np.int64))
