@@ -20,6 +20,7 @@ import pandas as pd
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 
 from recsys.artifacts import ArtifactError, artifacts_root, read_manifest
@@ -168,7 +169,8 @@ def create_app(root: str | os.PathLike | None = None) -> FastAPI:
         log.info("API loaded artifacts from %s in %.2f s", root, time.perf_counter() - t0)
         yield
 
-    app = FastAPI(title="Store recommendations API", version="1.0", lifespan=lifespan,
+    # FastAPIOffline serves the Swagger UI / ReDoc assets from the package: /docs works without a CDN
+    app = FastAPIOffline(title="Store recommendations API", version="1.0", lifespan=lifespan,
                   description="Recommendations, similar and complementary products and text search over the "
                               "store's built artifacts. Every error is JSON with a `detail` message.")
 

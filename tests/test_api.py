@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -142,7 +143,11 @@ def test_openapi_documents_every_endpoint(client):
     spec = client.get("/openapi.json").json()
     assert {"/recommend", "/users/{user_id}/recommendations", "/products/{product_id}/similar",
             "/products/{product_id}/complements", "/search", "/health"} <= set(spec["paths"])
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger-ui-bundle.js" in docs.text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert assets and all(a.startswith("/") for a in assets)  # offline: no CDN
+    assert all(client.get(a).status_code == 200 for a in assets)
 
 
 # ---- a real server ------------------------------------------------------------------------------------------
