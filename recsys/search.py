@@ -99,23 +99,35 @@ class Vocabulary:
     def __post_init__(self) -> None:
         self.index = {w: i for i, w in enumerate(self.words)}
         self.grams = [_trigrams(w) for w in self.words]
+        self.by_gram: dict[str, list[int]] = {}
+        for i, g in enumerate(self.grams):
+            for x in g:
+                self.by_gram.setdefault(x, []).append(i)
 
     def ids(self, tokens: list[str]) -> list[int]:
         """Column ids of the tokens; an unknown token maps to its closest known word (trigram Jaccard >= 0.4)."""
         out = []
         for t in tokens:
-            if t in self.index:
-                out.append(self.index[t])
-                continue
-            g = _trigrams(t)
-            best, score = -1, 0.4
-            for i, h in enumerate(self.grams):
-                s = len(g & h) / max(len(g | h), 1)
-                if s > score:
-                    best, score = i, s
-            if best >= 0:
-                out.append(best)
+            i = self.index.get(t)
+            if i is None:
+                i = self.closest(t)
+            if i is not None:
+                out.append(i)
         return out
+
+    def closest(self, token: str) -> int | None:
+        """The known word sharing the most trigrams with ``token`` (Jaccard >= 0.4), via a trigram index."""
+        g = _trigrams(token)
+        shared: dict[int, int] = {}
+        for x in g:
+            for i in self.by_gram.get(x, ()):
+                shared[i] = shared.get(i, 0) + 1
+        best, score = None, 0.4
+        for i, n in sorted(shared.items()):
+            s = n / (len(g) + len(self.grams[i]) - n)
+            if s > score:
+                best, score = i, s
+        return best
 
 
 def _trigrams(word: str) -> set[str]:
