@@ -49,9 +49,6 @@ def data() -> Interactions:
 
 
 def kwargs(name: str) -> dict:
-    if name.startswith("two_tower"):
-        from recsys.twotower.model import TwoTowerConfig
-        return {"config": TwoTowerConfig(max_seconds=10.0)}
     return FAST.get(name, {})
 
 
@@ -104,8 +101,6 @@ def test_exclude_seen_is_honoured(fitted, data):
 
 def test_fitting_twice_gives_the_same_lists(fitted, data):
     name, m = fitted
-    if name.startswith("two_tower"):
-        pytest.skip("the two-tower's training is bounded by wall-clock time; its own tests cover determinism")
     again = registry.make(name, **kwargs(name)).fit(data)
     users = np.arange(N_USERS)
     assert np.array_equal(m.recommend(users, 5).items, again.recommend(users, 5).items)
