@@ -26,8 +26,8 @@ def test_overview_shows_kpis_and_quality(app_env, demo_artifacts):
     k = store_kpis(demo_artifacts)
     assert metrics["Events"] == f"{k['events']:,}" and metrics["Purchases"] == f"{k['purchases']:,}"
     assert "demo store" in at.caption[0].value
-    tables = {d.key: d.value for d in at.dataframe if d.key}
-    rows = tables["quality-rows"].set_index("step")["rows"]
+    quality = next(d.value for d in at.dataframe if "step" in d.value.columns)
+    rows = quality.set_index("step")["rows"]
     assert rows["rows read"] == rows["rows kept"] + rows.drop(["rows read", "rows kept"]).sum()
 
 
