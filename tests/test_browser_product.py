@@ -12,7 +12,9 @@ def test_search_open_product_and_see_both_lists(app_server, page):
     outside = []
     page.on("request", lambda r: outside.append(r.url)
             if urlparse(r.url).hostname not in ("127.0.0.1", None) and not r.url.startswith("data:") else None)
-    page.goto(f"{app_server}/product_explorer")
+    page.goto(app_server)  # through the router (app.py), as a user arrives
+    page.get_by_role("heading", name="Store overview").wait_for(timeout=60_000)
+    page.get_by_role("link", name="Product explorer").click()
     page.get_by_role("heading", name="Product explorer").wait_for(timeout=60_000)
     box = page.get_by_role("textbox", name="Search products", exact=True)
     box.fill("kitchen mixer")
