@@ -45,6 +45,7 @@ class ProductParams:
     copurchase_days: float = 3.0    # same user, purchases at most this far apart, count as bought together
     top_k: int = 20                 # neighbours kept per product
     top_categories: int = 3         # complementary categories kept per category
+    memory_limit: str = "6GB"       # DuckDB spills to disk past it
     seed: int = 7                   # seeds the search query tower
 
 
@@ -59,26 +60,32 @@ def _group_key_sql() -> str:
 
 
 def product_cards(con) -> pd.DataFrame:
-    """One row per product: its most frequent (category, brand), median positive price, price band within its
-    category, funnel counts, buyers, revenue and conversion rates."""
+    """One row per product: its most frequent (category, brand), median positive price (the lower median, from
+    per-price counts so memory stays bounded at October scale), price band within its category, funnel counts,
+    buyers, revenue and conversion rates."""
     df = con.execute(f"""
         WITH combo AS (SELECT product_id, category_id, category_code, brand, count(*) AS n
                        FROM events GROUP BY ALL),
         feat AS (SELECT product_id, arg_max(category_id, n) AS category_id,
                         arg_max(category_code, n) AS category_code, arg_max(brand, n) AS brand
                  FROM combo GROUP BY product_id),
+        pp AS (SELECT product_id, price, count(*) AS n FROM events WHERE price > 0 GROUP BY 1, 2),
+        cum AS (SELECT product_id, price, n, sum(n) OVER (PARTITION BY product_id ORDER BY price
+                                                          ROWS UNBOUNDED PRECEDING) AS c,
+                       sum(n) OVER (PARTITION BY product_id) AS t FROM pp),
+        med AS (SELECT product_id, min(price) FILTER (WHERE c >= t / 2.0) AS price FROM cum GROUP BY 1),
         funnel AS (
-            SELECT product_id, coalesce(median(price) FILTER (WHERE price > 0), 0.0) AS price,
+            SELECT product_id,
                    count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
                    count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
                    count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases,
                    count(DISTINCT user_id) FILTER (WHERE event_type = '{S.PURCHASE}') AS buyers,
                    coalesce(sum(price) FILTER (WHERE event_type = '{S.PURCHASE}'), 0.0) AS revenue
             FROM events GROUP BY product_id)
-        SELECT feat.*, funnel.* EXCLUDE (product_id),
+        SELECT feat.*, coalesce(med.price, 0.0) AS price, funnel.* EXCLUDE (product_id),
                CASE WHEN category_code = '{S.UNKNOWN_CATEGORY}' THEN 'id:' || category_id::VARCHAR
                     ELSE category_code END AS category_key
-        FROM feat JOIN funnel USING (product_id) ORDER BY product_id
+        FROM feat JOIN funnel USING (product_id) LEFT JOIN med USING (product_id) ORDER BY product_id
     """).df()
     df["cart_rate"] = (df["carts"] / df["views"].where(df["views"] > 0)).fillna(0.0)
     df["purchase_rate"] = (df["purchases"] / df["views"].where(df["views"] > 0)).fillna(0.0)
@@ -218,7 +225,8 @@ def best_category_products(con, pairs: pd.DataFrame, p: ProductParams) -> pd.Dat
 def build_products(root: str | os.PathLike | None, out: Path, params: ProductParams = ProductParams(),
                    progress: Progress = no_progress) -> StageResult:
     """Compute every product table (and the search index) into ``out``."""
-    con = connect(root, memory_limit="3GB")
+    con = connect(root, memory_limit=params.memory_limit)
+    con.execute("SET preserve_insertion_order = false")
     spill = out / ".spill"  # DuckDB would otherwise spill into ./.tmp of the working directory
     con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
     progress(0.05, "product cards")
