@@ -19,6 +19,9 @@ _TIE = 1e-6  # at weight 1, relevance still breaks ties between equally redundan
 
 def _category_codes(categories: Sequence | np.ndarray) -> np.ndarray:
     """Integer codes of category labels (any hashable values; missing values form one category)."""
+    arr = np.asarray(categories)
+    if arr.dtype.kind in "iu":  # already integer keys (the serving path): no pandas round trip
+        return np.unique(arr, return_inverse=True)[1].astype(np.int64).ravel() if len(arr) else arr.astype(np.int64)
     codes, _ = pd.factorize(pd.Series(np.asarray(categories, dtype=object)).fillna("<missing>"))
     return codes.astype(np.int64)
 
@@ -73,11 +76,18 @@ def category_coverage(categories: Sequence | np.ndarray, universe: Sequence | np
 
     Without a universe, the list's number of distinct categories over its length (1 = every item differs).
     """
-    shown = set(pd.Series(np.asarray(categories, dtype=object)).fillna("<missing>"))
+    shown = _label_set(categories)
     if universe is None:
         return len(shown) / len(categories) if len(categories) else 0.0
-    pool = set(pd.Series(np.asarray(universe, dtype=object)).fillna("<missing>"))
+    pool = _label_set(universe)
     return len(shown & pool) / len(pool) if pool else 0.0
+
+
+def _label_set(categories: Sequence | np.ndarray) -> set:
+    arr = np.asarray(categories)
+    if arr.dtype.kind in "iu":
+        return set(arr.tolist())
+    return set(pd.Series(np.asarray(categories, dtype=object)).fillna("<missing>"))
 
 
 def category_keys(catalog: pd.DataFrame) -> np.ndarray:
