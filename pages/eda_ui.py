@@ -114,8 +114,9 @@ def nothing_matches(eda: Eda, what: str = "events") -> None:
 
 def style(fig: go.Figure, height: int = 380) -> go.Figure:
     """The EDA look on top of Streamlit's chart theme: legend on top, full hover labels, compact margins."""
-    return fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), title_font_size=16,
-                             legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1),
+    return fig.update_layout(height=height, margin=dict(l=10, r=10, t=85, b=10),
+                             title=dict(font_size=16, y=0.98, yanchor="top"),
+                             legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0),
                              hoverlabel=dict(namelength=-1))
 
 

@@ -14,9 +14,9 @@ r = eda.q("eda_users.repeat_buyers")
 
 c = st.columns(6)
 c[0].metric("Sessions", ui.compact(s["sessions"]), help=f"{s['sessions']:,} sessions")
-c[1].metric("Events per session", f"{s['events_per_session']:.2f}")
-c[2].metric("Mean session duration", f"{s['mean_duration_s'] / 60:.1f} min")
-c[3].metric("One-event sessions", f"{s['single_event_share']:.1%}")
+c[1].metric("Events / session", f"{s['events_per_session']:.2f}")
+c[2].metric("Mean duration", f"{s['mean_duration_s'] / 60:.1f} min")
+c[3].metric("1-event sessions", f"{s['single_event_share']:.1%}")
 c[4].metric("Buyers", ui.compact(r["buyers"]), help=f"{r['buyers']:,} users who bought")
 c[5].metric("Repeat buyers", f"{r['repeat_share']:.1%}", f"{r['repeat_revenue_share']:.1%} of revenue",
             delta_color="off", help="Bought in at least two different sessions within the date range")
@@ -36,10 +36,11 @@ with right:
     eda.chart("new_vs_returning", "eda_users.new_vs_returning", key="new-returning")
 
 st.subheader("Top buyers")
-by = st.segmented_control("Rank by", ["revenue", "purchases", "events"], default="revenue", key="top_users_by")
+by = st.segmented_control("Rank by", ["revenue", "purchases"], default="revenue", key="top_users_by")
 top = eda.q("eda_users.top_users", by=by or "revenue", n=25)
 if top.empty:
     st.info("No purchases match these filters.")
 else:
+    st.caption("Purchases, sessions and revenue within the date range; the *_all_days columns cover every day.")
     ui.table(top, "top_buyers", "t-top-users", {"user_id": st.column_config.NumberColumn("user", format="%d"),
-             "revenue": ui.money("revenue"), "conversion": ui.pct("purchases / views")})
+             "revenue": ui.money("revenue")})

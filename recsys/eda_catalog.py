@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 
 from recsys import schema as S
-from recsys.eda import PRICE_BAND_LABELS, AggregateParams, EdaFilters, query, where
+from recsys.eda import PRICE_BAND_LABELS, AggregateParams, EdaFilters, cube, query, where
 from recsys.eda_funnel import _check_dim, _counts_sql, rated
 
 RANK_BY = ("views", "purchases", "revenue", "view_to_purchase")
@@ -23,16 +23,16 @@ def top_n(con: duckdb.DuckDBPyConnection, f: EdaFilters, dim: str = "brand", by:
         raise ValueError(f"cannot rank by '{by}': use one of {', '.join(RANK_BY)}")
     w, p = where(f)
     keep = f"views >= {max(int(min_views), 1)}" if by == "view_to_purchase" else "TRUE"
-    return query(con, rated(f"SELECT {dim}, {_counts_sql()} FROM daily WHERE {w} GROUP BY 1", where=keep,
-                            order=f"{by} DESC, views DESC, {dim}", limit=n), p)
+    return query(con, rated(f"SELECT {dim}, {_counts_sql()} FROM {cube('daily', f, dim)} WHERE {w} GROUP BY 1",
+                            where=keep, order=f"{by} DESC, views DESC, {dim}", limit=n), p)
 
 
 def category_tree(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFrame:
     """Every node of the category_code hierarchy (a.b.c -> a, a.b, a.b.c): id, parent, label, depth and funnel."""
     w, p = where(f)
     inner = f"""
-        WITH leaves AS (SELECT string_split(category_code, '.') AS parts, {_counts_sql()} FROM daily WHERE {w}
-                        GROUP BY category_code),
+        WITH leaves AS (SELECT string_split(category_code, '.') AS parts, {_counts_sql()}
+                        FROM {cube('daily', f)} WHERE {w} GROUP BY category_code),
              nodes AS (SELECT array_to_string(parts[1:d], '.') AS id,
                               CASE WHEN d > 1 THEN array_to_string(parts[1:d - 1], '.') ELSE '' END AS parent,
                               parts[d] AS label, d AS depth, views, carts, purchases, removes, revenue
@@ -59,7 +59,7 @@ def price_distribution(con: duckdb.DuckDBPyConnection, f: EdaFilters, n: int = 1
         f"power(10, arg_min(price_bin + ({q} - before) / (cum - before), price_bin) FILTER (WHERE cum >= {q} - 1e-12)"
         f" / {int(bins_per_decade)}) AS {name}" for name, q in QUANTILES.items())
     return query(con, f"""
-        WITH h AS (SELECT {dim} AS key, price_bin, sum(events) AS views FROM daily
+        WITH h AS (SELECT {dim} AS key, price_bin, sum(events) AS views FROM {cube('prices', f, dim)}
                    WHERE {w} AND event_type = '{S.VIEW}' AND price_bin IS NOT NULL GROUP BY 1, 2),
              top AS (SELECT key, sum(views) AS total FROM h GROUP BY 1 ORDER BY total DESC, key LIMIT {int(n)}),
              c AS (SELECT key, price_bin, total,
@@ -77,7 +77,7 @@ def price_histogram(con: duckdb.DuckDBPyConnection, f: EdaFilters,
     df = query(con, f"""SELECT price_bin,
                                coalesce(sum(events) FILTER (WHERE event_type = '{S.VIEW}'), 0) AS views,
                                coalesce(sum(events) FILTER (WHERE event_type = '{S.PURCHASE}'), 0) AS purchases
-                        FROM daily WHERE {w} AND price_bin IS NOT NULL GROUP BY 1 ORDER BY 1""", p)
+                        FROM {cube('prices', f)} WHERE {w} AND price_bin IS NOT NULL GROUP BY 1 ORDER BY 1""", p)
     df.insert(1, "price_from", 10 ** (df["price_bin"] / bins_per_decade))
     df.insert(2, "price_to", 10 ** ((df["price_bin"] + 1) / bins_per_decade))
     return df
@@ -86,7 +86,7 @@ def price_histogram(con: duckdb.DuckDBPyConnection, f: EdaFilters,
 def conversion_by_price_band(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFrame:
     """Fixed price bands ($5, $10, $25 ... $2,500 edges): views, carts, purchases, revenue and rates."""
     w, p = where(f)
-    df = query(con, rated(f"SELECT price_band, {_counts_sql()} FROM daily WHERE {w} AND price_band IS NOT NULL "
-                          f"GROUP BY 1", order="price_band"), p)
+    df = query(con, rated(f"SELECT price_band, {_counts_sql()} FROM {cube('prices', f)} WHERE {w} "
+                          f"AND price_band IS NOT NULL GROUP BY 1", order="price_band"), p)
     df.insert(0, "band", [PRICE_BAND_LABELS[int(b)] for b in df["price_band"]])
     return df.drop(columns="price_band")

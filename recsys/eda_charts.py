@@ -61,7 +61,7 @@ def by_hour(df: pd.DataFrame) -> go.Figure:
     fig.update_layout(title=f"Events and purchases by hour of day ({UTC})")
     fig.update_xaxes(title=f"hour of day ({UTC})", dtick=2)
     fig.update_yaxes(title="events", secondary_y=False)
-    return fig.update_yaxes(title="purchases", secondary_y=True)
+    return fig.update_yaxes(title="purchases", rangemode="tozero", secondary_y=True)
 
 
 def by_weekday(df: pd.DataFrame) -> go.Figure:
@@ -76,7 +76,7 @@ def by_weekday(df: pd.DataFrame) -> go.Figure:
                     hovertemplate="%{x}: %{y:,.1f} purchases per day<extra></extra>")
     fig.update_layout(title=f"Average day by weekday ({UTC} days)", xaxis_title=f"day of week ({UTC})")
     fig.update_yaxes(title="events per day", secondary_y=False)
-    return fig.update_yaxes(title="purchases per day", secondary_y=True)
+    return fig.update_yaxes(title="purchases per day", rangemode="tozero", secondary_y=True)
 
 
 def heatmap(m: pd.DataFrame, measure: str) -> go.Figure:
@@ -113,8 +113,8 @@ def month_bars(df: pd.DataFrame) -> go.Figure:
     fig.add_bar(x=df["month"], y=df["revenue_per_day"], name="revenue per day ($)", marker_color=C["revenue"],
                 offsetgroup=1, secondary_y=True, hovertemplate="%{x}: $%{y:,.0f} per day<extra></extra>")
     fig.update_layout(title=f"Month comparison per active day ({UTC})", xaxis_title="month", barmode="group")
-    fig.update_yaxes(title="events per day", secondary_y=False)
-    return fig.update_yaxes(title="revenue per day ($)", secondary_y=True)
+    fig.update_yaxes(title="events per day", rangemode="tozero", secondary_y=False)
+    return fig.update_yaxes(title="revenue per day ($)", rangemode="tozero", secondary_y=True)
 
 
 def top_bars(df: pd.DataFrame, dim: str, by: str, label: str) -> go.Figure:
@@ -167,7 +167,7 @@ def price_bands(df: pd.DataFrame) -> go.Figure:
                     secondary_y=True, hovertemplate="%{x}: %{y:,} views<extra></extra>")
     fig.update_layout(title="Conversion by price band", xaxis_title="price band (item price, $)")
     fig.update_yaxes(title="purchases / views (%)", tickformat=".1%", secondary_y=False)
-    return fig.update_yaxes(title="views", secondary_y=True)
+    return fig.update_yaxes(title="views", rangemode="tozero", secondary_y=True)
 
 
 def histogram(df: pd.DataFrame, title: str, xlabel: str) -> go.Figure:
@@ -179,8 +179,9 @@ def histogram(df: pd.DataFrame, title: str, xlabel: str) -> go.Figure:
                     line_color=C["purchase"], secondary_y=True,
                     hovertemplate="%{x}: %{y:.2%} of these sessions bought<extra></extra>")
     fig.update_layout(title=title, xaxis_title=xlabel)
+    fig.update_xaxes(type="category")
     fig.update_yaxes(title="sessions", secondary_y=False)
-    return fig.update_yaxes(title="share that bought (%)", tickformat=".0%", secondary_y=True)
+    return fig.update_yaxes(title="share that bought (%)", tickformat=".0%", rangemode="tozero", secondary_y=True)
 
 
 def purchases_per_user(df: pd.DataFrame) -> go.Figure:
@@ -189,8 +190,8 @@ def purchases_per_user(df: pd.DataFrame) -> go.Figure:
                            customdata=df[["share", "revenue"]],
                            hovertemplate="%{x} purchases: %{y:,} buyers (%{customdata[0]:.1%}), revenue "
                                          "$%{customdata[1]:,.0f}<extra></extra>"))
-    return fig.update_layout(title="Buyers by number of purchases", xaxis_title="purchases per buyer",
-                             yaxis_title="buyers")
+    fig.update_layout(title="Buyers by number of purchases", xaxis_title="purchases per buyer", yaxis_title="buyers")
+    return fig.update_xaxes(type="category")
 
 
 def new_vs_returning(df: pd.DataFrame) -> go.Figure:

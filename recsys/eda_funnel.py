@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 
 from recsys import schema as S
-from recsys.eda import EdaFilters, query, safe_rate, where
+from recsys.eda import EdaFilters, cube, query, safe_rate, where
 
 STEPS = (S.VIEW, S.CART, S.PURCHASE)
 DIMENSIONS = {"category_top": "top-level category", "category_code": "category", "brand": "brand"}
@@ -42,7 +42,7 @@ def rated(inner: str, *, where: str = "TRUE", order: str = "", limit: int | None
 def funnel_totals(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> dict[str, float]:
     """Event counts per type, revenue and the event-level rates for the filtered events."""
     w, p = where(f)
-    cur = con.execute(rated(f"SELECT {_counts_sql()} FROM daily WHERE {w}"), p)
+    cur = con.execute(rated(f"SELECT {_counts_sql()} FROM {cube('daily', f)} WHERE {w}"), p)
     names = [d[0] for d in cur.description]
     return dict(zip(names, cur.fetchall()[0]))
 
@@ -61,8 +61,8 @@ def funnel_steps(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFrame:
 def funnel_by_month(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFrame:
     """Per UTC month (YYYY-MM): counts, revenue and rates, oldest first."""
     w, p = where(f)
-    return query(con, rated(f"SELECT strftime(day, '%Y-%m') AS month, {_counts_sql()} FROM daily WHERE {w} "
-                            f"GROUP BY 1", order="month"), p)
+    return query(con, rated(f"SELECT strftime(day, '%Y-%m') AS month, {_counts_sql()} FROM {cube('daily', f)} "
+                            f"WHERE {w} GROUP BY 1", order="month"), p)
 
 
 def _check_dim(dim: str) -> None:
@@ -74,7 +74,7 @@ def funnel_by(con: duckdb.DuckDBPyConnection, f: EdaFilters, dim: str = "categor
     """Top ``n`` values of ``dim`` (category_top, category_code or brand) by views, with counts and rates."""
     _check_dim(dim)
     w, p = where(f)
-    return query(con, rated(f"SELECT {dim}, {_counts_sql()} FROM daily WHERE {w} GROUP BY 1",
+    return query(con, rated(f"SELECT {dim}, {_counts_sql()} FROM {cube('daily', f, dim)} WHERE {w} GROUP BY 1",
                             order=f"views DESC, purchases DESC, {dim}", limit=n), p)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from recsys import schema as S
-from recsys.eda import EdaFilters, query, safe_rate, where
+from recsys.eda import EdaFilters, cube, query, safe_rate, where
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MEASURES = ("events", "views", "carts", "purchases", "revenue")
@@ -35,7 +35,8 @@ def _finish(df: pd.DataFrame) -> pd.DataFrame:
 def by_hour(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFrame:
     """Hour of day 0-23 (UTC): events, views, carts, purchases, revenue, conversion; every hour present."""
     w, p = where(f, time_col="hour")
-    df = query(con, f"SELECT hour(hour) AS hour_utc, {_sums_sql()} FROM hourly WHERE {w} GROUP BY 1", p)
+    df = query(con, f"SELECT hour(hour) AS hour_utc, {_sums_sql()} FROM {cube('hourly', f)} WHERE {w} GROUP BY 1",
+               p)
     df = pd.DataFrame({"hour_utc": range(24)}).merge(df, on="hour_utc", how="left")
     return _finish(df)
 
@@ -51,8 +52,9 @@ def _weekday_days(f: EdaFilters, first: object, last: object) -> pd.Series:
 def by_weekday(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFrame:
     """Day of week (Mon-Sun, UTC): totals, number of such days in range, and events/purchases per day."""
     w, p = where(f, time_col="hour")
-    df = query(con, f"SELECT isodow(hour) - 1 AS weekday_no, {_sums_sql()} FROM hourly WHERE {w} GROUP BY 1", p)
-    first, last = con.execute("SELECT min(hour)::DATE, max(hour)::DATE FROM hourly").fetchall()[0]
+    df = query(con, f"""SELECT isodow(hour) - 1 AS weekday_no, {_sums_sql()} FROM {cube('hourly', f)} WHERE {w}
+                        GROUP BY 1""", p)
+    first, last = con.execute("SELECT min(hour)::DATE, max(hour)::DATE FROM hourly_nb").fetchall()[0]
     df = pd.DataFrame({"weekday_no": range(7)}).merge(df, on="weekday_no", how="left")
     df = _finish(df)
     df.insert(1, "weekday", list(WEEKDAYS))
@@ -68,7 +70,7 @@ def hour_weekday(con: duckdb.DuckDBPyConnection, f: EdaFilters, measure: str = "
         raise ValueError(f"unknown measure '{measure}': use one of {', '.join(MEASURES)}")
     w, p = where(f, time_col="hour")
     df = query(con, f"""SELECT isodow(hour) - 1 AS weekday_no, hour(hour) AS hour_utc, {_sums_sql()}
-                        FROM hourly WHERE {w} GROUP BY 1, 2""", p)
+                        FROM {cube('hourly', f)} WHERE {w} GROUP BY 1, 2""", p)
     m = np.zeros((7, 24))
     if len(df):
         m[df["weekday_no"].to_numpy(int), df["hour_utc"].to_numpy(int)] = df[measure].fillna(0).to_numpy(float)
@@ -78,7 +80,8 @@ def hour_weekday(con: duckdb.DuckDBPyConnection, f: EdaFilters, measure: str = "
 def daily_trend(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFrame:
     """Per UTC day: events, views, carts, purchases, revenue and conversion (purchases / views)."""
     w, p = where(f, time_col="hour")
-    df = query(con, f"SELECT hour::DATE AS day, {_sums_sql()} FROM hourly WHERE {w} GROUP BY 1 ORDER BY 1", p)
+    df = query(con, f"""SELECT hour::DATE AS day, {_sums_sql()} FROM {cube('hourly', f)} WHERE {w}
+                        GROUP BY 1 ORDER BY 1""", p)
     df["day"] = pd.to_datetime(df["day"])
     return _finish(df)
 
@@ -87,7 +90,7 @@ def month_comparison(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFr
     """Per UTC month: totals, active days, events and revenue per day, conversion."""
     w, p = where(f, time_col="hour")
     df = query(con, f"""SELECT strftime(hour, '%Y-%m') AS month, count(DISTINCT hour::DATE) AS active_days,
-                               {_sums_sql()} FROM hourly WHERE {w} GROUP BY 1 ORDER BY 1""", p)
+                               {_sums_sql()} FROM {cube('hourly', f)} WHERE {w} GROUP BY 1 ORDER BY 1""", p)
     df = _finish(df)
     df["events_per_day"] = safe_rate(df["events"], df["active_days"])
     df["revenue_per_day"] = safe_rate(df["revenue"], df["active_days"])

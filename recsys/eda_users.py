@@ -3,7 +3,8 @@ new vs returning users per day, top buyers.
 
 A session's day is the UTC day of its first event in the slice; its duration is last minus first event time.
 A repeat buyer bought in at least two different sessions within the date range. A user is new on the UTC day of
-their first session in the data (in the slice), returning on later days.
+their first session in the data (in the slice), returning on later days. Buyer figures come from per-buyer totals
+when the date range covers the data, else from per-buyer purchase days summed over the range.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from recsys.eda import DURATION_LABELS, EVENT_LABELS, EdaFilters, query, safe_ra
 
 PURCHASE_BINS = (1, 2, 3, 4, 5, 10)
 PURCHASE_LABELS = ("1", "2", "3", "4", "5-9", "10+")
-TOP_BY = ("revenue", "purchases", "events")
+TOP_BY = ("revenue", "purchases")
 
 
 def session_stats(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> dict[str, float]:
@@ -52,21 +53,30 @@ def session_durations(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataF
     return _histogram(con, f, "duration_bin", DURATION_LABELS)
 
 
-def _buyers_sql(w: str) -> str:
-    return f"""SELECT user_id, sum(purchases)::BIGINT AS purchases,
-                      sum(purchase_sessions)::BIGINT AS purchase_sessions, sum(revenue) AS revenue,
-                      sum(sessions)::BIGINT AS sessions, sum(events)::BIGINT AS events,
-                      sum(views)::BIGINT AS views, sum(carts)::BIGINT AS carts, count(DISTINCT day) AS active_days,
-                      min(day) AS first_day, max(day) AS last_day
-               FROM user_days WHERE {w} GROUP BY user_id HAVING sum(purchases) > 0"""
+def _covers_all_days(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> bool:
+    """True when the date range holds every day of the data (the per-buyer totals then answer directly)."""
+    first, last = con.execute("SELECT min(day), max(day) FROM user_activity").fetchall()[0]
+    return first is None or ((f.start is None or f.start <= first) and (f.end is None or f.end >= last))
+
+
+def _buyers(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> tuple[str, list]:
+    """SQL (and parameters) of one row per buyer in range: purchases, purchase sessions, revenue, purchase days."""
+    w, p = where(f, sliced=True)
+    if _covers_all_days(con, f):
+        w, p = where(EdaFilters(category=f.category, brand=f.brand), sliced=True)
+        return (f"""SELECT user_id, purchases, purchase_sessions, revenue, purchase_days, first_purchase,
+                           last_purchase FROM users WHERE {w}""", p)
+    return (f"""SELECT user_id, sum(purchases)::BIGINT AS purchases,
+                       sum(purchase_sessions)::BIGINT AS purchase_sessions, sum(revenue) AS revenue,
+                       count(*)::BIGINT AS purchase_days, min(day) AS first_purchase, max(day) AS last_purchase
+                FROM user_days WHERE {w} GROUP BY user_id""", p)
 
 
 def purchases_per_user(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFrame:
     """Buyers per number of purchases in range (1, 2, 3, 4, 5-9, 10+), with their revenue."""
-    w, p = where(f, sliced=True)
+    sql, p = _buyers(con, f)
     edges = " + ".join(f"(purchases >= {e})::INTEGER" for e in PURCHASE_BINS[1:])
-    df = query(con, f"""SELECT {edges} AS bin, count(*) AS buyers, sum(revenue) AS revenue
-                        FROM ({_buyers_sql(w)}) GROUP BY 1""", p)
+    df = query(con, f"SELECT {edges} AS bin, count(*) AS buyers, sum(revenue) AS revenue FROM ({sql}) GROUP BY 1", p)
     out = pd.DataFrame({"bin": range(len(PURCHASE_LABELS))}).merge(df, on="bin", how="left").fillna(0)
     out.insert(0, "purchases", list(PURCHASE_LABELS))
     out["buyers"] = out["buyers"].astype("int64")
@@ -76,11 +86,11 @@ def purchases_per_user(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.Data
 
 def repeat_buyers(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> dict[str, float]:
     """Buyers, repeat buyers (purchases in >= 2 sessions), their share of buyers and of revenue."""
-    w, p = where(f, sliced=True)
+    sql, p = _buyers(con, f)
     buyers, repeat, revenue, repeat_revenue = con.execute(f"""
         SELECT count(*), count(*) FILTER (WHERE purchase_sessions >= 2), coalesce(sum(revenue), 0),
                coalesce(sum(revenue) FILTER (WHERE purchase_sessions >= 2), 0)
-        FROM ({_buyers_sql(w)})""", p).fetchall()[0]
+        FROM ({sql})""", p).fetchall()[0]
     return {"buyers": int(buyers), "repeat_buyers": int(repeat), "repeat_share": safe_rate(repeat, buyers),
             "revenue": float(revenue), "repeat_revenue_share": safe_rate(repeat_revenue, revenue)}
 
@@ -96,10 +106,14 @@ def new_vs_returning(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFr
 
 
 def top_users(con: duckdb.DuckDBPyConnection, f: EdaFilters, by: str = "revenue", n: int = 20) -> pd.DataFrame:
-    """The top ``n`` buyers in range by revenue, purchases or events, with their activity."""
+    """The top ``n`` buyers in range by revenue or purchases, with their activity over all days for context."""
     if by not in TOP_BY:
         raise ValueError(f"cannot rank users by '{by}': use one of {', '.join(TOP_BY)}")
-    w, p = where(f, sliced=True)
-    df = query(con, f"{_buyers_sql(w)} ORDER BY {by} DESC, user_id LIMIT {int(n)}", p)
-    df["conversion"] = safe_rate(df["purchases"], df["views"])
+    sql, p = _buyers(con, f)
+    w, p2 = where(EdaFilters(category=f.category, brand=f.brand), sliced=True)
+    df = query(con, f"""
+        WITH top AS ({sql} ORDER BY {by} DESC, user_id LIMIT {int(n)})
+        SELECT top.*, u.sessions AS sessions_all_days, u.views AS views_all_days, u.carts AS carts_all_days
+        FROM top JOIN (SELECT * FROM users WHERE {w}) u USING (user_id)
+        ORDER BY {by} DESC, user_id""", p + p2)
     return df

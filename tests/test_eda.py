@@ -154,9 +154,18 @@ def test_repeat_buyers_and_purchases_per_user(con):
     # within Oct 1 alone user 1 bought in one session only, user 2 did not buy
     r1 = U.repeat_buyers(con, EdaFilters(start=dt.date(2019, 10, 1), end=dt.date(2019, 10, 1)))
     assert (r1["buyers"], r1["repeat_buyers"]) == (1, 0)
+    # a range that drops Nov 2 (user 2's purchase) goes through the per-day buyer table
+    r2 = U.repeat_buyers(con, EdaFilters(start=dt.date(2019, 10, 1), end=dt.date(2019, 11, 1)))
+    assert (r2["buyers"], r2["repeat_buyers"], r2["revenue"]) == (1, 1, pytest.approx(150.0))
+    wide = EdaFilters(start=dt.date(2019, 9, 1), end=dt.date(2019, 12, 31))  # covers the data: per-buyer totals
+    assert U.repeat_buyers(con, wide) == r
     top = U.top_users(con, ALL)
     assert top["user_id"].tolist() == [1, 2] and top["revenue"].tolist() == pytest.approx([150.0, 20.0])
-    assert top.loc[0, "purchase_sessions"] == 2 and top.loc[0, "active_days"] == 2
+    assert top.loc[0, "purchase_sessions"] == 2 and top.loc[0, "purchase_days"] == 2
+    assert top.loc[1, "sessions_all_days"] == 2 and top.loc[1, "views_all_days"] == 3  # user 2: s3 and s5
+    by_day = U.top_users(con, EdaFilters(start=dt.date(2019, 10, 2), end=dt.date(2019, 11, 2)), by="purchases")
+    assert by_day["user_id"].tolist() == [1, 2] and by_day["first_purchase"].astype(str).tolist() == [
+        "2019-10-02", "2019-11-02"]
 
 
 def test_new_vs_returning_users(con):
@@ -208,7 +217,8 @@ def test_stage_skips_when_up_to_date_and_rebuilds_on_new_events(tmp_path):
     write_events_stage(tmp_path, EVENTS)
     assert not aggregates_up_to_date(tmp_path)
     m, built = build_aggregates_stage(tmp_path)
-    assert built and m["rows"]["hourly"] > 0 and set(m["files"]) >= {"hourly.parquet", "sessions.parquet"}
+    assert built and m["rows"]["hourly"] > 0 and set(m["files"]) >= {"hourly.parquet", "hourly_nb.parquet",
+                                                                       "sessions.parquet", "users.parquet"}
     assert aggregates_up_to_date(tmp_path) and build_aggregates_stage(tmp_path)[1] is False
     write_events_stage(tmp_path, EVENTS[:3], built_at="2026-01-02T00:00:00Z")
     assert not aggregates_up_to_date(tmp_path) and build_aggregates_stage(tmp_path)[1]
