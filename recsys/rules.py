@@ -137,8 +137,8 @@ def _min_count(params: RuleParams, n_baskets: int) -> int:
     return max(params.min_baskets, math.ceil(params.min_support * n_baskets - 1e-9))
 
 
-def frequent_baskets(con, n_baskets: int, params: RuleParams) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """(frequent items with counts, (basket, item) codes of baskets with >= 2 frequent items, min count)."""
+def frequent_baskets(con, n_baskets: int, params: RuleParams) -> tuple[pd.DataFrame, int, int]:
+    """(frequent items with counts, min count, rows of temp table ``multi``: baskets with >= 2 frequent items)."""
     min_count = _min_count(params, n_baskets)
     items = con.execute(f"""CREATE OR REPLACE TEMP TABLE freq AS
         SELECT i, count(*) AS n, (row_number() OVER (ORDER BY count(*) DESC, i) - 1)::INTEGER AS code
@@ -148,11 +148,17 @@ def frequent_baskets(con, n_baskets: int, params: RuleParams) -> tuple[pd.DataFr
         WITH f AS (SELECT bi.b, freq.code, count(*) OVER (PARTITION BY bi.b) AS k
                    FROM basket_items bi JOIN freq USING (i))
         SELECT b, code, k FROM f WHERE k >= 2""")
-    return items, con.execute("SELECT dense_rank() OVER (ORDER BY b) - 1 AS row, code FROM multi").df(), min_count
+    return items, min_count, int(con.execute("SELECT count(*) FROM multi").fetchall()[0][0])
+
+
+def basket_codes(con) -> pd.DataFrame:
+    """(row, code) of every frequent item of the multi-item baskets, rows numbered 0..B-1."""
+    return con.execute("SELECT dense_rank() OVER (ORDER BY b) - 1 AS row, code FROM multi").df()
 
 
 AUTO_TOP_ITEMS = 3_000   # auto support counts pairs among this many most frequent items
-AUTO_MAX_PAIR_ROWS = 100e6
+AUTO_MAX_PAIR_ROWS = 50e6
+PAIR_WORK_LIMIT = 50e6   # guard: pair occurrences DuckDB may count before mining (seconds, not minutes)
 
 
 def auto_support(con, n_baskets: int, params: RuleParams) -> float:
@@ -190,20 +196,19 @@ def check_guards(con, n_items: int, n_rows: int, min_count: int, n_baskets: int,
     per = con.execute("SELECT k, count(*) / k AS baskets FROM multi GROUP BY k").df()
     ks, nb = per["k"].to_numpy(float), per["baskets"].to_numpy(float)
     pair_work = float((nb * ks * (ks - 1) / 2).sum())
-    if pair_work > 200e6:
-        raise ValueError(f"These settings would count {pair_work:,.0f} item pairs in baskets (limit 200M): "
-                         f"{_suggest(params, math.sqrt(pair_work / 200e6))}, or use a coarser granularity.")
-    pairs = con.execute(f"""SELECT a.code AS x, b.code AS y FROM multi a JOIN multi b
+    if pair_work > PAIR_WORK_LIMIT:
+        raise ValueError(f"These settings would count {pair_work:,.0f} item pairs in baskets (limit "
+                         f"{PAIR_WORK_LIMIT:,.0f}): {_suggest(params, math.sqrt(pair_work / PAIR_WORK_LIMIT))}, "
+                         "or use a coarser granularity.")
+    pairs = con.execute(f"""SELECT a.code AS x, b.code AS y, count(*) AS n FROM multi a JOIN multi b
         ON a.b = b.b AND a.code < b.code GROUP BY 1, 2 HAVING count(*) >= {min_count}""").df()
     bound = len(pairs) + sum(float((nb * _comb(ks, k)).sum()) / min_count for k in range(3, params.max_len + 1))
     est_itemsets = n_items + min(bound, _candidates(pairs, params.max_len) + len(pairs))
-    n_multi = int(con.execute("SELECT count(DISTINCT b) FROM multi").fetchall()[0][0]) if n_rows else 0
+    n_multi = int(nb.sum())
     dense_mb = n_multi * n_items / 2**20
     sparse = dense_mb > DENSE_LIMIT_MB
     onehot_mb = n_rows * 17 / 2**20 if sparse else dense_mb
-    pair_rows = float(con.execute(f"""SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM multi a
-        JOIN multi b ON a.b = b.b AND a.code < b.code GROUP BY a.code, b.code HAVING count(*) >= {min_count})"""
-                                  ).fetchall()[0][0]) if params.max_len >= 3 else 0.0
+    pair_rows = float(pairs["n"].sum()) if params.max_len >= 3 else 0.0
     if params.algorithm == "apriori":  # low-memory apriori: per prefix, a column scan plus the matching rows
         ops = n_items * 2 * n_multi + n_rows * n_items + len(pairs) * 3 * n_multi + pair_rows * n_items
         if sparse:  # sparse prefixes densify the candidate columns: far slower
@@ -215,8 +220,7 @@ def check_guards(con, n_items: int, n_rows: int, min_count: int, n_baskets: int,
              "frequent_pairs": len(pairs), "min_count": min_count, "estimated_itemsets": int(est_itemsets),
              "estimated_memory_mb": round(onehot_mb, 1), "estimated_seconds": round(seconds, 2), "sparse": sparse}
     if est_itemsets > params.max_itemsets:
-        counts = np.sort(con.execute(f"""SELECT count(*) AS n FROM multi a JOIN multi b ON a.b = b.b
-            AND a.code < b.code GROUP BY a.code, b.code HAVING count(*) >= {min_count}""").df()["n"].to_numpy())
+        counts = np.sort(pairs["n"].to_numpy())
         k = min(len(counts), max(1, params.max_itemsets // 4))
         target = max(counts[-k] / n_baskets if k else 0.0, params.min_support * 2)
         raise ValueError(f"These settings would give about {est_itemsets:,.0f} frequent itemsets "
@@ -351,12 +355,12 @@ def mine_rules_con(con, params: RuleParams = RuleParams(), progress: Progress = 
             load_basket_items(con, params, min_events=_min_count(params, n_baskets))
     else:
         load_basket_items(con, params, min_events=_min_count(params, n_baskets))
-    items, codes, min_count = frequent_baskets(con, n_baskets, params)
+    items, min_count, n_rows = frequent_baskets(con, n_baskets, params)
     progress(0.3, f"{len(items):,} frequent items in {n_baskets:,} baskets: checking the size")
-    facts = check_guards(con, len(items), len(codes), min_count, n_baskets, params)
+    facts = check_guards(con, len(items), n_rows, min_count, n_baskets, params)
     progress(0.4, f"mining with {params.algorithm}")
     t1 = time.perf_counter()
-    matrix = onehot(codes, items["item"].tolist())
+    matrix = onehot(basket_codes(con), items["item"].tolist())
     sets = frequent_itemsets(matrix, min_count, params)
     rules = rules_from_itemsets(sets, len(matrix), items.set_index("item")["baskets"], n_baskets, params)
     mine_s = time.perf_counter() - t1
@@ -380,6 +384,7 @@ def mine_rules(root: str | os.PathLike | None, params: RuleParams = RuleParams()
                progress: Progress = no_progress) -> RulesResult:
     """Mine rules over the built events of ``root`` (ValueError with a suggestion when the settings explode)."""
     con = connect(root, memory_limit="4GB")
+    con.execute("SET enable_progress_bar = false")  # progress goes through the callback, not stderr
     try:
         return mine_rules_con(con, params, progress)
     finally:
@@ -450,6 +455,7 @@ def build_rules(root: str | os.PathLike | None, out, params: RuleParams = RulePa
                 progress: Progress = no_progress) -> StageResult:
     """Write the default rules, their items and the category complements into ``out``."""
     con = connect(root, memory_limit="4GB")
+    con.execute("SET enable_progress_bar = false")
     note = None
     try:
         res = mine_rules_con(con, params, lambda f, m: progress(0.8 * f, m))
