@@ -1,4 +1,5 @@
 """Evaluation: every recommender against the baselines on one temporal split, with the protocol in words."""
+import pandas as pd
 import streamlit as st
 
 from pages.common import download_csv, root, version
@@ -8,7 +9,8 @@ from recsys.evaluation import TARGET_LABELS, results_table, select
 st.title("🧪 Offline evaluation")
 results, curve, s = evaluation(str(root()), version("events", "evaluation"))
 labels = s["labels"]
-st.caption(f"Trained before {s['cut']} · tested on the next {s['test_days']} days · {s['train_events']:,} training "
+cut = pd.Timestamp(s["cut"]).strftime("%Y-%m-%d %H:%M UTC")
+st.caption(f"Trained before {cut} · tested on the next {s['test_days']} days · {s['train_events']:,} training "
            f"and {s['test_events']:,} test events · every model ranks all {s['n_items']:,} catalog items")
 for note in s["notes"]:
     st.info(note)

@@ -101,6 +101,8 @@ def file_role(names: list[str]) -> str | None:
 
 def detect_format(paths: list[Path]) -> str:
     """``rees46``, ``retailrocket`` or ``uci`` for a set of input files (unrecognised files count as rees46)."""
+    if any(not Path(p).is_file() for p in paths):
+        return "rees46"  # the REES46 checks explain a missing path or a directory
     roles = {Path(p): file_role(read_header_names(Path(p))) for p in paths}
     kinds = set(roles.values())
     if "rr_events" in kinds:
