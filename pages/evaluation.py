@@ -4,13 +4,13 @@ import streamlit as st
 
 from pages.common import download_csv, root, version
 from pages.evaluation_ui import METRIC_LABELS, evaluation, metric_bars, tradeoff_curve, verdict
-from recsys.evaluation import TARGET_LABELS, results_table, select
+from recsys.evaluation import TARGET_LABELS, results_table, select, test_window
 
 st.title("🧪 Offline evaluation")
 results, curve, s = evaluation(str(root()), version("events", "evaluation"))
 labels = s["labels"]
 cut = pd.Timestamp(s["cut"]).strftime("%Y-%m-%d %H:%M UTC")
-st.caption(f"Trained before {cut} · tested on the next {s['test_days']} days · {s['train_events']:,} training "
+st.caption(f"Trained before {cut} · tested on the next {test_window(s)} · {s['train_events']:,} training "
            f"and {s['test_events']:,} test events · every model ranks all {s['n_items']:,} catalog items")
 for note in s["notes"]:
     st.info(note)

@@ -275,6 +275,7 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
         "train_start": _iso(split.train.ts[0] if len(split.train.ts) else None),
         "test_end": _iso(split.test.ts[-1] if len(split.test.ts) else None),
         "test_days": round(float(split.test.ts[-1] - split.cut) / 86400, 2) if len(split.test.ts) else 0.0,
+        "test_hours": round(float(split.test.ts[-1] - split.cut) / 3600, 2) if len(split.test.ts) else 0.0,
         "users": {f"{v}|exclude_seen={e}": int(len(u)) for (v, e), (u, _) in settings.items()},
         "eligible_users": {v: int((np.diff(target_matrix(split, ev, exclude_seen=False).indptr) > 0).sum())
                            for v, ev in variants.items()},
@@ -378,10 +379,19 @@ def evaluation_records(results: pd.DataFrame, *, targets: str = "buy", exclude_s
     return out
 
 
+def test_window(summary: dict[str, Any]) -> str:
+    """The test window's length in days, or hours when shorter than two days."""
+    if summary.get("test_end") and summary.get("cut"):
+        hours = (pd.Timestamp(summary["test_end"]) - pd.Timestamp(summary["cut"])).total_seconds() / 3600
+    else:
+        hours = summary.get("test_hours", 0.0)
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
+
+
 def format_evaluation(res: EvalResult, *, targets: str | None = "buy", exclude_seen: bool | None = False) -> str:
     """The results as plain-text tables (one per setting), with the split and the notes."""
     s = res.summary
-    lines = [f"Temporal split at {s['cut']} (test window {s['test_days']} days; {s['train_events']:,} training "
+    lines = [f"Temporal split at {s['cut']} (test window {test_window(s)}; {s['train_events']:,} training "
              f"and {s['test_events']:,} test events; {s['n_items']:,} catalog items ranked in full)."]
     for variant in ("buy", "view"):
         for ex in (False, True):
