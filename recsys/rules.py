@@ -188,7 +188,7 @@ def auto_support(con, n_baskets: int, params: RuleParams) -> float:
 
 def _suggest(params: RuleParams, factor: float) -> str:
     better = params.min_support * max(2.0, factor)
-    return f"raise min support to at least {better:.2g} (now {params.min_support:.2g})"
+    return f"raise min support to at least {better:.2g} (now {params.min_support:.2g}) or pick auto"
 
 
 def check_guards(con, n_items: int, n_rows: int, min_count: int, n_baskets: int, params: RuleParams) -> dict:
@@ -225,7 +225,7 @@ def check_guards(con, n_items: int, n_rows: int, min_count: int, n_baskets: int,
         target = max(counts[-k] / n_baskets if k else 0.0, params.min_support * 2)
         raise ValueError(f"These settings would give about {est_itemsets:,.0f} frequent itemsets "
                          f"(limit {params.max_itemsets:,}): raise min support to at least {target:.2g} "
-                         f"(now {params.min_support:.2g}) or lower the max itemset length.")
+                         f"(now {params.min_support:.2g}), pick auto, or lower the max itemset length.")
     if onehot_mb > params.max_memory_mb:
         raise ValueError(f"The basket matrix would need about {onehot_mb:,.0f} MB (limit {params.max_memory_mb:,}): "
                          f"{_suggest(params, onehot_mb / max(params.max_memory_mb, 1))}.")
