@@ -50,5 +50,5 @@ st.subheader("Side by side: pure relevance vs your weight")
 left, right = st.columns(2)
 for col, df, w, key in ((left, pure, 0.0, "rec_pure"), (right, chosen, weight, "rec_side")):
     with col:
-        show_list(df[["rank", "product_id", "brand", "category", "score"]], key)
+        show_list(df[["rank", "product_id", "brand", "category", "category_id", "score"]], key)
         category_mix(df, f"Category mix at weight {w:.2f}", f"{key}_mix")

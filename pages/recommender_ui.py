@@ -63,7 +63,7 @@ def show_profile(p: dict[str, Any]) -> None:
     c[2].metric("Products", f"{t['products']:,}")
     c[3].metric("Carts", f"{t['carts']:,}")
     c[4].metric("Purchases", f"{t['purchases']:,}")
-    c[5].metric("Spend", f"${t['spend']:,.2f}")
+    c[5].metric("Spend", f"${t['spend']:,.0f}")
     tl = p["timeline"]
     fig = px.scatter(tl, x="event_time", y="event_type", color="event_type", color_discrete_map=EVENT_COLORS,
                      hover_data=["product_id", "brand", "category_code", "price"],
@@ -96,7 +96,11 @@ def show_metrics(df: pd.DataFrame, baseline: pd.DataFrame | None = None) -> None
 
 def category_mix(df: pd.DataFrame, title: str, key: str) -> None:
     """Bar chart of how many listed items fall in each category."""
-    mix = df.groupby("category", as_index=False).agg(items=("product_id", "size"), mean_score=("score", "mean"))
+    # the diversity metrics count category_id where the code is unknown: so does the chart
+    label = df["category"].where(df["category"] != "unknown_category",
+                                 "unknown · id …" + df["category_id"].astype(str).str[-6:])
+    mix = df.assign(category=label).groupby("category", as_index=False).agg(items=("product_id", "size"),
+                                                                            mean_score=("score", "mean"))
     fig = px.bar(mix.sort_values("items"), x="items", y="category", orientation="h", title=title,
                  hover_data={"mean_score": ":.3f"},
                  labels={"items": "Recommended items (count)", "category": "Category"})
@@ -108,4 +112,6 @@ def show_list(df: pd.DataFrame, key: str) -> None:
     """A recommendation list as a table."""
     st.dataframe(df.drop(columns=[c for c in ("because_product_id",) if c in df]), hide_index=True, width="stretch", key=key,
                  column_config={"score": st.column_config.NumberColumn(format="%.3f"),
+                               "reason": st.column_config.TextColumn(width="large"),
+                               "category_id": st.column_config.TextColumn(),
                                 "price": st.column_config.NumberColumn(format="$%.2f")})

@@ -23,7 +23,8 @@ from recsys.twotower.index import STAGE as INDEX_STAGE, load_index
 from recsys.twotower.model import load_checkpoint, numpy_user_tower
 from recsys.twotower.store import CHECKPOINT, MODEL_STAGE, ModelArtifacts
 
-COLUMNS = ["rank", S.PRODUCT_ID, S.BRAND, "category", S.PRICE, "score", "reason", "because_product_id"]
+COLUMNS = ["rank", S.PRODUCT_ID, S.BRAND, "category", S.CATEGORY_ID, S.PRICE, "score", "reason",
+           "because_product_id"]
 VERBS = {VIEW_I: "viewed", CART_I: "added to cart", PURCHASE_I: "bought"}
 MIN_POOL = 50
 
@@ -48,6 +49,7 @@ class RecommenderService:
         self.brands = cat[S.BRAND].astype("string").fillna(S.UNKNOWN_BRAND).to_numpy(object)
         self.categories = cat[S.CATEGORY_CODE].astype("string").fillna(S.UNKNOWN_CATEGORY).to_numpy(object)
         self.prices = cat[S.PRICE].to_numpy(np.float64)
+        self.category_ids = cat[S.CATEGORY_ID].to_numpy(np.int64)
         self.cat_key = category_keys(cat)
         self.labels = np.array([f"{b if b != S.UNKNOWN_BRAND else 'unbranded'} "
                                 f"{c.rsplit('.', 1)[-1] if c != S.UNKNOWN_CATEGORY else 'product'} #{p}"
@@ -134,7 +136,8 @@ class RecommenderService:
         reasons, because = self._explain(c, hist_items, hist_events)
         df = pd.DataFrame({
             "rank": np.arange(1, len(c) + 1), S.PRODUCT_ID: self.product_ids[c], S.BRAND: self.brands[c],
-            "category": self.categories[c], S.PRICE: self.prices[c], "score": s.astype(np.float64),
+            "category": self.categories[c], S.CATEGORY_ID: self.category_ids[c], S.PRICE: self.prices[c],
+            "score": s.astype(np.float64),
             "reason": reasons, "because_product_id": pd.array(because, dtype="Int64")})
         df.attrs.update(list_metrics(self.cat_key[c], self.cat_key[codes], s))
         df.attrs["diversity_weight"] = float(diversity_weight)

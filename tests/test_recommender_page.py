@@ -15,9 +15,9 @@ def _open(app_env):
 
 def _table(at, key):
     """Tables by role (AppTest 1.67 exposes no key for read-only dataframes): the full list has reasons, the
-    side-by-side pair (weight 0 first) has only rank, product, brand, category and score."""
+    side-by-side pair (weight 0 first) has only rank, product, brand, category, category_id and score."""
     frames = [d.value for d in at.dataframe]
-    pair = [f for f in frames if list(f.columns) == ["rank", "product_id", "brand", "category", "score"]]
+    pair = [f for f in frames if list(f.columns) == ["rank", "product_id", "brand", "category", "category_id", "score"]]
     if key == "rec_list":
         return next(f for f in frames if "reason" in f.columns)
     if key == "rec_top_cats":

@@ -202,7 +202,8 @@ def test_recommend_products_for_user_end_to_end(demo_artifacts):
     svc = load_recommender_service(demo_artifacts)
     uid = _active_user(svc)
     df = recommend_products_for_user(uid, top_n=10, diversity_weight=0.3, artifacts=demo_artifacts)
-    assert list(df.columns[:7]) == ["rank", "product_id", "brand", "category", "price", "score", "reason"]
+    assert list(df.columns) == ["rank", "product_id", "brand", "category", "category_id", "price", "score", "reason",
+                                "because_product_id"]
     assert len(df) == 10 and df["product_id"].is_unique
     assert df["reason"].str.startswith("because you").all()
     hist_ids = set(svc.product_ids[svc.history(uid)[0]].tolist())
