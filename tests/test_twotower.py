@@ -15,6 +15,7 @@ from recsys.twotower.store import repurchase_stats
 from recsys.twotower.train import train_two_tower
 
 N_CLUSTERS, PER_CLUSTER, USERS_PER_CLUSTER = 10, 10, 30
+HELD_OUT_FROM = 21 * 86400
 FAST = dict(max_epochs=40, patience=6, batch_size=128, uniform_negatives=64, max_seconds=60, min_total_examples=60_000,
             lr=5e-3, seed=1)
 
@@ -48,20 +49,22 @@ def planted(aligned: bool = False, seed: int = 0):
         items = c * PER_CLUSTER + rng.permutation(PER_CLUSTER)
         t = np.sort(rng.uniform(0, 20 * 86400, 6)).astype(np.int64)
         rows += [(u, i, VIEW_I if k % 3 else CART_I, tt) for k, (i, tt) in enumerate(zip(items[:6], t))]
+        rows += [(u, i, VIEW_I, HELD_OUT_FROM + 3600 * k) for k, i in enumerate(items[6:8])]
         truth.append(items[6:8])
     user, item, event, ts = map(np.array, zip(*rows))
-    return _inter(user, item, event, ts, N_CLUSTERS * USERS_PER_CLUSTER, catalog), truth
+    full = _inter(user, item, event, ts, N_CLUSTERS * USERS_PER_CLUSTER, catalog)
+    return full.window(end=HELD_OUT_FROM), truth, full
 
 
 @pytest.fixture(scope="module")
 def fitted():
     from recsys.recommenders.two_tower import TwoTowerRecommender
-    train, truth = planted()
-    return TwoTowerRecommender(TwoTowerConfig(**FAST)).fit(train), train, truth
+    train, truth, full = planted()
+    return TwoTowerRecommender(TwoTowerConfig(**FAST)).fit(train), train, truth, full
 
 
 def test_planted_clusters_are_recovered(fitted):
-    rec, train, truth = fitted
+    rec, train, truth, _ = fitted
     out = rec.recommend(np.arange(train.n_users), 10, exclude_seen=True)
     recall = np.mean([len(np.intersect1d(r, t)) / len(t) for r, t in zip(out.items, truth)])
     assert recall >= 0.9, f"recall@10 of held-out cluster items {recall:.3f}"
@@ -69,9 +72,18 @@ def test_planted_clusters_are_recovered(fitted):
     assert rec.report["val_recall@10"] is not None
 
 
+def test_holdout_report_measures_the_held_out_days(fitted):
+    from recsys.twotower.train import _holdout_report
+    rec, _, _, full = fitted
+    rep = _holdout_report(rec.model, full, HELD_OUT_FROM)
+    assert rep["users"] == full.n_users
+    # without exclusion the seen cluster items compete, but the held-out ones still rank far above popularity
+    assert rep["recall@10"] >= 0.6 > rep["popularity_recall@10"] + 0.3
+
+
 def test_recommender_protocol_and_exclude_seen(fitted):
     from recsys.recommenders.base import Recommender
-    rec, train, _ = fitted
+    rec, train, _, _ = fitted
     assert isinstance(rec, Recommender)
     out = rec.recommend(np.array([0, 1]), 5, exclude_seen=True)
     assert out.items.shape == (2, 5) and out.scores.shape == (2, 5)
@@ -84,7 +96,7 @@ def test_recommender_protocol_and_exclude_seen(fitted):
 
 def test_diversity_variant_spreads_categories():
     from recsys.recommenders.two_tower import TwoTowerRecommender
-    train, _ = planted(aligned=False)
+    train, _, _ = planted(aligned=False)
     plain = TwoTowerRecommender(TwoTowerConfig(**{**FAST, "max_epochs": 5})).fit(train)
     div = TwoTowerRecommender(TwoTowerConfig(**{**FAST, "max_epochs": 5}), diversity_weight=1.0).fit(train)
     cat = train.catalog[S.CATEGORY_ID].to_numpy()
@@ -95,7 +107,7 @@ def test_diversity_variant_spreads_categories():
 
 
 def test_cold_start_item_lands_near_its_category():
-    train, _ = planted(aligned=True, seed=2)
+    train, _, _ = planted(aligned=True, seed=2)
     cold = train.catalog.iloc[[25]].copy()  # same category and price range as cluster 2, never interacted with
     cold[S.PRODUCT_ID] = 99_999
     catalog = pd.concat([train.catalog, cold], ignore_index=True)
@@ -109,7 +121,7 @@ def test_cold_start_item_lands_near_its_category():
 
 
 def test_training_is_deterministic_with_a_seed():
-    train, _ = planted(seed=4)
+    train, _, _ = planted(seed=4)
     cfg = TwoTowerConfig(**{**FAST, "max_epochs": 2})
     a, _ = train_two_tower(train, cfg)
     b, _ = train_two_tower(train, cfg)
@@ -117,7 +129,7 @@ def test_training_is_deterministic_with_a_seed():
 
 
 def test_checkpoint_loads_with_weights_only_and_numpy_tower_matches(tmp_path):
-    train, _ = planted(seed=5)
+    train, _, _ = planted(seed=5)
     model, _ = train_two_tower(train, TwoTowerConfig(**{**FAST, "max_epochs": 2}))
     save_checkpoint(model, tmp_path / "m.pt")
     blob = torch.load(tmp_path / "m.pt", weights_only=True)
@@ -158,7 +170,7 @@ def test_repurchase_rate_counts_repeat_purchases_in_later_sessions():
 
 
 def test_training_rejects_a_window_without_histories():
-    train, _ = planted()
+    train, _, _ = planted()
     one = train.window(end=int(train.ts[0]) + 1)
     with pytest.raises(ValueError, match="two or more interactions"):
         train_two_tower(one, TwoTowerConfig(**FAST))
@@ -248,3 +260,14 @@ def test_new_visitor_and_similar_products(demo_artifacts):
     sim = svc.similar_products(seen[0], 5)
     assert len(sim) == 5 and seen[0] not in sim["product_id"].tolist()
     assert sim["reason"].str.startswith("similar to").all()
+
+
+def test_service_is_safe_to_share_between_threads(demo_artifacts):
+    from concurrent.futures import ThreadPoolExecutor
+    from recsys.recommend import load_recommender_service
+    svc = load_recommender_service(demo_artifacts)
+    users = [int(u) for u in svc.user_ids[:40]]
+    want = [svc.recommend_for_user(u, 10, 0.5)["product_id"].tolist() for u in users]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda u: svc.recommend_for_user(u, 10, 0.5)["product_id"].tolist(), users))
+    assert got == want

@@ -274,13 +274,25 @@ def _train(train: Interactions, cfg: TwoTowerConfig, progress: Progress) -> tupl
     return model, report
 
 
+def _holdout_report(model: TwoTowerModel, inter: Interactions, cut: int, k: int = EVAL_K) -> dict[str, Any]:
+    """Recall@k on the held-out days: users active before and after ``cut``, histories before it."""
+    seq = build_sequences(inter)
+    val = _Validation(seq, cut, 5000, np.random.default_rng(model.config.seed))
+    if len(val) == 0:
+        return {"users": 0, "note": "no user is active both before and after the cut"}
+    before = seq.item[seq.ts < cut]
+    pop = np.argsort(-np.bincount(before, minlength=inter.n_items), kind="stable")[:k]
+    return {"users": len(val), "cut_ts": cut, f"recall@{k}": round(val.recall(model, seq, k), 4),
+            f"popularity_recall@{k}": round(recall_at_k(np.tile(pop, (len(val), 1)), val.truth, k), 4)}
+
+
 # ---- the build stage ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ModelParams:
     """Knobs of the ``model`` stage. The deployed model learns from every event (``holdout_days=0``): stored
     recommendations are for today. Offline evaluation refits ``TwoTowerRecommender`` on its own split."""
-    holdout_days: float = 0.0
+    holdout_days: float = field(default_factory=lambda: float(os.environ.get("RECSYS_MODEL_HOLDOUT_DAYS", 0)))
     config: TwoTowerConfig = field(default_factory=TwoTowerConfig)
 
 
@@ -315,11 +327,13 @@ def build_model_stage(root: str | os.PathLike | None, *, force: bool = False, pr
         offsets, items = ST.purchases_csr(train)
         np.savez(tmp / ST.PURCHASES, offsets=offsets, item=items)
         repurchase = ST.repurchase_stats(inter)
+        holdout = _holdout_report(model, inter, now + 1 - int(params.holdout_days * 86400)) \
+            if params.holdout_days else None
         return StageResult(
             rows={"items": inter.n_items, "users": inter.n_users, "train_events": int(len(train.ts)),
                   "history_rows": int(len(hist.item))},
             params=p_dict,
-            extra={"train": report, "repurchase": repurchase, "now_ts": now,
+            extra={"train": report, "holdout": holdout, "repurchase": repurchase, "now_ts": now,
                    "train_end_ts": int(train.ts.max()) if len(train.ts) else now,
                    "dim": model.config.dim, "history_len": model.config.history_len})
 
