@@ -60,6 +60,9 @@ with cats:
     if cc.empty:
         st.info("No basket holds purchases from two categories yet.")
     else:
+        least = st.number_input("Min baskets bought together", 1, max(int(cc["baskets"].max()), 1), 1,
+                                key="aff-cc-min", help="hide pairs seen in fewer purchase baskets (noise)")
+        cc = cc[cc["baskets"] >= least]
         st.dataframe(cc, width="stretch", hide_index=True, column_config=RULE_COLUMNS, key="aff-cc")
         download_csv(cc, "category-complements", key="aff-dl-cc")
         complements_heatmap(cc)

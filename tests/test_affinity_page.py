@@ -41,6 +41,10 @@ def test_default_rules_network_and_complements(affinity, demo_artifacts):
     assert "vis.Network" in srcdoc and "cdn.jsdelivr" not in srcdoc and "cdnjs" not in srcdoc
     assert "aff-cc" in _tables(at) and at.get("plotly_chart")
     assert at.slider(key="aff-top").value == min(50, len(built.rules))
+    cc = built.stats["complements"]
+    assert len(_tables(at)["aff-cc"]) == len(cc)
+    at.number_input(key="aff-cc-min").set_value(2).run()
+    assert not at.exception and len(_tables(at)["aff-cc"]) == (cc["baskets"] >= 2).sum()
 
 
 def test_thresholds_moved_and_item_picked(affinity, demo_artifacts):
