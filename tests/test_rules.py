@@ -286,3 +286,17 @@ def test_build_stage_survives_a_guard_and_records_the_note(tmp_path):
     assert len(res.stats["complements"]) == 0  # views only: no purchase baskets
     m2, built2 = build_rules_stage(tmp_path / "art")  # other parameters: rebuilt, and now fine
     assert built2 and m2["note"] is None and m2["rows"]["rules"] > 0
+
+
+def test_sparse_one_hot_gives_the_same_rules(monkeypatch):
+    import recsys.rules as R
+    con = con_over(events_from_baskets(random_baskets(2)))
+    base = dict(scope="purchases", granularity="brand", min_support=0.01, min_confidence=0.1, min_lift=0.0,
+                min_baskets=1)
+    dense = mine_rules_con(con, RuleParams(**base)).rules
+    monkeypatch.setattr(R, "DENSE_LIMIT_MB", 0)  # force the sparse matrix
+    for algorithm in ("apriori", "fpgrowth"):
+        res = mine_rules_con(con, RuleParams(**base, algorithm=algorithm))
+        assert res.stats["sparse"]
+        pd.testing.assert_frame_equal(res.rules.drop(columns=["antecedent_items", "consequent_items"]),
+                                      dense.drop(columns=["antecedent_items", "consequent_items"]))
