@@ -16,8 +16,8 @@ try:
 except ValueError as exc:  # a guard: the settings would explode
     st.warning(f"{exc}")
     st.stop()
-s = res.stats
-st.caption(f"{s.get('baskets', 0):,} baskets ({params.scope.replace('_', ' + ')} per {params.basket.replace('_', ' and ')}) · "
+s, per = res.stats, params.basket.replace("_", " and ")
+st.caption(f"{s.get('baskets', 0):,} baskets ({params.scope.replace('_', ' + ')} per {per}) · "
            f"{s.get('multi_item_baskets', 0):,} with 2+ frequent items · {s.get('frequent_items', 0):,} frequent "
            f"items · {len(res.rules):,} rules · min support {s.get('params', {}).get('min_support') or 0:.4%}"
            f"{' (auto)' if params.min_support is None else ''} of all baskets")
@@ -56,7 +56,7 @@ with item:
                      column_config=RULE_COLUMNS, key="aff-item-rules")
 with cats:
     cc = complements_for(rd, ver, params.basket)
-    st.markdown(f"Each category's top-3 co-purchased categories (purchase baskets per {params.basket.replace('_', ' and ')}).")
+    st.markdown(f"Each category's top-3 co-purchased categories (purchase baskets per {per}).")
     if cc.empty:
         st.info("No basket holds purchases from two categories yet.")
     else:

@@ -45,8 +45,12 @@ def network_frame(page):
 def drawn_pixels(frame) -> int:
     """Non-white pixels on the network canvas (0 when nothing was drawn)."""
     return frame.evaluate("""() => {
-        const c = document.querySelector('canvas'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let n = 0; for (let i = 0; i < d.length; i += 4) { if (d[i + 3] > 0 && (d[i] < 240 || d[i + 1] < 240 || d[i + 2] < 240)) n++; }
+        const c = document.querySelector('canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) {
+            if (d[i + 3] > 0 && (d[i] < 240 || d[i + 1] < 240 || d[i + 2] < 240)) n++;
+        }
         return n; }""")
 
 
@@ -77,8 +81,9 @@ def _xss_csv(path: Path) -> None:
     """A tiny store where an item of brand XSS is co-viewed with a phone in many sessions."""
     rows = ["event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"]
     for s in range(300):
+        pans = [(3 + (s + j) % 7, "kitchen.pan", "pots", 20.0) for j in (0, 1)]
         pair = [(1, "electronics.smartphone", XSS, 99.0), (2, "electronics.smartphone", "acme", 120.0)] \
-            if s % 3 == 0 else [(3 + s % 7, "kitchen.pan", "pots", 20.0), (3 + (s + 1) % 7, "kitchen.pan", "pots", 20.0)]
+            if s % 3 == 0 else pans
         for j, (pid, code, brand, price) in enumerate(pair):
             rows.append(f"2019-10-01 00:{(s // 60) % 60:02d}:{(s + j) % 60:02d} UTC,view,{pid},{2000 + pid},{code},"
                         f"{brand},{price},{500 + s},sess-{s}")
