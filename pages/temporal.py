@@ -21,8 +21,8 @@ measure = st.segmented_control("Heatmap measure", ["events", "views", "carts", "
 eda.chart("heatmap", "eda_temporal.hour_weekday", measure, measure=measure, key="heatmap", height=360)
 
 eda.chart("daily_trend", "eda_temporal.daily_trend", key="daily", height=720)
-ui.table(daily, "daily_trend", "t-daily", {"revenue": ui.money("revenue"), "conversion": ui.pct("purchases / views")},
-         height=250)
+ui.table(daily, "daily_trend", "t-daily", {"day": st.column_config.DateColumn("day (UTC)"),
+         "revenue": ui.money("revenue"), "conversion": ui.pct("purchases / views")}, height=250)
 
 st.subheader("Month comparison")
 months = eda.q("eda_temporal.month_comparison")

@@ -43,4 +43,5 @@ if top.empty:
 else:
     st.caption("Purchases, sessions and revenue within the date range; the *_all_days columns cover every day.")
     ui.table(top, "top_buyers", "t-top-users", {"user_id": st.column_config.NumberColumn("user", format="%d"),
-             "revenue": ui.money("revenue")})
+             "revenue": ui.money("revenue"), "first_purchase": st.column_config.DateColumn("first purchase"),
+             "last_purchase": st.column_config.DateColumn("last purchase")})

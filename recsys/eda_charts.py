@@ -1,205 +1,231 @@
 """Plotly figures of the EDA pages, built from the aggregate frames (titles, axis units, hover details).
 
 Pure functions DataFrame -> Figure, so pages stay a few lines and figures can be tested without a browser.
+Each figure is built in one pass from plain dicts (traces and a layout with an overlaid right axis where
+needed): Plotly validates once, which is several times cheaper than make_subplots + repeated update_* calls.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 C = {"view": "#4C78A8", "cart": "#F58518", "purchase": "#54A24B", "remove": "#E45756", "revenue": "#B279A2",
      "new": "#72B7B2", "returning": "#F58518"}
 UTC = "UTC"
 
 
+def _fig(traces: list[dict], title: str, x: dict | None = None, y: dict | None = None, y2: dict | None = None,
+         **layout: Any) -> go.Figure:
+    """One figure from trace dicts; ``y2`` adds a right-hand axis overlaying the left one."""
+    lay: dict[str, Any] = {"title": {"text": title}, "xaxis": x or {}, "yaxis": y or {}, **layout}
+    if y2 is not None:
+        lay["yaxis2"] = {"overlaying": "y", "side": "right", "showgrid": False, "rangemode": "tozero", **y2}
+    return go.Figure({"data": traces, "layout": lay})
+
+
+def _axis(title: str, **kw: Any) -> dict:
+    return {"title": {"text": title}, **kw}
+
+
 def funnel(steps: pd.DataFrame) -> go.Figure:
     """Event funnel view -> cart -> purchase with counts, % of views and % of the previous step."""
-    fig = go.Figure(go.Funnel(
-        y=steps["step"], x=steps["events"], marker_color=[C["view"], C["cart"], C["purchase"]],
-        textinfo="value+percent initial+percent previous",
-        hovertemplate="%{y}: %{x:,} events<br>%{percentInitial:.2%} of views<br>"
-                      "%{percentPrevious:.2%} of previous step<extra></extra>"))
-    return fig.update_layout(title="Event funnel: view → cart → purchase (events)")
+    return _fig([{"type": "funnel", "y": steps["step"].tolist(), "x": steps["events"].tolist(),
+                  "marker": {"color": [C["view"], C["cart"], C["purchase"]]},
+                  "textinfo": "value+percent initial+percent previous",
+                  "hovertemplate": "%{y}: %{x:,} events<br>%{percentInitial:.2%} of views<br>"
+                                   "%{percentPrevious:.2%} of previous step<extra></extra>"}],
+                "Event funnel: view → cart → purchase (events)")
 
 
 def rates_by(df: pd.DataFrame, key: str, title: str, label: str) -> go.Figure:
     """Grouped bars of the three event-level conversion rates per value of ``key`` (a month, a brand...)."""
-    fig = go.Figure()
-    for col, name, color in (("cart_rate", "cart / view", C["cart"]),
-                             ("purchase_rate", "purchase / cart", C["purchase"]),
-                             ("view_to_purchase", "purchase / view", C["revenue"])):
-        fig.add_bar(x=df[key].astype(str), y=df[col], name=name, marker_color=color,
-                    customdata=df[["views", "carts", "purchases"]],
-                    hovertemplate=f"%{{x}}<br>{name}: %{{y:.2%}}<br>views %{{customdata[0]:,}} · carts "
-                                  f"%{{customdata[1]:,}} · purchases %{{customdata[2]:,}}<extra></extra>")
-    fig.update_layout(title=title, barmode="group", xaxis_title=label, yaxis_title="conversion rate (%)")
-    return fig.update_yaxes(tickformat=".1%")
+    custom = df[["views", "carts", "purchases"]].to_numpy().tolist()
+    traces = [{"type": "bar", "x": df[key].astype(str).tolist(), "y": df[col].tolist(), "name": name,
+               "marker": {"color": color}, "customdata": custom,
+               "hovertemplate": f"%{{x}}<br>{name}: %{{y:.2%}}<br>views %{{customdata[0]:,}} · carts "
+                                f"%{{customdata[1]:,}} · purchases %{{customdata[2]:,}}<extra></extra>"}
+              for col, name, color in (("cart_rate", "cart / view", C["cart"]),
+                                       ("purchase_rate", "purchase / cart", C["purchase"]),
+                                       ("view_to_purchase", "purchase / view", C["revenue"]))]
+    return _fig(traces, title, _axis(label, type="category"), _axis("conversion rate (%)", tickformat=".1%"),
+                barmode="group")
 
 
 def session_funnel(df: pd.DataFrame) -> go.Figure:
     """Share of sessions reaching each step (the removal step only when the data records removals)."""
     df = df[(df["step"] != "removed from cart") | (df["sessions"] > 0)]
-    fig = go.Figure(go.Bar(
-        x=df["step"], y=df["share_of_sessions"], marker_color=[C["view"], C["view"], C["cart"], C["purchase"],
-                                                               C["remove"]][:len(df)],
-        customdata=df["sessions"], text=[f"{v:.1%}" for v in df["share_of_sessions"]],
-        hovertemplate="%{x}: %{customdata:,} sessions (%{y:.2%} of sessions)<extra></extra>"))
-    fig.update_layout(title="Session funnel: share of sessions that reach each step", xaxis_title="step",
-                      yaxis_title="share of sessions (%)")
-    return fig.update_yaxes(tickformat=".0%")
+    colors = [C["view"], C["view"], C["cart"], C["purchase"], C["remove"]][:len(df)]
+    return _fig([{"type": "bar", "x": df["step"].tolist(), "y": df["share_of_sessions"].tolist(),
+                  "marker": {"color": colors}, "customdata": df["sessions"].tolist(),
+                  "text": [f"{v:.1%}" for v in df["share_of_sessions"]],
+                  "hovertemplate": "%{x}: %{customdata:,} sessions (%{y:.2%} of sessions)<extra></extra>"}],
+                "Session funnel: share of sessions that reach each step", _axis("step"),
+                _axis("share of sessions (%)", tickformat=".0%"))
+
+
+def _bars_and_line(x: list, bars: dict, line: dict, title: str, xaxis: dict, ybar: dict, yline: dict) -> go.Figure:
+    """Bars on the left axis and a line on the right one."""
+    return _fig([{"type": "bar", "x": x, **bars}, {"type": "scatter", "mode": "lines+markers", "x": x,
+                                                    "yaxis": "y2", **line}],
+                title, xaxis, ybar, yline)
 
 
 def by_hour(df: pd.DataFrame) -> go.Figure:
     """Events (bars) and purchases (line, right axis) per hour of day, UTC."""
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_bar(x=df["hour_utc"], y=df["events"], name="events", marker_color=C["view"],
-                hovertemplate="%{x}:00 UTC: %{y:,} events<extra></extra>")
-    fig.add_scatter(x=df["hour_utc"], y=df["purchases"], name="purchases", mode="lines+markers",
-                    line_color=C["purchase"], secondary_y=True,
-                    hovertemplate="%{x}:00 UTC: %{y:,} purchases<extra></extra>")
-    fig.update_layout(title=f"Events and purchases by hour of day ({UTC})")
-    fig.update_xaxes(title=f"hour of day ({UTC})", dtick=2)
-    fig.update_yaxes(title="events", secondary_y=False)
-    return fig.update_yaxes(title="purchases", rangemode="tozero", secondary_y=True)
+    return _bars_and_line(
+        df["hour_utc"].tolist(),
+        {"y": df["events"].tolist(), "name": "events", "marker": {"color": C["view"]},
+         "hovertemplate": "%{x}:00 UTC: %{y:,} events<extra></extra>"},
+        {"y": df["purchases"].tolist(), "name": "purchases", "line": {"color": C["purchase"]},
+         "hovertemplate": "%{x}:00 UTC: %{y:,} purchases<extra></extra>"},
+        f"Events and purchases by hour of day ({UTC})", _axis(f"hour of day ({UTC})", dtick=2),
+        _axis("events"), _axis("purchases"))
 
 
 def by_weekday(df: pd.DataFrame) -> go.Figure:
     """Average events and purchases per calendar day of each weekday (UTC)."""
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_bar(x=df["weekday"], y=df["events_per_day"], name="events per day", marker_color=C["view"],
-                customdata=df[["days", "events"]],
-                hovertemplate="%{x}: %{y:,.0f} events per day (%{customdata[1]:,} over %{customdata[0]} days)"
-                              "<extra></extra>")
-    fig.add_scatter(x=df["weekday"], y=df["purchases_per_day"], name="purchases per day", mode="lines+markers",
-                    line_color=C["purchase"], secondary_y=True,
-                    hovertemplate="%{x}: %{y:,.1f} purchases per day<extra></extra>")
-    fig.update_layout(title=f"Average day by weekday ({UTC} days)", xaxis_title=f"day of week ({UTC})")
-    fig.update_yaxes(title="events per day", secondary_y=False)
-    return fig.update_yaxes(title="purchases per day", rangemode="tozero", secondary_y=True)
+    return _bars_and_line(
+        df["weekday"].tolist(),
+        {"y": df["events_per_day"].tolist(), "name": "events per day", "marker": {"color": C["view"]},
+         "customdata": df[["days", "events"]].to_numpy().tolist(),
+         "hovertemplate": "%{x}: %{y:,.0f} events per day (%{customdata[1]:,} over %{customdata[0]} days)"
+                          "<extra></extra>"},
+        {"y": df["purchases_per_day"].tolist(), "name": "purchases per day", "line": {"color": C["purchase"]},
+         "hovertemplate": "%{x}: %{y:,.1f} purchases per day<extra></extra>"},
+        f"Average day by weekday ({UTC} days)", _axis(f"day of week ({UTC})"), _axis("events per day"),
+        _axis("purchases per day"))
 
 
 def heatmap(m: pd.DataFrame, measure: str) -> go.Figure:
     """Hour x weekday heatmap of a measure (UTC)."""
     unit = "$" if measure == "revenue" else ""
-    fig = go.Figure(go.Heatmap(z=m.to_numpy(), x=list(m.columns), y=list(m.index), colorscale="Blues",
-                               colorbar_title=measure,
-                               hovertemplate=f"%{{y}} %{{x}}:00 {UTC}: {unit}%{{z:,.0f}} {measure}<extra></extra>"))
-    fig.update_layout(title=f"{measure.capitalize()} by weekday and hour of day ({UTC})",
-                      xaxis_title=f"hour of day ({UTC})", yaxis_title="day of week")
-    return fig.update_yaxes(autorange="reversed").update_xaxes(dtick=2)
+    return _fig([{"type": "heatmap", "z": m.to_numpy().tolist(), "x": list(m.columns), "y": list(m.index),
+                  "colorscale": "Blues", "colorbar": {"title": {"text": measure}},
+                  "hovertemplate": f"%{{y}} %{{x}}:00 {UTC}: {unit}%{{z:,.0f}} {measure}<extra></extra>"}],
+                f"{measure.capitalize()} by weekday and hour of day ({UTC})", _axis(f"hour of day ({UTC})", dtick=2),
+                _axis("day of week", autorange="reversed"))
 
 
 def daily_trend(df: pd.DataFrame) -> go.Figure:
-    """Daily events, purchases, revenue and conversion in four stacked panels (UTC days)."""
-    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05,
-                        subplot_titles=("events per day", "purchases per day", "revenue per day ($)",
-                                        "conversion (purchases / views)"))
-    for i, (col, color, fmt) in enumerate((("events", C["view"], ",.0f"), ("purchases", C["purchase"], ",.0f"),
-                                           ("revenue", C["revenue"], "$,.0f"), ("conversion", C["cart"], ".2%")),
-                                          start=1):
-        fig.add_scatter(x=df["day"], y=df[col], name=col, mode="lines+markers", line_color=color, row=i, col=1,
-                        hovertemplate=f"%{{x|%a %Y-%m-%d}}: %{{y:{fmt}}} {col}<extra></extra>")
-    fig.update_yaxes(tickformat=".1%", row=4, col=1)
-    fig.update_xaxes(title=f"day ({UTC})", row=4, col=1)
-    return fig.update_layout(title=f"Daily trend ({UTC} days)", showlegend=False)
+    """Daily events, purchases, revenue and conversion in four stacked panels sharing the day axis (UTC)."""
+    panels = (("events", C["view"], ",.0f", "events per day"), ("purchases", C["purchase"], ",.0f",
+                                                                  "purchases per day"),
+              ("revenue", C["revenue"], "$,.0f", "revenue per day ($)"),
+              ("conversion", C["cart"], ".2%", "conversion (purchases / views)"))
+    days = df["day"].dt.strftime("%Y-%m-%d").tolist()
+    traces, layout, notes = [], {}, []
+    for i, (col, color, fmt, label) in enumerate(panels):
+        axis = "y" if i == 0 else f"y{i + 1}"
+        traces.append({"type": "scatter", "mode": "lines+markers", "x": days, "y": df[col].tolist(), "name": col,
+                       "yaxis": axis, "line": {"color": color},
+                       "hovertemplate": f"%{{x|%a %Y-%m-%d}}: %{{y:{fmt}}} {col}<extra></extra>"})
+        top = 1 - i * 0.26
+        layout["yaxis" if i == 0 else f"yaxis{i + 1}"] = {"domain": [top - 0.2, top], "anchor": "x",
+                                                          **({"tickformat": ".1%"} if col == "conversion" else {})}
+        notes.append({"text": label, "x": 0, "xref": "paper", "y": top, "yref": "paper", "yanchor": "bottom",
+                      "showarrow": False, "font": {"size": 12}})
+    y = layout.pop("yaxis")
+    x = _axis(f"day ({UTC})", type="date", anchor=f"y{len(panels)}")  # the day axis under the bottom panel
+    return _fig(traces, f"Daily trend ({UTC} days)", x, y, showlegend=False,
+                annotations=notes, **layout)
 
 
 def month_bars(df: pd.DataFrame) -> go.Figure:
     """Per month: events and revenue per active day (so a partial month compares fairly)."""
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_bar(x=df["month"], y=df["events_per_day"], name="events per day", marker_color=C["view"],
-                offsetgroup=0, hovertemplate="%{x}: %{y:,.0f} events per day<extra></extra>")
-    fig.add_bar(x=df["month"], y=df["revenue_per_day"], name="revenue per day ($)", marker_color=C["revenue"],
-                offsetgroup=1, secondary_y=True, hovertemplate="%{x}: $%{y:,.0f} per day<extra></extra>")
-    fig.update_layout(title=f"Month comparison per active day ({UTC})", xaxis_title="month", barmode="group")
-    fig.update_yaxes(title="events per day", rangemode="tozero", secondary_y=False)
-    return fig.update_yaxes(title="revenue per day ($)", rangemode="tozero", secondary_y=True)
+    x = df["month"].tolist()
+    return _fig([{"type": "bar", "x": x, "y": df["events_per_day"].tolist(), "name": "events per day",
+                  "marker": {"color": C["view"]}, "offsetgroup": "0",
+                  "hovertemplate": "%{x}: %{y:,.0f} events per day<extra></extra>"},
+                 {"type": "bar", "x": x, "y": df["revenue_per_day"].tolist(), "name": "revenue per day ($)",
+                  "marker": {"color": C["revenue"]}, "offsetgroup": "1", "yaxis": "y2",
+                  "hovertemplate": "%{x}: $%{y:,.0f} per day<extra></extra>"}],
+                f"Month comparison per active day ({UTC})", _axis("month", type="category"),
+                _axis("events per day", rangemode="tozero"), _axis("revenue per day ($)"), barmode="group")
 
 
 def top_bars(df: pd.DataFrame, dim: str, by: str, label: str) -> go.Figure:
     """Horizontal bars of the top values of ``dim`` by ``by`` with every measure on hover."""
-    fmt = {"revenue": "$,.0f", "view_to_purchase": ".2%"}.get(by, ",.0f")
+    fmt = {"revenue": ",.0f", "view_to_purchase": ".2%"}.get(by, ",.0f")
     axis = {"revenue": "revenue ($)", "view_to_purchase": "conversion: purchases / views (%)"}.get(by, by)
     d = df.iloc[::-1]
-    fig = go.Figure(go.Bar(
-        y=d[dim].astype(str), x=d[by], orientation="h", marker_color=C["revenue" if by == "revenue" else "view"],
-        customdata=d[["views", "carts", "purchases", "revenue", "view_to_purchase"]],
-        hovertemplate="%{y}<br>views %{customdata[0]:,} · carts %{customdata[1]:,} · purchases %{customdata[2]:,}"
-                      "<br>revenue $%{customdata[3]:,.0f} · conversion %{customdata[4]:.2%}<extra></extra>"))
-    fig.update_layout(title=f"Top {len(df)} {label} by {axis.split(' (')[0]}", xaxis_title=axis, yaxis_title=label)
-    return fig.update_xaxes(tickformat=fmt.replace("$", ""))
+    return _fig([{"type": "bar", "orientation": "h", "y": d[dim].astype(str).tolist(), "x": d[by].tolist(),
+                  "marker": {"color": C["revenue" if by == "revenue" else "view"]},
+                  "customdata": d[["views", "carts", "purchases", "revenue", "view_to_purchase"]].to_numpy().tolist(),
+                  "hovertemplate": "%{y}<br>views %{customdata[0]:,} · carts %{customdata[1]:,} · purchases "
+                                   "%{customdata[2]:,}<br>revenue $%{customdata[3]:,.0f} · conversion "
+                                   "%{customdata[4]:.2%}<extra></extra>"}],
+                f"Top {len(df)} {label} by {axis.split(' (')[0]}", _axis(axis, tickformat=fmt),
+                _axis(label, type="category"))
 
 
 def treemap(tree: pd.DataFrame, size: str = "views") -> go.Figure:
     """The category_code hierarchy sized by ``size`` and coloured by conversion (click to drill down)."""
     tree = tree[tree[size] > 0]
-    fig = go.Figure(go.Treemap(
-        ids=tree["id"], parents=tree["parent"], labels=tree["label"], values=tree[size], branchvalues="total",
-        marker=dict(colors=tree["view_to_purchase"], colorscale="Greens", colorbar=dict(title="purchases / views",
-                                                                                       tickformat=".1%")),
-        customdata=tree[["views", "purchases", "revenue", "view_to_purchase"]],
-        hovertemplate="<b>%{id}</b><br>views %{customdata[0]:,} · purchases %{customdata[1]:,}<br>revenue "
-                      "$%{customdata[2]:,.0f} · conversion %{customdata[3]:.2%}<extra></extra>"))
-    return fig.update_layout(title=f"Category tree (size: {size}, colour: purchases / views) — click to drill down")
+    return _fig([{"type": "treemap", "ids": tree["id"].tolist(), "parents": tree["parent"].tolist(),
+                  "labels": tree["label"].tolist(), "values": tree[size].tolist(), "branchvalues": "total",
+                  "marker": {"colors": tree["view_to_purchase"].tolist(), "colorscale": "Greens",
+                             "colorbar": {"title": {"text": "purchases / views"}, "tickformat": ".1%"}},
+                  "customdata": tree[["views", "purchases", "revenue", "view_to_purchase"]].to_numpy().tolist(),
+                  "hovertemplate": "<b>%{id}</b><br>views %{customdata[0]:,} · purchases %{customdata[1]:,}<br>"
+                                   "revenue $%{customdata[2]:,.0f} · conversion %{customdata[3]:.2%}<extra></extra>"}],
+                f"Category tree (size: {size}, colour: purchases / views) — click to drill down")
 
 
 def price_boxes(df: pd.DataFrame, dim: str = "category_code") -> go.Figure:
     """Viewed-price distribution per category: box = quartiles, whiskers = 5th-95th percentile, log scale."""
     d = df.iloc[::-1]
-    fig = go.Figure(go.Box(
-        y=d[dim], q1=d["q1"], median=d["median"], q3=d["q3"], lowerfence=d["p5"], upperfence=d["p95"],
-        orientation="h", marker_color=C["view"], name="viewed prices",
-        hovertemplate="%{y}<br>median $%{median:,.2f}<extra></extra>"))
-    fig.update_layout(title="Price of viewed items per category (box: quartiles, whiskers: 5th-95th pct)",
-                      xaxis_title="price ($, log scale)", yaxis_title="category", showlegend=False)
-    return fig.update_xaxes(type="log")
+    return _fig([{"type": "box", "orientation": "h", "y": d[dim].tolist(), "q1": d["q1"].tolist(),
+                  "median": d["median"].tolist(), "q3": d["q3"].tolist(), "lowerfence": d["p5"].tolist(),
+                  "upperfence": d["p95"].tolist(), "marker": {"color": C["view"]}, "name": "viewed prices",
+                  "hovertemplate": "%{y}<br>median $%{median:,.2f}<extra></extra>"}],
+                "Price of viewed items per category (box: quartiles, whiskers: 5th-95th pct)",
+                _axis("price ($, log scale)", type="log"), _axis("category", type="category"), showlegend=False)
 
 
 def price_bands(df: pd.DataFrame) -> go.Figure:
     """Conversion (bars) and views (line, right axis) per price band."""
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_bar(x=df["band"], y=df["view_to_purchase"], name="purchases / views", marker_color=C["purchase"],
-                customdata=df[["views", "purchases", "revenue"]],
-                hovertemplate="%{x}: %{y:.2%} of views bought<br>views %{customdata[0]:,} · purchases "
-                              "%{customdata[1]:,} · revenue $%{customdata[2]:,.0f}<extra></extra>")
-    fig.add_scatter(x=df["band"], y=df["views"], name="views", mode="lines+markers", line_color=C["view"],
-                    secondary_y=True, hovertemplate="%{x}: %{y:,} views<extra></extra>")
-    fig.update_layout(title="Conversion by price band", xaxis_title="price band (item price, $)")
-    fig.update_yaxes(title="purchases / views (%)", tickformat=".1%", secondary_y=False)
-    return fig.update_yaxes(title="views", rangemode="tozero", secondary_y=True)
+    return _bars_and_line(
+        df["band"].tolist(),
+        {"y": df["view_to_purchase"].tolist(), "name": "purchases / views", "marker": {"color": C["purchase"]},
+         "customdata": df[["views", "purchases", "revenue"]].to_numpy().tolist(),
+         "hovertemplate": "%{x}: %{y:.2%} of views bought<br>views %{customdata[0]:,} · purchases "
+                          "%{customdata[1]:,} · revenue $%{customdata[2]:,.0f}<extra></extra>"},
+        {"y": df["views"].tolist(), "name": "views", "line": {"color": C["view"]},
+         "hovertemplate": "%{x}: %{y:,} views<extra></extra>"},
+        "Conversion by price band", _axis("price band (item price, $)", type="category"),
+        _axis("purchases / views (%)", tickformat=".1%"), _axis("views"))
 
 
 def histogram(df: pd.DataFrame, title: str, xlabel: str) -> go.Figure:
     """Sessions per bucket (bars) and the share of those sessions that bought (line, right axis)."""
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_bar(x=df["bucket"], y=df["sessions"], name="sessions", marker_color=C["view"],
-                customdata=df["share"], hovertemplate="%{x}: %{y:,} sessions (%{customdata:.1%})<extra></extra>")
-    fig.add_scatter(x=df["bucket"], y=df["purchase_share"], name="share that bought", mode="lines+markers",
-                    line_color=C["purchase"], secondary_y=True,
-                    hovertemplate="%{x}: %{y:.2%} of these sessions bought<extra></extra>")
-    fig.update_layout(title=title, xaxis_title=xlabel)
-    fig.update_xaxes(type="category")
-    fig.update_yaxes(title="sessions", secondary_y=False)
-    return fig.update_yaxes(title="share that bought (%)", tickformat=".0%", rangemode="tozero", secondary_y=True)
+    return _bars_and_line(
+        df["bucket"].tolist(),
+        {"y": df["sessions"].tolist(), "name": "sessions", "marker": {"color": C["view"]},
+         "customdata": df["share"].tolist(),
+         "hovertemplate": "%{x}: %{y:,} sessions (%{customdata:.1%})<extra></extra>"},
+        {"y": df["purchase_share"].tolist(), "name": "share that bought", "line": {"color": C["purchase"]},
+         "hovertemplate": "%{x}: %{y:.2%} of these sessions bought<extra></extra>"},
+        title, _axis(xlabel, type="category"), _axis("sessions"), _axis("share that bought (%)", tickformat=".0%"))
 
 
 def purchases_per_user(df: pd.DataFrame) -> go.Figure:
     """Buyers by number of purchases in range."""
-    fig = go.Figure(go.Bar(x=df["purchases"], y=df["buyers"], marker_color=C["purchase"],
-                           customdata=df[["share", "revenue"]],
-                           hovertemplate="%{x} purchases: %{y:,} buyers (%{customdata[0]:.1%}), revenue "
-                                         "$%{customdata[1]:,.0f}<extra></extra>"))
-    fig.update_layout(title="Buyers by number of purchases", xaxis_title="purchases per buyer", yaxis_title="buyers")
-    return fig.update_xaxes(type="category")
+    return _fig([{"type": "bar", "x": df["purchases"].tolist(), "y": df["buyers"].tolist(),
+                  "marker": {"color": C["purchase"]}, "customdata": df[["share", "revenue"]].to_numpy().tolist(),
+                  "hovertemplate": "%{x} purchases: %{y:,} buyers (%{customdata[0]:.1%}), revenue "
+                                   "$%{customdata[1]:,.0f}<extra></extra>"}],
+                "Buyers by number of purchases", _axis("purchases per buyer", type="category"), _axis("buyers"))
 
 
 def new_vs_returning(df: pd.DataFrame) -> go.Figure:
     """Stacked daily active users split into new and returning (UTC days)."""
-    fig = go.Figure()
-    fig.add_bar(x=df["day"], y=df["new_users"], name="new", marker_color=C["new"],
-                hovertemplate="%{x|%a %Y-%m-%d}: %{y:,} new users<extra></extra>")
-    fig.add_bar(x=df["day"], y=df["returning_users"], name="returning", marker_color=C["returning"],
-                hovertemplate="%{x|%a %Y-%m-%d}: %{y:,} returning users<extra></extra>")
-    return fig.update_layout(title=f"New vs returning users per day ({UTC})", barmode="stack",
-                             xaxis_title=f"day ({UTC})", yaxis_title="active users")
+    days = df["day"].dt.strftime("%Y-%m-%d").tolist()
+    return _fig([{"type": "bar", "x": days, "y": df["new_users"].tolist(), "name": "new",
+                  "marker": {"color": C["new"]}, "hovertemplate": "%{x|%a %Y-%m-%d}: %{y:,} new users<extra></extra>"},
+                 {"type": "bar", "x": days, "y": df["returning_users"].tolist(), "name": "returning",
+                  "marker": {"color": C["returning"]},
+                  "hovertemplate": "%{x|%a %Y-%m-%d}: %{y:,} returning users<extra></extra>"}],
+                f"New vs returning users per day ({UTC})", _axis(f"day ({UTC})", type="date"),
+                _axis("active users"), barmode="stack")
