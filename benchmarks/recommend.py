@@ -9,6 +9,7 @@ catalog (``vecs @ u`` + argpartition), i.e. what a call would cost without the i
 
     python benchmarks/recommend.py --artifacts /tmp/demo-artifacts --calls 2000
     python benchmarks/recommend.py --artifacts /tmp/demo-artifacts --synthetic-items 170000 --calls 2000
+    python benchmarks/recommend.py --artifacts /tmp/demo-artifacts /tmp/bench-recommend-synthetic  # reuse it
 """
 from __future__ import annotations
 
@@ -119,14 +120,14 @@ def synthetic_store(root: Path, n_items: int, n_users: int = 200_000, seed: int 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--artifacts", type=Path, help="a built artifacts directory (model and index stages)")
+    p.add_argument("--artifacts", type=Path, nargs="+", help="built artifacts directories (model and index stages)")
     p.add_argument("--synthetic-items", type=int, default=0, help="also measure a synthetic catalog this large")
     p.add_argument("--synthetic-root", type=Path, default=Path("/tmp/bench-recommend-synthetic"))
     p.add_argument("--calls", type=int, default=2000)
     p.add_argument("--weights", type=float, nargs="+", default=[0.3, 0.0, 1.0])
     a = p.parse_args()
     out: dict = {"results": []}
-    roots = [a.artifacts] if a.artifacts else []
+    roots = list(a.artifacts or [])
     if a.synthetic_items:
         synthetic_store(a.synthetic_root, a.synthetic_items)
         roots.append(a.synthetic_root)

@@ -26,7 +26,14 @@ from recsys.twotower.store import CHECKPOINT, MODEL_STAGE, ModelArtifacts
 COLUMNS = ["rank", S.PRODUCT_ID, S.BRAND, "category", S.CATEGORY_ID, S.PRICE, "score", "reason",
            "because_product_id"]
 VERBS = {VIEW_I: "viewed", CART_I: "added to cart", PURCHASE_I: "bought"}
-MIN_POOL = 50
+MIN_POOL = 100
+
+
+def pool_size(top_n: int) -> int:
+    """Candidates retrieved before re-ranking. The same pool at every weight, so coverage compares like with like;
+    wide enough for diversity (a focused user's top 50 can sit in one category: on the real REES46 head one
+    user's top 50 held 1 category, the top 100 held 10)."""
+    return max(MIN_POOL, 10 * top_n)
 
 
 class RecommenderService:
@@ -155,7 +162,7 @@ class RecommenderService:
             exclude_purchased = self.exclude_purchased_default
         exclude = self.purchased(code) if exclude_purchased else None
         vec = self.user_vector(items, events, ts)
-        codes, scores = self.retrieve(vec, max(MIN_POOL, 5 * top_n), exclude)
+        codes, scores = self.retrieve(vec, pool_size(top_n), exclude)
         return self._finish(codes, scores, items, events, top_n, diversity_weight)
 
     def recommend_for_products(self, product_ids: Sequence[int], top_n: int = 10,
@@ -168,7 +175,7 @@ class RecommenderService:
         events = np.full(len(items), VIEW_I, np.int8)
         ts = np.full(len(items), self.now, np.int64)
         vec = self.user_vector(items, events, ts)
-        codes, scores = self.retrieve(vec, max(MIN_POOL, 5 * top_n), np.unique(items))
+        codes, scores = self.retrieve(vec, pool_size(top_n), np.unique(items))
         return self._finish(codes, scores, items, events, top_n, diversity_weight)
 
     def similar_products(self, product_id: int, k: int = 10) -> pd.DataFrame:
