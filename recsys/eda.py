@@ -57,7 +57,7 @@ PRICE_BAND_LABELS = ("< $5", "$5-10", "$10-25", "$25-50", "$50-100", "$100-250",
 class AggregateParams:
     """Knobs of the aggregates stage."""
     price_bins_per_decade: int = 10  # log-price histogram resolution (10 -> bins ~26% wide)
-    memory_limit: str | None = None
+    memory_limit: str | None = "8GB"  # DuckDB spills beyond it (October size peaks there; default is 80% of RAM)
     format_version: int = 2
 
 
