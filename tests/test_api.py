@@ -248,3 +248,9 @@ def test_fuzz_openapi_finds_no_server_errors(client, spec, ids):
         assert r.headers["content-type"].startswith("application/json")
 
     check()
+
+
+def test_serve_without_artifacts_says_how_to_build(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "recsys", "serve", "--artifacts", str(tmp_path / "none"),
+                        "--port", str(_free_port())], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "python -m recsys build" in r.stderr
