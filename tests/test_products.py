@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from recsys.ingest import build_events
-from recsys.products import ProductNotFound, ProductParams, ProductService, build_products_stage
+from recsys.products import ProductNotFound, ProductService, build_products_stage
 
 PHONE, CASE, AUDIO, KETTLE = ("electronics.smartphone", "electronics.phone.case", "electronics.audio.headphone",
                               "appliances.kitchen.kettle")
