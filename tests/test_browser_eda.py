@@ -30,7 +30,8 @@ def test_eda_page_draws_its_charts(app_server, page, path):
     page.get_by_role("heading", name=PAGES[path]).wait_for(timeout=60_000)
     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
     settle(page)
-    assert page.locator(".js-plotly-plot").count() >= 4
+    # the first page of a fresh server may still be drawing its later charts: wait for them, then check
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 4", timeout=30_000)
     assert page.locator(".js-plotly-plot .main-svg").count() > 0  # drawn, not just mounted
     assert_clean(page)
     assert outside == []
