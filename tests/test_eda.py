@@ -119,6 +119,18 @@ def test_hour_buckets_are_utc(con):
     assert T.hour_weekday(con, ALL, "revenue").loc["Tue", 10] == pytest.approx(100.0)
 
 
+def test_hours_stay_utc_whatever_the_machine_time_zone(con, monkeypatch):
+    import time
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert T.by_hour(con, ALL).set_index("hour_utc").loc[10, "events"] == 6
+        assert T.daily_trend(con, ALL)["day"].dt.strftime("%m-%d").iloc[0] == "10-01"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
 def test_weekday_averages_and_daily_trend(con):
     w = T.by_weekday(con, ALL).set_index("weekday")
     assert w["events"].tolist() == [0, 6, 1, 1, 1, 3, 0]
@@ -189,6 +201,9 @@ def test_brands_categories_and_prices(con):
     bands = C.conversion_by_price_band(con, ALL).set_index("band")
     assert bands.loc["$100-250", ["views", "purchases"]].tolist() == [3, 1]
     assert bands.loc["$10-25", ["views", "purchases"]].tolist() == [2, 1]
+    hist = C.price_histogram(con, ALL).set_index("price_bin")
+    assert hist["views"].sum() == 6 and hist.loc[20, ["views", "purchases"]].tolist() == [3, 1]  # $100-126
+    assert hist.loc[20, "price_from"] == pytest.approx(100.0)
     prices = C.price_distribution(con, ALL).set_index("category_code")
     assert prices.loc["electronics.smartphone", "views"] == 3
     assert 100 <= prices.loc["electronics.smartphone", "median"] < 126  # inside the $100-126 log bin
