@@ -18,6 +18,23 @@ from recsys.schema import SchemaError
 USER_ERRORS = (ArtifactError, SchemaError, ValueError, KeyError, FileNotFoundError)
 
 
+def _require_router() -> None:
+    """Make the first run of a fresh server go through app.py's ``st.navigation``.
+
+    Streamlit treats a ``pages/`` folder as a v1 multipage app until some run calls ``st.navigation``; if the
+    first visitor opens a deep link (a shared ``/funnel?...`` URL), the page would run alone, without the
+    router, the demo-build fallback or the sections in the sidebar. Switching v1 off and rerunning once sends
+    that run through app.py, which resolves the same URL.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_require_router()
+
+
 def root() -> Path:
     """The artifacts directory the app serves (``$RECSYS_ARTIFACTS`` or ``artifacts/``)."""
     return artifacts_root(os.environ.get("RECSYS_ARTIFACTS"))

@@ -1,6 +1,7 @@
 """Shared fixtures: a small demo store built once per test session, the real REES46 head when present."""
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -61,17 +62,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_server(demo_artifacts):
-    """A real `streamlit run app.py` on a free loopback port over the small demo build; yields its base URL."""
+@contextlib.contextmanager
+def streamlit_server(artifacts: Path):
+    """A real `streamlit run app.py` on a free loopback port over ``artifacts``; yields its base URL."""
     import subprocess
     import sys
     import time
     import urllib.request
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing (apt-get install chromium)")
     port = _free_port()
-    env = {**os.environ, "RECSYS_ARTIFACTS": str(demo_artifacts)}
+    env = {**os.environ, "RECSYS_ARTIFACTS": str(artifacts)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
@@ -90,6 +89,15 @@ def app_server(demo_artifacts):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def app_server(demo_artifacts):
+    """The app served over the small demo build for the whole test session; yields its base URL."""
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing (apt-get install chromium)")
+    with streamlit_server(demo_artifacts) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

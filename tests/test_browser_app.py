@@ -21,3 +21,16 @@ def test_overview_in_browser_offline(app_server, page):
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     assert outside == []
+
+
+def test_deep_link_as_first_visit_goes_through_the_router(demo_artifacts, page):
+    """A shared URL opened on a freshly started server shows the app's sections, not a raw pages/ listing."""
+    from tests.conftest import streamlit_server
+    with streamlit_server(demo_artifacts) as url:
+        page.goto(f"{url}/funnel")
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        nav.get_by_text("Recommender explorer").wait_for(timeout=60_000)
+        assert nav.get_by_text("eda ui").count() == 0 and nav.get_by_text("common").count() == 0
+        assert page.url.endswith("/funnel") or "/funnel?" in page.url
+        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
