@@ -41,9 +41,10 @@ ui.table(months, "funnel_by_month", "t-months", {"revenue": ui.money("revenue"),
 
 st.subheader("Per top category and brand")
 n = st.slider("How many (by views)", 5, 30, 10, key="funnel_n")
-for dim, label in (("category_top", "top-level category"), ("brand", "brand")):
+for dim, label, plural in (("category_top", "top-level category", "top-level categories"),
+                           ("brand", "brand", "brands")):
     df = eda.q("eda_funnel.funnel_by", dim=dim, n=n)
-    eda.chart("rates_by", "eda_funnel.funnel_by", dim, f"Conversion rates of the top {len(df)} {label}s by views",
+    eda.chart("rates_by", "eda_funnel.funnel_by", dim, f"Conversion rates of the top {len(df)} {plural} by views",
               label, dim=dim, n=n, key=f"by-{dim}")
     ui.table(df, f"funnel_by_{dim}", f"t-{dim}", {"revenue": ui.money("revenue"), "cart_rate": ui.pct("cart / view"),
              "purchase_rate": ui.pct("purchase / cart"), "view_to_purchase": ui.pct("purchase / view"),
