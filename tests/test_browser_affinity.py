@@ -2,17 +2,12 @@
 and a brand named like an HTML tag shows as text and runs nothing."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-from tests.conftest import CHROMIUM, REPO, _free_port
+from tests.conftest import CHROMIUM, streamlit_server
 
 pytestmark = pytest.mark.browser
 XSS = "<img src=x onerror=alert(1)>"
@@ -102,26 +97,8 @@ def xss_server(tmp_path_factory):
     build_events(root, [root / "xss.csv"], IngestParams(source="files"))
     build_rules_stage(root)
     assert load_rules(root).rules["antecedent"].str.contains(XSS, regex=False).any()
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env={**os.environ, "RECSYS_ARTIFACTS": str(root)}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.25)
-        else:
-            pytest.fail("streamlit did not become healthy within 30 s")
+    with streamlit_server(root) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_xss_brand_shows_as_text_and_runs_nothing(xss_server, browser):
