@@ -11,7 +11,8 @@ q = quality_report(str(root()), ver)
 
 source = "the built-in demo store (synthetic, deterministic)" if q["source"] == "demo" else \
     ", ".join(f"`{f}`" for f in q["files"])
-st.caption(f"Data: {source} · artifacts in `{root()}` · times in UTC")
+span = f"{k['first_event']:%Y-%m-%d %H:%M} → {k['last_event']:%Y-%m-%d %H:%M} UTC"
+st.caption(f"Data: {source} · {span} · artifacts in `{root()}`")
 
 c = st.columns(4)
 c[0].metric("Events", f"{k['events']:,}")
@@ -22,7 +23,7 @@ c = st.columns(4)
 c[0].metric("Purchases", f"{k['purchases']:,}")
 c[1].metric("Revenue", f"${k['revenue']:,.0f}")
 c[2].metric("Buyers", f"{k['buyers']:,}")
-c[3].metric("Date range (UTC)", f"{k['first_event']:%Y-%m-%d} → {k['last_event']:%Y-%m-%d}")
+c[3].metric("Days covered", f"{(k['last_event'] - k['first_event']).total_seconds() / 86400:,.1f}", help=span)
 
 st.subheader("Events by type")
 types = pd.DataFrame({"event_type": ["view", "cart", "purchase", "remove_from_cart"],
