@@ -31,3 +31,21 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def train_on_pairs(net: torch.nn.Module, opt: torch.optim.Optimizer, loss_fn, u_pos: np.ndarray,
+                   i_pos: np.ndarray, y_pos: np.ndarray, *, n_items: int, negatives: int, epochs: int,
+                   batch_size: int, rng: np.random.Generator) -> None:
+    """Epochs over the positives plus ``negatives`` fresh uniform items each (target 0), shuffled minibatches."""
+    for _ in range(epochs if len(u_pos) else 0):
+        u_neg, i_neg = sample_negatives(u_pos, n_items, negatives, rng)
+        u = np.concatenate([u_pos, u_neg])
+        i = np.concatenate([i_pos, i_neg])
+        y = np.concatenate([y_pos, np.zeros(len(u_neg), np.float32)])
+        order = rng.permutation(len(u))
+        for s in range(0, len(order), batch_size):
+            b = order[s:s + batch_size]
+            loss = loss_fn(net(torch.from_numpy(u[b]), torch.from_numpy(i[b])), torch.from_numpy(y[b]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()

@@ -15,7 +15,7 @@ from torch import nn
 from recsys.interactions import Interactions
 from recsys.recommenders.base import Recommendations
 from recsys.recommenders.scoring import ScoringRecommender, item_vector_neighbours, user_item_matrix
-from recsys.recommenders._torch import positive_pairs, sample_negatives, single_thread
+from recsys.recommenders._torch import positive_pairs, single_thread, train_on_pairs
 
 
 class MFNet(nn.Module):
@@ -62,19 +62,8 @@ class MFMSERecommender(ScoringRecommender):
         y_pos = np.log1p(np.asarray(q[u_pos, i_pos]).ravel()).astype(np.float32)
         self.net = MFNet(train.n_users, train.n_items, self.factors)
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        for _ in range(self.epochs if len(u_pos) else 0):
-            u_neg, i_neg = sample_negatives(u_pos, train.n_items, self.negatives, rng)
-            u = np.concatenate([u_pos, u_neg])
-            i = np.concatenate([i_pos, i_neg])
-            y = np.concatenate([y_pos, np.zeros(len(u_neg), np.float32)])
-            order = rng.permutation(len(u))
-            for s in range(0, len(order), self.batch_size):
-                b = order[s:s + self.batch_size]
-                pred = self.net(torch.from_numpy(u[b]), torch.from_numpy(i[b]))
-                loss = nn.functional.mse_loss(pred, torch.from_numpy(y[b]))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+        train_on_pairs(self.net, opt, nn.functional.mse_loss, u_pos, i_pos, y_pos, n_items=train.n_items,
+                       negatives=self.negatives, epochs=self.epochs, batch_size=self.batch_size, rng=rng)
         with torch.no_grad():
             self.user_factors = torch.cat([self.net.user.weight, self.net.user_bias.weight], 1).numpy()
             self.item_factors = torch.cat([self.net.item.weight, torch.ones(train.n_items, 1)], 1).numpy()

@@ -12,7 +12,7 @@ from torch import nn
 from recsys.interactions import Interactions
 from recsys.recommenders.base import Recommendations
 from recsys.recommenders.scoring import ScoringRecommender, item_vector_neighbours
-from recsys.recommenders._torch import positive_pairs, sample_negatives, single_thread
+from recsys.recommenders._torch import positive_pairs, single_thread, train_on_pairs
 
 USER_CHUNK = 8  # (chunk, n_items, hidden) stays in cache: 2-3x faster than 64 users at once
 
@@ -67,19 +67,10 @@ class NCFRecommender(ScoringRecommender):
         u_pos, i_pos = positive_pairs(self._seen)
         self.net = NCFNet(train.n_users, train.n_items, self.dim, self.hidden)
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
-        for _ in range(self.epochs if len(u_pos) else 0):
-            u_neg, i_neg = sample_negatives(u_pos, train.n_items, self.negatives, rng)
-            u = np.concatenate([u_pos, u_neg])
-            i = np.concatenate([i_pos, i_neg])
-            y = np.concatenate([np.ones(len(u_pos), np.float32), np.zeros(len(u_neg), np.float32)])
-            order = rng.permutation(len(u))
-            for s in range(0, len(order), self.batch_size):
-                b = order[s:s + self.batch_size]
-                logits = self.net(torch.from_numpy(u[b]), torch.from_numpy(i[b]))
-                loss = nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(y[b]))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+        y_pos = np.ones(len(u_pos), np.float32)
+        train_on_pairs(self.net, opt, nn.functional.binary_cross_entropy_with_logits, u_pos, i_pos, y_pos,
+                       n_items=train.n_items, negatives=self.negatives, epochs=self.epochs,
+                       batch_size=self.batch_size, rng=rng)
         self.net.eval()
         return self
 
