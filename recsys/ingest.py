@@ -166,7 +166,7 @@ def _parse_to_parquet(con: duckdb.DuckDBPyConnection, files: list[Path], header:
     return con.execute(f"SELECT count(*) FROM read_parquet({_q(out)})").fetchall()[0][0]
 
 
-def _rejects(con: duckdb.DuckDBPyConnection, files: list[Path], shown: list[Path]) -> tuple[int, dict, list]:
+def _rejects(con: duckdb.DuckDBPyConnection, shown: list[Path]) -> tuple[int, dict, list]:
     """Rejected lines: how many, how many per reason, and the first few with line number and content."""
     n = con.execute("SELECT count(*) FROM (SELECT DISTINCT file_id, line FROM rej)").fetchall()[0][0]
     by = con.execute("""
@@ -305,7 +305,7 @@ def ingest_files(paths: list[Path], out_dir: Path, params: IngestParams = Ingest
         except duckdb.Error as exc:
             raise IngestError(_explain_duckdb_error(exc, paths)) from exc
         progress(0.45, f"parsed {parsed:,} rows")
-        n_bad, bad_by, samples = _rejects(con, files, paths)
+        n_bad, bad_by, samples = _rejects(con, paths)
         read = parsed + n_bad
         if read == 0:
             raise IngestError(f"{paths[0]}: the file has a header but no data rows")

@@ -176,7 +176,6 @@ def train_query_tower(docs: list[list[int]], variants: list[list[list[int]]], cf
                       progress: Progress = no_progress) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Train with in-batch negatives; returns (query tower weights as numpy, item vectors (I, d))."""
     import torch
-    from torch import nn
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matrices: extra threads only spin (and the machine is shared)
     try:

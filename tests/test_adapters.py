@@ -1,7 +1,6 @@
 """Adapters: RetailRocket and UCI Online Retail files, hand-made, through detection, mapping and the build."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

@@ -1,7 +1,6 @@
 """The synthetic demo store: deterministic, exact REES46 format, ingestible, and realistic where models need it."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
