@@ -37,7 +37,7 @@ import pandas as pd
 
 from recsys import schema as S
 from recsys.artifacts import (EVENTS_FILE, EVENTS_STAGE, Progress, StageResult, file_fingerprint, fingerprint,
-                              no_progress, run_stage, write_json)
+                              no_progress, run_stage, sql_literal, write_json)
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +142,6 @@ def _retailrocket_files(paths: list[Path]) -> tuple[list[Path], list[Path], list
 
 # ---- RetailRocket -------------------------------------------------------------------------------------------
 
-def _q(path: Path | str) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
 
 def _category_paths(tree: pd.DataFrame) -> dict[int, str]:
     """categoryid -> dotted path of ids from its root (cycles and unknown parents end the walk)."""
@@ -166,7 +163,7 @@ def ingest_retailrocket(paths: list[Path], out_dir: Path, source: str = "files",
     events, props, tree = _retailrocket_files(paths)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    files = "[" + ", ".join(_q(p) for p in events) + "]"
+    files = "[" + ", ".join(sql_literal(p) for p in events) + "]"
     cols = "{'timestamp': 'BIGINT', 'visitorid': 'BIGINT', 'event': 'VARCHAR', 'itemid': 'BIGINT', " \
            "'transactionid': 'BIGINT'}"
     try:
@@ -194,7 +191,7 @@ def ingest_retailrocket(paths: list[Path], out_dir: Path, source: str = "files",
     # categories: each item's latest categoryid property, and the path of ids through the tree
     con.execute("CREATE TABLE item_cat (itemid BIGINT, category_id BIGINT)")
     if props:
-        plist = "[" + ", ".join(_q(p) for p in props) + "]"
+        plist = "[" + ", ".join(sql_literal(p) for p in props) + "]"
         con.execute(f"""INSERT INTO item_cat SELECT itemid, arg_max(TRY_CAST(value AS BIGINT), timestamp)
                         FROM read_csv({plist}, header = true, auto_detect = false, ignore_errors = true,
                              columns = {{'timestamp': 'BIGINT', 'itemid': 'BIGINT', 'property': 'VARCHAR',
@@ -218,13 +215,13 @@ def ingest_retailrocket(paths: list[Path], out_dir: Path, source: str = "files",
                                                           event_type) AS prev FROM valid)""")
     con.execute(f"""COPY (SELECT make_timestamp(s.timestamp * 1000)::TIMESTAMPTZ AS event_time, s.event_type,
                                  s.itemid AS product_id, coalesce(c.category_id, 0) AS category_id,
-                                 coalesce(p.code, c.category_id::VARCHAR, {_q(S.UNKNOWN_CATEGORY)}) AS category_code,
-                                 {_q(S.UNKNOWN_BRAND)} AS brand, 0.0::DOUBLE AS price, s.visitorid AS user_id,
+                                 coalesce(p.code, c.category_id::VARCHAR, {sql_literal(S.UNKNOWN_CATEGORY)}) AS category_code,
+                                 {sql_literal(S.UNKNOWN_BRAND)} AS brand, 0.0::DOUBLE AS price, s.visitorid AS user_id,
                                  s.user_session
                           FROM sess s LEFT JOIN item_cat c ON c.itemid = s.itemid
                           LEFT JOIN cat_paths p ON p.category_id = c.category_id
                           ORDER BY event_time, user_id, user_session, product_id, event_type)
-                    TO {_q(out_dir / EVENTS_FILE)} (FORMAT PARQUET)""")
+                    TO {sql_literal(out_dir / EVENTS_FILE)} (FORMAT PARQUET)""")
     no_cat = con.execute("SELECT count(*) FROM valid v LEFT JOIN item_cat c USING (itemid) "
                          "WHERE c.category_id IS NULL").fetchall()[0][0]
     con.close()
@@ -341,7 +338,7 @@ def ingest_uci(paths: list[Path], out_dir: Path, source: str = "files",
     con.register("ev", ev)
     cols = ", ".join(f"CAST(\"{c}\" AS {S.DUCKDB_TYPES[c]}) AS \"{c}\"" for c in S.EVENT_COLUMNS)
     con.execute(f"""COPY (SELECT {cols} FROM ev ORDER BY event_time, user_id, user_session, product_id, price)
-                    TO {_q(out_dir / EVENTS_FILE)} (FORMAT PARQUET)""")
+                    TO {sql_literal(out_dir / EVENTS_FILE)} (FORMAT PARQUET)""")
     con.close()
     kept = len(ev)
     return _report(out_dir, source=source, fmt="uci", files=paths, read=read, kept=kept,

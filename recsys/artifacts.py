@@ -198,9 +198,10 @@ def connect(root: str | os.PathLike | None = None, *, threads: int | None = None
         con.execute(f"SET threads = {int(threads)}")
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
-    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{_sql_str(path)}')")
+    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({sql_literal(path)})")
     return con
 
 
-def _sql_str(path: Path | str) -> str:
-    return str(path).replace("'", "''")
+def sql_literal(value: Path | str) -> str:
+    """``value`` (a path, usually) as a single-quoted SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"

@@ -33,7 +33,7 @@ import pandas as pd
 
 from recsys import schema as S
 from recsys.artifacts import (ArtifactError, Progress, StageResult, connect, no_progress, read_manifest,
-                              require_stage, run_stage, upstream_fingerprint)
+                              require_stage, run_stage, sql_literal, upstream_fingerprint)
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ def open_aggregates(root: str | os.PathLike | None = None) -> duckdb.DuckDBPyCon
         path = d / f"{t}.parquet"
         if not path.exists():
             raise ArtifactError(f"{path} is missing; rebuild with `python -m recsys build --force`")
-        con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')")
+        con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_parquet({sql_literal(path)})")
     return con
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 
 from recsys import schema as S
 from recsys.artifacts import (ArtifactError, Progress, StageResult, connect, no_progress, read_manifest,
-                              require_stage, run_stage, upstream_fingerprint)
+                              require_stage, run_stage, sql_literal, upstream_fingerprint)
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def build_products(root: str | os.PathLike | None, out: Path, params: ProductPar
     con = connect(root, memory_limit=params.memory_limit)
     con.execute("SET preserve_insertion_order = false")
     spill = out / ".spill"  # DuckDB would otherwise spill into ./.tmp of the working directory
-    con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
+    con.execute(f"SET temp_directory = {sql_literal(spill)}")
     progress(0.05, "product cards")
     cards = product_cards(con)
     cards.to_parquet(out / CARDS, index=False)

@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from recsys import schema as S
@@ -100,6 +101,38 @@ def test_output_follows_contract_and_is_sorted(tmp_path):
     S.validate_events(df)
     assert df["event_time"].is_monotonic_increasing
     assert df["event_time"].iloc[0] == pd.Timestamp("2019-10-01 00:00:01", tz="UTC")
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_many_row_groups_keep_order_drop_duplicates_and_fill(tmp_path, monkeypatch, shuffled):
+    """The streaming pass over several row groups (2,048-row groups here): duplicates whose copies sit in other
+    row groups are dropped, fills use the whole file, the output keeps the input order (time-ordered input) or is
+    sorted by time with ties in input order (unordered input). The known answer comes from pandas."""
+    import random
+    import recsys.ingest as ingest_mod
+    monkeypatch.setattr(ingest_mod, "ROW_GROUP", 2048)
+    rnd = random.Random(5)
+    rows = []
+    for i in range(9000):
+        pid, sec = rnd.randrange(40), i // 2     # two different events per second: ties keep the input order
+        rows.append(row(f"{sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}", pid=pid, cat=100 + pid % 4,
+                        brand="" if rnd.random() < 0.3 else f"b{pid}", uid=rnd.randrange(300),
+                        sess=f"s{rnd.randrange(900)}"))
+    for j in range(0, 8000, 397):           # exact copies, some right after the original, some far later
+        rows.insert(j + (1 if j % 2 else 4000), rows[j])
+    if shuffled:
+        rnd.shuffle(rows)
+    df, rep = ingest(tmp_path, rows)
+    ref = pd.read_csv(tmp_path / "in.csv", keep_default_na=False).drop_duplicates()
+    missing_brand = int((ref["brand"] == "").sum())
+    ref["brand"] = ["b" + str(pid) for pid in ref["product_id"]]   # every product's one known brand
+    ref["event_time"] = pd.to_datetime(ref["event_time"].str.replace(" UTC", ""), utc=True)
+    ref = ref.sort_values("event_time", kind="stable")
+    assert pq.ParquetFile(tmp_path / "out" / "events.parquet").metadata.num_row_groups > 1
+    assert rep["dropped"]["duplicate"] == len(rows) - len(ref) > 0 and accounted(rep)
+    assert list(df["event_time"]) == list(ref["event_time"])
+    assert list(df["user_session"]) == list(ref["user_session"]) and list(df["brand"]) == list(ref["brand"])
+    assert rep["filled"]["brand_from_product"] == missing_brand and rep["filled"]["brand_unknown"] == 0
 
 
 def test_category_id_keeps_full_int64_precision(tmp_path):
