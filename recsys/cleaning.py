@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,20 +29,26 @@ WRITE_OPTIONS = {"compression": "snappy", "use_dictionary": [c for c in S.EVENT_
 
 
 
-def clean_to_parquet(con: duckdb.DuckDBPyConnection, raw: Path, out: Path, *, row_group: int) -> dict[str, int]:
+def clean_to_parquet(con: duckdb.DuckDBPyConnection, raw: Path, out: Path, *, row_group: int,
+                     progress: Callable[[float, str], None] = lambda f, m: None) -> dict[str, int]:
     """Drop invalid / session-less / duplicate rows of ``raw``, fill brand and category_code, write ``out``.
 
     Rows keep the input order, which for REES46 files is time order; an input that is not time-ordered is sorted
     by time afterwards (ties in input order). Returns the row counts and fill counts of the quality report.
+    ``progress(fraction, message)`` hears of each step (fractions of this pass, 0-1).
     """
     con.execute(f"CREATE TEMP VIEW src AS SELECT * FROM read_parquet({sql_literal(raw)}, file_row_number = true)")
     parsed, invalid, no_session = con.execute("""
         SELECT count(*), count(*) FILTER (WHERE _class = 1), count(*) FILTER (WHERE _class = 2)
         FROM src""").fetchall()[0]
     removed = _duplicate_copies(con)
+    progress(0.15, f"{len(removed):,} duplicate copies found")
     prod_map, cat_map = _fill_maps(con)
-    stats = _stream_clean(raw, out, removed, prod_map, cat_map, row_group)
+    progress(0.2, "fill maps built")
+    stats = _stream_clean(raw, out, removed, prod_map, cat_map, row_group,
+                          lambda f, m: progress(0.2 + 0.75 * f, m))
     if not stats.pop("time_sorted"):
+        progress(0.95, "input not in time order: sorting")
         sorted_out = out.with_name("sorted-" + out.name)
         con.execute(f"""COPY (SELECT * EXCLUDE (file_row_number) FROM read_parquet({sql_literal(out)}, file_row_number = true)
                               ORDER BY event_time, file_row_number)
@@ -92,7 +99,7 @@ def _fill_maps(con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, pa.Table]:
 
 
 def _stream_clean(raw: Path, out: Path, removed: np.ndarray, prod_map: pa.Table, cat_map: pa.Table,
-                  row_group: int) -> dict[str, Any]:
+                  row_group: int, progress: Callable[[float, str], None]) -> dict[str, Any]:
     """Stream ``raw`` row group by row group, in order: drop the rows not kept, fill, write ``out``.
 
     Two worker threads prepare row groups (pyarrow and numpy release the GIL) while this thread writes them in
@@ -122,22 +129,29 @@ def _stream_clean(raw: Path, out: Path, removed: np.ndarray, prod_map: pa.Table,
 
     totals: dict[str, Any] = {"kept": 0, "price_zero_kept": 0, "time_sorted": True} | {
         f"{col}_{how}": 0 for col in (S.BRAND, S.CATEGORY_CODE) for how in ("from_product", "from_category", "unknown")}
-    last = None
+    last, done = None, 0
+
+    def write(table: pa.Table, counts: dict[str, int]) -> None:
+        nonlocal last, done
+        for k, v in counts.items():
+            totals[k] += v
+        if table.num_rows:
+            times = table.column(S.EVENT_TIME).cast(pa.int64()).to_numpy()
+            if (last is not None and times[0] < last) or bool(np.any(times[1:] < times[:-1])):
+                totals["time_sorted"] = False
+            last = times[-1]
+            writer.write_table(table, row_group_size=row_group)
+        done += 1
+        progress(done / meta.num_row_groups, f"cleaned {totals['kept']:,} rows")
+
     with pq.ParquetWriter(out, S.ARROW_SCHEMA, **WRITE_OPTIONS) as writer, ThreadPoolExecutor(2) as pool:
         pending: deque = deque()
-        for i in range(meta.num_row_groups + 2):  # keep two row groups in flight ahead of the writer
-            if i < meta.num_row_groups:
-                pending.append(pool.submit(prepare, i))
-            if len(pending) > 2 or (i >= meta.num_row_groups and pending):
-                table, counts = pending.popleft().result()
-                for k, v in counts.items():
-                    totals[k] += v
-                if table.num_rows:
-                    times = table.column(S.EVENT_TIME).cast(pa.int64()).to_numpy()
-                    if (last is not None and times[0] < last) or bool(np.any(times[1:] < times[:-1])):
-                        totals["time_sorted"] = False
-                    last = times[-1]
-                    writer.write_table(table, row_group_size=row_group)
+        for i in range(meta.num_row_groups):
+            pending.append(pool.submit(prepare, i))
+            if len(pending) > 2:  # two row groups in flight ahead of the writer
+                write(*pending.popleft().result())
+        while pending:
+            write(*pending.popleft().result())
     return totals
 
 

@@ -233,7 +233,8 @@ def ingest_files(paths: list[Path], out_dir: Path, params: IngestParams = Ingest
                 f"{s['file']}: {n_bad:,} of {read:,} rows cannot be parsed (more than "
                 f"{params.max_bad_fraction:.0%}); first at line {s['line']}: {s['error']} -- content: "
                 f"{s['content'][:120]!r}. Expected timestamps like '2019-10-01 00:00:00 UTC' and plain numbers")
-        counts = clean_to_parquet(con, raw, out_dir / EVENTS_FILE, row_group=ROW_GROUP)
+        counts = clean_to_parquet(con, raw, out_dir / EVENTS_FILE, row_group=ROW_GROUP,
+                                  progress=lambda f, m: progress(0.5 + 0.45 * f, m))
         con.close()
     progress(0.95, f"kept {counts['kept']:,} rows")
     if counts["kept"] == 0:
