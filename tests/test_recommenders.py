@@ -148,3 +148,27 @@ def test_registry_lists_every_baseline_and_rejects_unknown_names():
         assert name in registry.names()
     with pytest.raises(KeyError, match="known"):
         registry.make("nope")
+
+
+def test_user_knn_known_scores_and_tie_break():
+    """User-user CF on a hand-made store: cosine on item sets, the top neighbours' weighted votes, ties between
+    equally similar neighbours to the lower user code."""
+    from recsys.recommenders.userknn import UserKNNRecommender
+    view, purchase = S.EVENT_TYPES.index(S.VIEW), S.EVENT_TYPES.index(S.PURCHASE)
+    events = [(0, 0, view), (0, 1, view),                          # u0 {0, 1}
+              (1, 0, view), (1, 1, view), (1, 2, purchase),        # u1 {0, 1, 2}: cos(u0, u1) = 2 / sqrt(6)
+              (2, 0, view), (2, 3, view),                          # u2 {0, 3}:    cos(u0, u2) = 1 / 2
+              (3, 5, view), (4, 5, view), (4, 6, view), (5, 5, view), (5, 7, view)]  # u4, u5 tie for u3
+    u, i, e = map(np.array, zip(*events))
+    n_items = 8
+    catalog = pd.DataFrame({"product_id": np.arange(n_items), "category_id": 0, "category_code": "a.b",
+                            "brand": "b", "price": 1.0, "views": 1, "carts": 0, "purchases": 0})
+    train = Interactions(u.astype(np.int32), i.astype(np.int32), e.astype(np.int8),
+                         np.arange(len(u), dtype=np.int64), u.astype(np.int64), np.arange(6), np.arange(n_items),
+                         catalog)
+    one, two = UserKNNRecommender(neighbours=1).fit(train), UserKNNRecommender(neighbours=2).fit(train)
+    c1, c2 = 2 / np.sqrt(6), 0.5
+    np.testing.assert_allclose(one._scores(np.array([0]))[0, :4], [c1, c1, 5 * c1, -np.inf], rtol=1e-5)
+    np.testing.assert_allclose(two._scores(np.array([0]))[0, :4], [c1 + c2, c1, 5 * c1, c2], rtol=1e-5)
+    s3 = one._scores(np.array([3]))[0]          # u4 and u5 are equally similar: u4 (lower code) votes
+    assert s3[6] > 0 and s3[7] == -np.inf and s3[5] > 0

@@ -11,6 +11,8 @@ import scipy.sparse as sp
 from recsys.interactions import Interactions
 from recsys.recommenders.scoring import ScoringRecommender, user_item_matrix
 
+SUB_BATCH = 32  # users per similarity product: bounds its memory on millions of users
+
 
 class UserKNNRecommender(ScoringRecommender):
     """Votes of the ``neighbours`` nearest users by cosine similarity."""
@@ -31,13 +33,30 @@ class UserKNNRecommender(ScoringRecommender):
         return self
 
     def _scores(self, user_codes: np.ndarray) -> np.ndarray:
-        sims = (self.xn[user_codes] @ self.xn_t).toarray()  # (B, U)
-        sims[np.arange(len(user_codes)), user_codes] = 0.0
-        k = min(self.neighbours, sims.shape[1])
-        nb = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        w = np.take_along_axis(sims, nb, 1)
-        rows = np.repeat(np.arange(len(user_codes)), k)
-        weights = sp.csr_matrix((w.ravel(), (rows, nb.ravel())), shape=sims.shape)
-        weights.eliminate_zeros()
+        out = np.empty((len(user_codes), self.n_items), dtype=np.float32)
+        for s in range(0, len(user_codes), SUB_BATCH):
+            out[s:s + SUB_BATCH] = self._scores_sparse(user_codes[s:s + SUB_BATCH])
+        return out
+
+    def _scores_sparse(self, user_codes: np.ndarray) -> np.ndarray:
+        """Scores for a few users, never densifying the (users x all users) similarity matrix: at October size
+        (3M users) one dense row block of 512 users was 6 GB and the sparse product behind it larger still."""
+        sims = (self.xn[user_codes] @ self.xn_t).tocsr()
+        rows, cols, vals = [], [], []
+        for r, u in enumerate(user_codes):
+            c = sims.indices[sims.indptr[r]:sims.indptr[r + 1]]
+            v = sims.data[sims.indptr[r]:sims.indptr[r + 1]]
+            keep = (c != u) & (v > 0)
+            c, v = c[keep], v[keep]
+            if len(c) > self.neighbours:  # the top neighbours, ties to the lower user code
+                cut = np.partition(v, len(v) - self.neighbours)[len(v) - self.neighbours]
+                c, v = c[v >= cut], v[v >= cut]
+                order = np.lexsort((c, -v))[:self.neighbours]
+                c, v = c[order], v[order]
+            rows.append(np.full(len(c), r))
+            cols.append(c)
+            vals.append(v)
+        weights = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                                shape=(len(user_codes), self.n_users), dtype=np.float32)
         s = (weights @ self.votes).toarray()
         return np.where(s > 0, s, -np.inf).astype(np.float32)
