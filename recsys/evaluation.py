@@ -226,7 +226,9 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
     kmax = max(config.ks)
     records: list[dict[str, Any]] = []
     timings: dict[str, dict[str, float]] = {}
-    fitted: dict[str, Any] = {}
+    fitted: dict[str, Any] = {}  # only the two-tower is kept (the curve re-ranks it): at October size every
+    only_seen: list[str] = []    # baseline holds gigabytes, so each is dropped once it has been scored
+    evaluated: list[str] = []
     curve = pd.DataFrame()
     for i, name in enumerate(names):
         if name in registry.UNAVAILABLE:
@@ -243,7 +245,11 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
                 notes.append(f"{registry.label(name)} skipped: {exc}")
                 log.warning("evaluation: %s skipped: %s", name, exc)
                 continue
-        fitted[name] = model
+        evaluated.append(name)
+        if name == "two_tower":
+            fitted[name] = model
+        if getattr(model, "only_seen", False):
+            only_seen.append(registry.label(name))
         t1 = time.perf_counter()
         wanted = tuple(ex for ex in (False, True) if any(e == ex for _, e in settings)
                        and not (ex and getattr(model, "only_seen", False)))
@@ -254,7 +260,7 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
                     records += _records(name, variant, ex, rec.items[rows], targets, ctx, config)
         timings[name] = {"fit_s": round(t1 - t0, 2), "recommend_s": round(time.perf_counter() - t1, 2)}
         log.info("evaluated %s in %.1f s", name, time.perf_counter() - t0)
-    only_seen = [registry.label(n) for n, m in fitted.items() if getattr(m, "only_seen", False)]
+        del model
     if only_seen:
         notes.append(f"{', '.join(only_seen)} only ever recommend the user's own items, so they have no "
                      f"exclude_seen=True results.")
@@ -279,7 +285,7 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
         "users": {f"{v}|exclude_seen={e}": int(len(u)) for (v, e), (u, _) in settings.items()},
         "eligible_users": {v: int((np.diff(target_matrix(split, ev, exclude_seen=False).indptr) > 0).sum())
                            for v, ev in variants.items()},
-        "n_items": int(inter.n_items), "models": [n for n in names if n in fitted],
+        "n_items": int(inter.n_items), "models": evaluated,
         "labels": {n: registry.label(n) for n in names}, "timings": timings, "notes": notes,
         "config": asdict(config), "duration_s": round(time.perf_counter() - t_start, 2),
     }
