@@ -4,7 +4,8 @@ The original trained on (customer, product, quantity) rows. The canonical event 
 quantity of a (user, item) pair is its summed event weights (purchase 5, cart 3, view 1; on a purchases-only store
 such as UCI Online Retail this is 5 x the number of invoice lines), regressed as log1p(quantity) with biases.
 Only positives would teach the model that every pair scores high, so ``negatives`` uniformly sampled unseen
-pairs per positive are added with quantity 0 (``negatives=0`` is the original behaviour). Epochs are bounded.
+pairs per positive are added with quantity 0 (``negatives=0`` is the original behaviour). Epochs and the
+positives each epoch sees are bounded (sparse Adam updates only the rows a batch touches).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from torch import nn
 from recsys.interactions import Interactions
 from recsys.recommenders.base import Recommendations
 from recsys.recommenders.scoring import ScoringRecommender, item_vector_neighbours, user_item_matrix
-from recsys.recommenders._torch import positive_pairs, single_thread, train_on_pairs
+from recsys.recommenders._torch import optimizers, positive_pairs, single_thread, train_on_pairs
 
 
 class MFNet(nn.Module):
@@ -23,10 +24,10 @@ class MFNet(nn.Module):
 
     def __init__(self, n_users: int, n_items: int, factors: int) -> None:
         super().__init__()
-        self.user = nn.Embedding(n_users, factors)
-        self.item = nn.Embedding(n_items, factors)
-        self.user_bias = nn.Embedding(n_users, 1)
-        self.item_bias = nn.Embedding(n_items, 1)
+        self.user = nn.Embedding(n_users, factors, sparse=True)
+        self.item = nn.Embedding(n_items, factors, sparse=True)
+        self.user_bias = nn.Embedding(n_users, 1, sparse=True)
+        self.item_bias = nn.Embedding(n_items, 1, sparse=True)
         self.mu = nn.Parameter(torch.zeros(1))
         for e in (self.user, self.item):
             nn.init.normal_(e.weight, std=0.05)
@@ -39,14 +40,14 @@ class MFNet(nn.Module):
 
 
 class MFMSERecommender(ScoringRecommender):
-    """Embeddings trained by MSE on log1p(quantity), Adam, a bounded number of epochs."""
+    """Embeddings trained by MSE on log1p(quantity), sparse Adam, bounded epochs and positives per epoch."""
 
     name = "mf_mse"
 
     def __init__(self, factors: int = 32, epochs: int = 4, batch_size: int = 16384, lr: float = 0.03,
-                 weight_decay: float = 1e-6, negatives: int = 1, seed: int = 0) -> None:
+                 negatives: int = 1, max_positives: int = 2_000_000, seed: int = 0) -> None:
         self.factors, self.epochs, self.batch_size, self.lr = factors, epochs, batch_size, lr
-        self.weight_decay, self.negatives, self.seed = weight_decay, negatives, seed
+        self.negatives, self.max_positives, self.seed = negatives, max_positives, seed
 
     def fit(self, train: Interactions) -> "MFMSERecommender":
         """Train on observed quantities plus sampled zeros."""
@@ -61,9 +62,9 @@ class MFMSERecommender(ScoringRecommender):
         u_pos, i_pos = positive_pairs(q)
         y_pos = np.log1p(np.asarray(q[u_pos, i_pos]).ravel()).astype(np.float32)
         self.net = MFNet(train.n_users, train.n_items, self.factors)
-        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        train_on_pairs(self.net, opt, nn.functional.mse_loss, u_pos, i_pos, y_pos, n_items=train.n_items,
-                       negatives=self.negatives, epochs=self.epochs, batch_size=self.batch_size, rng=rng)
+        train_on_pairs(self.net, optimizers(self.net, self.lr), nn.functional.mse_loss, u_pos, i_pos, y_pos,
+                       n_items=train.n_items, negatives=self.negatives, epochs=self.epochs,
+                       batch_size=self.batch_size, max_positives=self.max_positives, rng=rng)
         with torch.no_grad():
             self.user_factors = torch.cat([self.net.user.weight, self.net.user_bias.weight], 1).numpy()
             self.item_factors = torch.cat([self.net.item.weight, torch.ones(train.n_items, 1)], 1).numpy()

@@ -12,7 +12,7 @@ from torch import nn
 from recsys.interactions import Interactions
 from recsys.recommenders.base import Recommendations
 from recsys.recommenders.scoring import ScoringRecommender, item_vector_neighbours
-from recsys.recommenders._torch import positive_pairs, single_thread, train_on_pairs
+from recsys.recommenders._torch import optimizers, positive_pairs, single_thread, train_on_pairs
 
 USER_CHUNK = 8  # (chunk, n_items, hidden) stays in cache: 2-3x faster than 64 users at once
 
@@ -22,8 +22,8 @@ class NCFNet(nn.Module):
 
     def __init__(self, n_users: int, n_items: int, dim: int, hidden: tuple[int, ...]) -> None:
         super().__init__()
-        self.user = nn.Embedding(n_users, dim)
-        self.item = nn.Embedding(n_items, dim)
+        self.user = nn.Embedding(n_users, dim, sparse=True)
+        self.item = nn.Embedding(n_items, dim, sparse=True)
         nn.init.normal_(self.user.weight, std=0.05)
         nn.init.normal_(self.item.weight, std=0.05)
         sizes = (2 * dim, *hidden)
@@ -51,12 +51,13 @@ class NCFRecommender(ScoringRecommender):
     name = "ncf"
 
     def __init__(self, dim: int = 32, hidden: tuple[int, ...] = (32, 16), negatives: int = 4, epochs: int = 2,
-                 batch_size: int = 16384, lr: float = 0.01, seed: int = 0) -> None:
+                 batch_size: int = 16384, lr: float = 0.01, max_positives: int = 1_000_000, seed: int = 0) -> None:
         self.dim, self.hidden, self.negatives, self.epochs = dim, tuple(hidden), negatives, epochs
-        self.batch_size, self.lr, self.seed = batch_size, lr, seed
+        self.batch_size, self.lr, self.max_positives, self.seed = batch_size, lr, max_positives, seed
 
     def fit(self, train: Interactions) -> "NCFRecommender":
-        """A bounded number of epochs over every observed pair and ``negatives`` sampled items each."""
+        """Bounded epochs over the observed pairs (at most ``max_positives`` each) and ``negatives`` sampled
+        items each; sparse Adam for the embeddings."""
         self._remember(train)
         with single_thread():
             return self._fit(train)
@@ -66,11 +67,10 @@ class NCFRecommender(ScoringRecommender):
         rng = np.random.default_rng(self.seed)
         u_pos, i_pos = positive_pairs(self._seen)
         self.net = NCFNet(train.n_users, train.n_items, self.dim, self.hidden)
-        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
         y_pos = np.ones(len(u_pos), np.float32)
-        train_on_pairs(self.net, opt, nn.functional.binary_cross_entropy_with_logits, u_pos, i_pos, y_pos,
-                       n_items=train.n_items, negatives=self.negatives, epochs=self.epochs,
-                       batch_size=self.batch_size, rng=rng)
+        train_on_pairs(self.net, optimizers(self.net, self.lr), nn.functional.binary_cross_entropy_with_logits,
+                       u_pos, i_pos, y_pos, n_items=train.n_items, negatives=self.negatives, epochs=self.epochs,
+                       batch_size=self.batch_size, max_positives=self.max_positives, rng=rng)
         self.net.eval()
         return self
 
