@@ -58,7 +58,7 @@ class AggregateParams:
     """Knobs of the aggregates stage."""
     price_bins_per_decade: int = 10  # log-price histogram resolution (10 -> bins ~26% wide)
     memory_limit: str | None = "8GB"  # DuckDB spills beyond it (October size peaks there; default is 80% of RAM)
-    format_version: int = 2
+    format_version: int = 3  # 3: kpis.json
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,9 @@ def write_aggregates(con: duckdb.DuckDBPyConnection, out: Path, p: AggregatePara
         FROM a LEFT JOIN n USING (category_top, brand, day) ORDER BY category_top, brand, day""",
                                   out / "user_activity.parquet")
     con.execute("DROP TABLE ud")
+    progress(0.95, "aggregates: store KPIs")
+    from recsys.stats import KPIS_FILE, write_kpis
+    write_kpis(con, out / KPIS_FILE)
     return rows
 
 

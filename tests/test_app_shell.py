@@ -52,3 +52,19 @@ def test_broken_artifacts_give_a_message_not_a_traceback(manifest, message, tmp_
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=30).run()
     assert not at.exception
     assert message in at.error[0].value
+
+
+def test_kpis_stored_by_the_aggregates_stage_match_the_live_figures(demo_artifacts, tmp_path):
+    import shutil
+    from recsys.artifacts import connect, stage_dir
+    from recsys.stats import KPIS_FILE, compute_kpis
+    stored_file = stage_dir(demo_artifacts, "aggregates") / KPIS_FILE
+    assert stored_file.exists()
+    live = compute_kpis(connect(demo_artifacts))
+    assert store_kpis(demo_artifacts) == live and live["events"] > 0
+    # a stored file that cannot be read is not trusted: the figures are computed live
+    copy = tmp_path / "art"
+    for stage in ("events", "aggregates"):
+        shutil.copytree(stage_dir(demo_artifacts, stage), copy / stage)
+    (copy / "aggregates" / KPIS_FILE).write_text("{not json")
+    assert store_kpis(copy) == live
