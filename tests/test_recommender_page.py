@@ -86,3 +86,16 @@ def test_new_visitor_mode(app_env):
     assert len(recs) == 10 and not set(chosen) & set(recs["product_id"].tolist())
     at.multiselect(key="rec_products").set_value([]).run()
     assert not at.exception and at.info
+
+
+def test_example_users_stored_by_the_model_stage_fit_their_kind(demo_artifacts):
+    from recsys.artifacts import connect, stage_dir
+    from recsys.twotower.profiles import EXAMPLES_FILE, find_telling_users, telling_users
+    assert (stage_dir(demo_artifacts, "model") / EXAMPLES_FILE).exists()
+    con = connect(demo_artifacts)
+    examples = telling_users(demo_artifacts)
+    assert examples == find_telling_users(con) and all(examples.values())
+    purchases = lambda u: con.execute("SELECT count(*) FILTER (WHERE event_type = 'purchase') FROM events "
+                                      "WHERE user_id = ?", [u]).fetchall()[0][0]
+    assert all(purchases(u) > 0 for u in examples["heavy buyer"])
+    assert all(purchases(u) == 0 for u in examples["browser who never buys"])

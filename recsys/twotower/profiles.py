@@ -1,39 +1,55 @@
 """Who a user is, for the recommender explorer: telling example users and one user's profile (DuckDB)."""
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from recsys import schema as S
-from recsys.artifacts import connect
+from recsys.artifacts import connect, read_manifest, stage_dir
+from recsys.twotower.store import MODEL_STAGE
 
 TIMELINE_ROWS = 300
+EXAMPLES_FILE = "example_users.json"  # written by the model stage
+EXAMPLES_PER_KIND = 5
 
 
-def telling_users(root: str | os.PathLike | None = None, n: int = 5) -> dict[str, list[int]]:
-    """Example user ids per kind: heavy buyers, browsers who never buy, single-category fans, short histories."""
-    con = connect(root)
-    per_user = f"""
+def find_telling_users(con: duckdb.DuckDBPyConnection, n: int = EXAMPLES_PER_KIND) -> dict[str, list[int]]:
+    """Example user ids per kind: heavy buyers, browsers who never buy, single-category fans, short histories
+    (from the ``events`` view of ``con``; one scan of the events)."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE per_user AS
         SELECT user_id, count(*) AS events,
                count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases,
                count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
                count(DISTINCT category_code) FILTER (WHERE category_code <> '{S.UNKNOWN_CATEGORY}') AS cats,
                count(DISTINCT product_id) AS products
-        FROM events GROUP BY user_id"""
+        FROM events GROUP BY user_id""")
     queries = {
         "heavy buyer": "purchases > 0 ORDER BY purchases DESC, events DESC",
         "browser who never buys": "purchases = 0 AND products >= 5 ORDER BY views DESC",
         "single-category fan": "cats = 1 AND products >= 5 ORDER BY products DESC",
         "short history": "products BETWEEN 2 AND 3 ORDER BY events DESC",
     }
-    con.execute(f"CREATE TEMP TABLE per_user AS {per_user}")  # one scan of the events for every kind
     out = {}
     for kind, where in queries.items():
         ids = con.execute(f"SELECT user_id FROM per_user WHERE {where}, user_id LIMIT {int(n)}").df()
         out[kind] = [int(u) for u in ids["user_id"]]
     return out
+
+
+def telling_users(root: str | os.PathLike | None = None) -> dict[str, list[int]]:
+    """The example users the model stage stored (a scan of every event: ~10 s at October size), else found live."""
+    path = stage_dir(root, MODEL_STAGE) / EXAMPLES_FILE
+    if read_manifest(root, MODEL_STAGE) is not None and path.exists():
+        try:
+            return {k: [int(u) for u in v] for k, v in json.loads(path.read_text()).items()}
+        except (ValueError, AttributeError):  # unreadable: find them again
+            pass
+    return find_telling_users(connect(root))
 
 
 def user_profile(root: str | os.PathLike | None, user_id: int) -> dict[str, Any]:

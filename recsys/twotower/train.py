@@ -21,10 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from recsys import schema as S
-from recsys.artifacts import (EVENTS_STAGE, Progress, StageResult, no_progress, run_stage, upstream_fingerprint,
-                              write_json)
+from recsys.artifacts import (EVENTS_STAGE, Progress, StageResult, connect, no_progress, run_stage,
+                              upstream_fingerprint, write_json)
 from recsys.interactions import Interactions, load_interactions
 from recsys.twotower import store as ST
+from recsys.twotower.profiles import EXAMPLES_FILE, find_telling_users
 from recsys.twotower.features import (ItemFeatures, Sequences, behaviour_features, build_sequences, encode_items,
                                       gather_history)
 from recsys.twotower.model import FEATURES, TwoTowerConfig, TwoTowerModel, save_checkpoint
@@ -327,6 +328,8 @@ def build_model_stage(root: str | os.PathLike | None, *, force: bool = False, pr
         offsets, items = ST.purchases_csr(train)
         np.savez(tmp / ST.PURCHASES, offsets=offsets, item=items)
         repurchase = ST.repurchase_stats(inter)
+        prog(0.98, "model: example users")
+        write_json(tmp / EXAMPLES_FILE, find_telling_users(connect(root)))
         holdout = _holdout_report(model, inter, now + 1 - int(params.holdout_days * 86400)) \
             if params.holdout_days else None
         return StageResult(
