@@ -58,7 +58,7 @@ class AggregateParams:
     """Knobs of the aggregates stage."""
     price_bins_per_decade: int = 10  # log-price histogram resolution (10 -> bins ~26% wide)
     memory_limit: str | None = "8GB"  # DuckDB spills beyond it (October size peaks there; default is 80% of RAM)
-    format_version: int = 3  # 3: kpis.json
+    format_version: int = 4  # 3: kpis.json; 4: fully ordered rows, exact money sums
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,14 @@ def _bin_sql(expr: str, edges: tuple[float, ...]) -> str:
     return "(" + " + ".join(f"({expr} >= {e})::INTEGER" for e in edges[1:]) + ")::TINYINT"
 
 
+MONEY = "DECIMAL(38, 4)"  # sums of prices in exact 1/10000 units: a parallel float sum is order-dependent
+
+
+def _money_sum(col: str) -> str:
+    """``sum(col)`` as a DOUBLE, summed exactly, so the same events give the same bytes whatever the threads did."""
+    return f"sum({col}::{MONEY})::DOUBLE"
+
+
 def _price_band_sql() -> str:
     return f"CASE WHEN price > 0 THEN {_bin_sql('price', PRICE_BAND_EDGES)} END"
 
@@ -104,20 +112,22 @@ def write_aggregates(con: duckdb.DuckDBPyConnection, out: Path, p: AggregatePara
     # sorted by brand so that a brand filter reads one or two row groups (min/max pruning)
     rows["hourly"] = _copy(con, f"""
         SELECT date_trunc('hour', event_time)::TIMESTAMP AS hour, {top} AS category_top, brand, event_type,
-               count(*)::BIGINT AS events, sum(price)::DOUBLE AS price_sum
-        FROM events GROUP BY ALL ORDER BY brand, category_top, hour""", out / "hourly.parquet")
+               count(*)::BIGINT AS events, {_money_sum('price')} AS price_sum
+        FROM events GROUP BY ALL ORDER BY brand, category_top, hour, event_type""", out / "hourly.parquet")
     progress(0.2, "aggregates: daily and price cubes")
     rows["prices"] = _copy(con, f"""
         SELECT event_time::DATE AS day, {top} AS category_top, category_code, brand, event_type,
                CASE WHEN price > 0 THEN floor(log10(price) * {int(p.price_bins_per_decade)}) END::SMALLINT
                    AS price_bin,
                {_price_band_sql()} AS price_band,
-               count(*)::BIGINT AS events, sum(price)::DOUBLE AS price_sum
-        FROM events GROUP BY ALL ORDER BY brand, category_top, day""", out / "prices.parquet")
+               count(*)::BIGINT AS events, {_money_sum('price')} AS price_sum
+        FROM events GROUP BY ALL
+        ORDER BY brand, category_top, day, category_code, event_type, price_bin, price_band""", out / "prices.parquet")
     rows["daily"] = _copy(con, f"""
         SELECT day, category_top, category_code, brand, event_type, sum(events)::BIGINT AS events,
-               sum(price_sum)::DOUBLE AS price_sum
-        FROM read_parquet('{out / "prices.parquet"}') GROUP BY ALL ORDER BY brand, category_top, day""",
+               {_money_sum('price_sum')} AS price_sum
+        FROM read_parquet('{out / "prices.parquet"}') GROUP BY ALL
+        ORDER BY brand, category_top, day, category_code, event_type""",
                           out / "daily.parquet")
     # brand-less rollups: what every "all brands" view reads (10-30x fewer rows)
     for cube, drop in (("hourly", "brand"), ("daily", "brand"), ("prices", "brand")):
@@ -125,8 +135,8 @@ def write_aggregates(con: duckdb.DuckDBPyConnection, out: Path, p: AggregatePara
                 "daily": "day, category_top, category_code, event_type",
                 "prices": "day, category_top, category_code, event_type, price_bin, price_band"}[cube]
         rows[f"{cube}_nb"] = _copy(con, f"""
-            SELECT {keep}, sum(events)::BIGINT AS events, sum(price_sum)::DOUBLE AS price_sum
-            FROM read_parquet('{out / f"{cube}.parquet"}') GROUP BY ALL ORDER BY {keep.split(",")[0]}""",
+            SELECT {keep}, sum(events)::BIGINT AS events, {_money_sum('price_sum')} AS price_sum
+            FROM read_parquet('{out / f"{cube}.parquet"}') GROUP BY ALL ORDER BY {keep}""",
                                    out / f"{cube}_nb.parquet")
     progress(0.35, "aggregates: sessions per category and brand")
     # sessions are only counted, never shown: a 64-bit hash of the id groups faster than the string
@@ -138,7 +148,7 @@ def write_aggregates(con: duckdb.DuckDBPyConnection, out: Path, p: AggregatePara
                count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
                count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases,
                count(*) FILTER (WHERE event_type = '{S.REMOVE}') AS removes,
-               coalesce(sum(price) FILTER (WHERE event_type = '{S.PURCHASE}'), 0)::DOUBLE AS revenue
+               coalesce(sum(price::{MONEY}) FILTER (WHERE event_type = '{S.PURCHASE}'), 0) AS revenue
         FROM events GROUP BY ALL""")
     measures = ("min(t0) AS t0, max(t1) AS t1, sum(n) AS n, sum(views) AS views, sum(carts) AS carts, "
                 "sum(purchases) AS purchases, sum(removes) AS removes, sum(revenue) AS revenue")
@@ -159,14 +169,17 @@ def write_aggregates(con: duckdb.DuckDBPyConnection, out: Path, p: AggregatePara
                {_bin_sql(duration, DURATION_EDGES)} AS duration_bin,
                views > 0 AS has_view, carts > 0 AS has_cart, purchases > 0 AS has_purchase,
                removes > 0 AS has_remove,
-               count(*)::BIGINT AS sessions, sum(n)::BIGINT AS events, sum({duration})::DOUBLE AS duration_s,
+               count(*)::BIGINT AS sessions, sum(n)::BIGINT AS events,
+               (sum(epoch_us(t1) - epoch_us(t0)) / 1e6)::DOUBLE AS duration_s,
                sum(purchases)::BIGINT AS purchases, sum(revenue)::DOUBLE AS revenue
-        FROM sess GROUP BY ALL ORDER BY category_top, brand, day""", out / "sessions.parquet")
+        FROM sess GROUP BY ALL ORDER BY category_top, brand, day, events_bin, duration_bin, has_view, has_cart,
+                                        has_purchase, has_remove""", out / "sessions.parquet")
     progress(0.75, "aggregates: buyers")
     rows["user_days"] = _copy(con, """
         SELECT category_top, brand, user_id, t0::DATE AS day, count(*)::BIGINT AS purchase_sessions,
                sum(purchases)::BIGINT AS purchases, sum(revenue)::DOUBLE AS revenue
-        FROM sess WHERE purchases > 0 GROUP BY ALL ORDER BY category_top, brand, day""", out / "user_days.parquet")
+        FROM sess WHERE purchases > 0 GROUP BY ALL ORDER BY category_top, brand, day, user_id""",
+                          out / "user_days.parquet")
     rows["users"] = _copy(con, """
         SELECT category_top, brand, user_id, count(*)::BIGINT AS sessions, sum(n)::BIGINT AS events,
                sum(views)::BIGINT AS views, sum(carts)::BIGINT AS carts, sum(purchases)::BIGINT AS purchases,
@@ -174,7 +187,8 @@ def write_aggregates(con: duckdb.DuckDBPyConnection, out: Path, p: AggregatePara
                count(DISTINCT t0::DATE) FILTER (WHERE purchases > 0)::BIGINT AS purchase_days,
                min(t0::DATE) FILTER (WHERE purchases > 0) AS first_purchase,
                max(t0::DATE) FILTER (WHERE purchases > 0) AS last_purchase
-        FROM sess GROUP BY ALL HAVING sum(purchases) > 0 ORDER BY category_top, brand""", out / "users.parquet")
+        FROM sess GROUP BY ALL HAVING sum(purchases) > 0 ORDER BY category_top, brand, user_id""",
+                      out / "users.parquet")
     progress(0.85, "aggregates: new and returning users")
     con.execute("""CREATE TEMP TABLE ud AS SELECT category_top, brand, user_id, t0::DATE AS day,
                    bool_or(purchases > 0) AS bought FROM sess GROUP BY ALL""")
