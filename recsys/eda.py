@@ -86,14 +86,6 @@ def _bin_sql(expr: str, edges: tuple[float, ...]) -> str:
     return "(" + " + ".join(f"({expr} >= {e})::INTEGER" for e in edges[1:]) + ")::TINYINT"
 
 
-MONEY = "DECIMAL(38, 4)"  # sums of prices in exact 1/10000 units: a parallel float sum is order-dependent
-
-
-def _money_sum(col: str) -> str:
-    """``sum(col)`` as a DOUBLE, summed exactly, so the same events give the same bytes whatever the threads did."""
-    return f"sum({col}::{MONEY})::DOUBLE"
-
-
 def _price_band_sql() -> str:
     return f"CASE WHEN price > 0 THEN {_bin_sql('price', PRICE_BAND_EDGES)} END"
 
@@ -112,7 +104,7 @@ def write_aggregates(con: duckdb.DuckDBPyConnection, out: Path, p: AggregatePara
     # sorted by brand so that a brand filter reads one or two row groups (min/max pruning)
     rows["hourly"] = _copy(con, f"""
         SELECT date_trunc('hour', event_time)::TIMESTAMP AS hour, {top} AS category_top, brand, event_type,
-               count(*)::BIGINT AS events, {_money_sum('price')} AS price_sum
+               count(*)::BIGINT AS events, {S.money_sum_sql('price')} AS price_sum
         FROM events GROUP BY ALL ORDER BY brand, category_top, hour, event_type""", out / "hourly.parquet")
     progress(0.2, "aggregates: daily and price cubes")
     rows["prices"] = _copy(con, f"""
@@ -120,12 +112,12 @@ def write_aggregates(con: duckdb.DuckDBPyConnection, out: Path, p: AggregatePara
                CASE WHEN price > 0 THEN floor(log10(price) * {int(p.price_bins_per_decade)}) END::SMALLINT
                    AS price_bin,
                {_price_band_sql()} AS price_band,
-               count(*)::BIGINT AS events, {_money_sum('price')} AS price_sum
+               count(*)::BIGINT AS events, {S.money_sum_sql('price')} AS price_sum
         FROM events GROUP BY ALL
         ORDER BY brand, category_top, day, category_code, event_type, price_bin, price_band""", out / "prices.parquet")
     rows["daily"] = _copy(con, f"""
         SELECT day, category_top, category_code, brand, event_type, sum(events)::BIGINT AS events,
-               {_money_sum('price_sum')} AS price_sum
+               {S.money_sum_sql('price_sum')} AS price_sum
         FROM read_parquet('{out / "prices.parquet"}') GROUP BY ALL
         ORDER BY brand, category_top, day, category_code, event_type""",
                           out / "daily.parquet")
@@ -135,7 +127,7 @@ def write_aggregates(con: duckdb.DuckDBPyConnection, out: Path, p: AggregatePara
                 "daily": "day, category_top, category_code, event_type",
                 "prices": "day, category_top, category_code, event_type, price_bin, price_band"}[cube]
         rows[f"{cube}_nb"] = _copy(con, f"""
-            SELECT {keep}, sum(events)::BIGINT AS events, {_money_sum('price_sum')} AS price_sum
+            SELECT {keep}, sum(events)::BIGINT AS events, {S.money_sum_sql('price_sum')} AS price_sum
             FROM read_parquet('{out / f"{cube}.parquet"}') GROUP BY ALL ORDER BY {keep}""",
                                    out / f"{cube}_nb.parquet")
     progress(0.35, "aggregates: sessions per category and brand")
@@ -148,7 +140,7 @@ def write_aggregates(con: duckdb.DuckDBPyConnection, out: Path, p: AggregatePara
                count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
                count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases,
                count(*) FILTER (WHERE event_type = '{S.REMOVE}') AS removes,
-               coalesce(sum(price::{MONEY}) FILTER (WHERE event_type = '{S.PURCHASE}'), 0) AS revenue
+               coalesce(sum(price::{S.MONEY}) FILTER (WHERE event_type = '{S.PURCHASE}'), 0) AS revenue
         FROM events GROUP BY ALL""")
     measures = ("min(t0) AS t0, max(t1) AS t1, sum(n) AS n, sum(views) AS views, sum(carts) AS carts, "
                 "sum(purchases) AS purchases, sum(removes) AS removes, sum(revenue) AS revenue")

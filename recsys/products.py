@@ -66,9 +66,9 @@ def product_cards(con) -> pd.DataFrame:
     df = con.execute(f"""
         WITH combo AS (SELECT product_id, category_id, category_code, brand, count(*) AS n
                        FROM events GROUP BY ALL),
-        feat AS (SELECT product_id, arg_max(category_id, n) AS category_id,
-                        arg_max(category_code, n) AS category_code, arg_max(brand, n) AS brand
-                 FROM combo GROUP BY product_id),
+        feat AS (SELECT product_id, {', '.join(f"first({c} ORDER BY n DESC, category_id, category_code, brand) AS {c}"
+                                               for c in ('category_id', 'category_code', 'brand'))}
+                 FROM combo GROUP BY product_id),  -- one (category, brand) combination; ties: the lowest
         pp AS (SELECT product_id, price, count(*) AS n FROM events WHERE price > 0 GROUP BY 1, 2),
         cum AS (SELECT product_id, price, n, sum(n) OVER (PARTITION BY product_id ORDER BY price
                                                           ROWS UNBOUNDED PRECEDING) AS c,
@@ -80,7 +80,7 @@ def product_cards(con) -> pd.DataFrame:
                    count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
                    count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases,
                    count(DISTINCT user_id) FILTER (WHERE event_type = '{S.PURCHASE}') AS buyers,
-                   coalesce(sum(price) FILTER (WHERE event_type = '{S.PURCHASE}'), 0.0) AS revenue
+                   {S.money_sum_sql('price', f"event_type = '{S.PURCHASE}'")} AS revenue
             FROM events GROUP BY product_id)
         SELECT feat.*, coalesce(med.price, 0.0) AS price, funnel.* EXCLUDE (product_id),
                CASE WHEN category_code = '{S.UNKNOWN_CATEGORY}' THEN 'id:' || category_id::VARCHAR
@@ -214,7 +214,8 @@ def best_category_products(con, pairs: pd.DataFrame, p: ProductParams) -> pd.Dat
         pc AS (SELECT ca AS category, cb AS other_category, b AS product_id, count(DISTINCT u) AS n
                FROM together JOIN cat_pairs ON category = ca AND other_category = cb GROUP BY 1, 2, 3),
         pop AS (SELECT p, count(*) AS n FROM pur GROUP BY p)
-        SELECT category, other_category, arg_max(product_id, pc.n * 1e9 + pop.n) AS best_product_id,
+        SELECT category, other_category,
+               first(product_id ORDER BY pc.n DESC, pop.n DESC, product_id) AS best_product_id,  -- ties: lower id
                max(pc.n) AS best_co_buyers
         FROM pc JOIN pop ON pop.p = pc.product_id GROUP BY 1, 2
     """).df()

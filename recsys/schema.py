@@ -49,6 +49,17 @@ DUCKDB_TYPES: dict[str, str] = {
     USER_SESSION: "VARCHAR",
 }
 
+# Sums of money in SQL: exact decimals (a parallel float sum depends on the order the threads added in, so the
+# same events would not give the same bytes), returned as DOUBLE.
+MONEY = "DECIMAL(38, 4)"
+
+
+def money_sum_sql(expr: str, where: str | None = None) -> str:
+    """``sum(expr)`` over prices as an exact decimal sum cast to DOUBLE; ``where`` adds a FILTER clause."""
+    flt = f" FILTER (WHERE {where})" if where else ""
+    return f"coalesce(sum(({expr})::{MONEY}){flt}, 0)::DOUBLE"
+
+
 VIEW, CART, PURCHASE, REMOVE = "view", "cart", "purchase", "remove_from_cart"
 EVENT_TYPES: tuple[str, ...] = (VIEW, CART, PURCHASE, REMOVE)
 # Interaction strength of each event type, used by models and baselines (purchase > cart > view).

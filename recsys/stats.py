@@ -32,8 +32,7 @@ def compute_kpis(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
                count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
                count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases,
                count(*) FILTER (WHERE event_type = '{S.REMOVE}') AS removes,
-               coalesce(sum(price::DECIMAL(18, 2)) FILTER (WHERE event_type = '{S.PURCHASE}'), 0)::DOUBLE
-                   AS revenue,  -- exact cents: a parallel float sum differs in the last digits run to run
+               {S.money_sum_sql('price', f"event_type = '{S.PURCHASE}'")} AS revenue,
                count(DISTINCT user_id) FILTER (WHERE event_type = '{S.PURCHASE}') AS buyers,
                count(DISTINCT category_code) AS categories, count(DISTINCT brand) AS brands
         FROM events
