@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,7 +148,8 @@ def _materialise(paths: list[Path], scratch: Path) -> list[Path]:
 # ---- the two passes -------------------------------------------------------------------------------------
 
 
-def _parse_to_parquet(con: duckdb.DuckDBPyConnection, files: list[Path], header: list[str], out: Path) -> None:
+def _parse_to_parquet(con: duckdb.DuckDBPyConnection, files: list[Path], header: list[str], out: Path,
+                      progress: Progress = no_progress) -> None:
     """Pass 1: CSV -> typed Parquet in file order; bad lines go to the ``rej`` table.
 
     Two helper columns are added while the rows are parsed (in parallel, nearly free): ``_class`` (0 = keep,
@@ -157,7 +159,7 @@ def _parse_to_parquet(con: duckdb.DuckDBPyConnection, files: list[Path], header:
     cols_sql = "{" + ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in cols.items()) + "}"
     file_list = "[" + ", ".join(sql_literal(f) for f in files) + "]"
     select = ", ".join(f'"{c}"' for c in S.EVENT_COLUMNS)
-    con.execute(f"""
+    _run_with_progress(con, f"""
         COPY (SELECT {select},
                      (CASE WHEN NOT coalesce({_valid_sql()}, false) THEN 1
                            WHEN user_session IS NULL THEN 2 ELSE 0 END)::UTINYINT AS _class,
@@ -167,7 +169,32 @@ def _parse_to_parquet(con: duckdb.DuckDBPyConnection, files: list[Path], header:
                             store_rejects = true, rejects_table = 'rej', rejects_scan = 'rej_scan',
                             filename = false, auto_detect = false))
         TO {sql_literal(out)} (FORMAT PARQUET, ROW_GROUP_SIZE {ROW_GROUP}, COMPRESSION lz4_raw)
-    """)
+    """, progress)
+
+
+def _run_with_progress(con: duckdb.DuckDBPyConnection, sql: str, progress: Progress) -> None:
+    """Run one long statement in a worker thread, reporting DuckDB's own progress estimate every half second
+    (the parse of an October-size file takes ~30 s); its error is raised here."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            con.execute(sql)
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="ingest-parse")
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.5)
+        try:
+            pct = con.query_progress()
+        except duckdb.Error:
+            pct = -1
+        if 0 <= pct <= 100:
+            progress(pct / 100, f"parsing: {pct:.0f}%")
+    if failure:
+        raise failure[0]
 
 
 def _rejects(con: duckdb.DuckDBPyConnection, shown: list[Path]) -> tuple[int, dict, list]:
@@ -209,12 +236,13 @@ def ingest_files(paths: list[Path], out_dir: Path, params: IngestParams = Ingest
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"SET memory_limit = '{params.memory_limit}'")
         con.execute(f"SET temp_directory = {sql_literal(scratch / 'spill')}")
-        con.execute("SET enable_progress_bar = false")
+        con.execute("SET enable_progress_bar = true")  # progress is tracked (query_progress), never printed
+        con.execute("SET enable_progress_bar_print = false")
         if params.threads:
             con.execute(f"SET threads = {int(params.threads)}")
         raw = scratch / "raw.parquet"
         try:
-            _parse_to_parquet(con, files, header, raw)
+            _parse_to_parquet(con, files, header, raw, lambda f, m: progress(0.02 + 0.43 * f, m))
         except duckdb.Error as exc:
             raise IngestError(_explain_duckdb_error(exc, paths)) from exc
         parsed = con.execute(f"SELECT count(*) FROM read_parquet({sql_literal(raw)})").fetchall()[0][0]
