@@ -185,14 +185,19 @@ def _run_with_progress(con: duckdb.DuckDBPyConnection, sql: str, progress: Progr
 
     worker = threading.Thread(target=run, name="ingest-parse")
     worker.start()
-    while worker.is_alive():
-        worker.join(0.5)
-        try:
-            pct = con.query_progress()
-        except duckdb.Error:
-            pct = -1
-        if 0 <= pct <= 100:
-            progress(pct / 100, f"parsing: {pct:.0f}%")
+    try:
+        while worker.is_alive():
+            worker.join(0.5)
+            try:
+                pct = con.query_progress()
+            except duckdb.Error:
+                pct = -1
+            if 0 <= pct <= 100:
+                progress(pct / 100, f"parsing: {pct:.0f}%")
+    except BaseException:  # Ctrl-C or a failing progress callback: stop the statement too
+        con.interrupt()
+        worker.join()
+        raise
     if failure:
         raise failure[0]
 
