@@ -8,6 +8,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recsys.interactions import Interactions
+from recsys.recommenders.scoring import ScoringRecommender
+
 
 def positive_pairs(seen: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     """(user, item) codes of every observed pair of a CSR matrix."""
@@ -65,3 +68,39 @@ def train_on_pairs(net: torch.nn.Module, opts: list[torch.optim.Optimizer], loss
             loss.backward()
             for opt in opts:
                 opt.step()
+
+
+class PairsRecommender(ScoringRecommender):
+    """A PyTorch baseline trained on (user, item, target) pairs plus sampled negatives. Subclasses give the
+    network, the training targets and the loss; seeding, one torch thread, the optimisers and the bounded
+    epochs are shared. Needs ``seed, lr, negatives, epochs, batch_size, max_positives`` attributes."""
+
+    net: torch.nn.Module
+
+    def _make_net(self, train: Interactions) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _targets(self, train: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user codes, item codes, float32 targets) of the observed pairs."""
+        raise NotImplementedError
+
+    def _loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _trained(self, train: Interactions) -> None:
+        """Hook after training (e.g. export factors)."""
+
+    def fit(self, train: Interactions) -> "PairsRecommender":
+        """Train on the observed pairs and ``negatives`` sampled items each, seeded and bounded."""
+        self._remember(train)
+        with single_thread():
+            torch.manual_seed(self.seed)
+            rng = np.random.default_rng(self.seed)
+            u_pos, i_pos, y_pos = self._targets(train)
+            self.net = self._make_net(train)
+            train_on_pairs(self.net, optimizers(self.net, self.lr), self._loss, u_pos, i_pos, y_pos,
+                           n_items=train.n_items, negatives=self.negatives, epochs=self.epochs,
+                           batch_size=self.batch_size, max_positives=self.max_positives, rng=rng)
+            self.net.eval()
+            self._trained(train)
+        return self

@@ -15,8 +15,8 @@ from torch import nn
 
 from recsys.interactions import Interactions
 from recsys.recommenders.base import Recommendations
-from recsys.recommenders.scoring import ScoringRecommender, item_vector_neighbours, user_item_matrix
-from recsys.recommenders._torch import optimizers, positive_pairs, single_thread, train_on_pairs
+from recsys.recommenders.scoring import item_vector_neighbours, user_item_matrix
+from recsys.recommenders._torch import PairsRecommender, positive_pairs
 
 
 class MFNet(nn.Module):
@@ -39,7 +39,7 @@ class MFNet(nn.Module):
                 + self.item_bias(i).squeeze(1) + self.mu)
 
 
-class MFMSERecommender(ScoringRecommender):
+class MFMSERecommender(PairsRecommender):
     """Embeddings trained by MSE on log1p(quantity), sparse Adam, bounded epochs and positives per epoch."""
 
     name = "mf_mse"
@@ -49,27 +49,23 @@ class MFMSERecommender(ScoringRecommender):
         self.factors, self.epochs, self.batch_size, self.lr = factors, epochs, batch_size, lr
         self.negatives, self.max_positives, self.seed = negatives, max_positives, seed
 
-    def fit(self, train: Interactions) -> "MFMSERecommender":
-        """Train on observed quantities plus sampled zeros."""
-        self._remember(train)
-        with single_thread():
-            return self._fit(train)
+    def _make_net(self, train: Interactions) -> nn.Module:
+        return MFNet(train.n_users, train.n_items, self.factors)
 
-    def _fit(self, train: Interactions):
-        torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
+    def _targets(self, train: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Observed quantities (summed event weights) as log1p targets."""
         q = user_item_matrix(train)
         u_pos, i_pos = positive_pairs(q)
-        y_pos = np.log1p(np.asarray(q[u_pos, i_pos]).ravel()).astype(np.float32)
-        self.net = MFNet(train.n_users, train.n_items, self.factors)
-        train_on_pairs(self.net, optimizers(self.net, self.lr), nn.functional.mse_loss, u_pos, i_pos, y_pos,
-                       n_items=train.n_items, negatives=self.negatives, epochs=self.epochs,
-                       batch_size=self.batch_size, max_positives=self.max_positives, rng=rng)
+        return u_pos, i_pos, np.log1p(np.asarray(q[u_pos, i_pos]).ravel()).astype(np.float32)
+
+    def _loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.mse_loss(pred, target)
+
+    def _trained(self, train: Interactions) -> None:
         with torch.no_grad():
             self.user_factors = torch.cat([self.net.user.weight, self.net.user_bias.weight], 1).numpy()
             self.item_factors = torch.cat([self.net.item.weight, torch.ones(train.n_items, 1)], 1).numpy()
             self.item_bias = self.net.item_bias.weight.squeeze(1).numpy()
-        return self
 
     def _scores(self, user_codes: np.ndarray) -> np.ndarray:
         s = self.user_factors[user_codes] @ self.item_factors.T + self.item_bias[None, :]

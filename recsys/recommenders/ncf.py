@@ -11,8 +11,8 @@ from torch import nn
 
 from recsys.interactions import Interactions
 from recsys.recommenders.base import Recommendations
-from recsys.recommenders.scoring import ScoringRecommender, item_vector_neighbours
-from recsys.recommenders._torch import optimizers, positive_pairs, single_thread, train_on_pairs
+from recsys.recommenders.scoring import item_vector_neighbours
+from recsys.recommenders._torch import PairsRecommender, positive_pairs, single_thread
 
 USER_CHUNK = 8  # (chunk, n_items, hidden) stays in cache: 2-3x faster than 64 users at once
 
@@ -45,8 +45,9 @@ class NCFNet(nn.Module):
         return self.rest(hu[:, None, :] + hi[None, :, :]).squeeze(2)
 
 
-class NCFRecommender(ScoringRecommender):
-    """MLP recommender trained with binary cross-entropy on observed pairs vs sampled items."""
+class NCFRecommender(PairsRecommender):
+    """MLP recommender trained with binary cross-entropy on observed pairs vs sampled items (at most
+    ``max_positives`` pairs an epoch; sparse Adam for the embeddings)."""
 
     name = "ncf"
 
@@ -55,24 +56,16 @@ class NCFRecommender(ScoringRecommender):
         self.dim, self.hidden, self.negatives, self.epochs = dim, tuple(hidden), negatives, epochs
         self.batch_size, self.lr, self.max_positives, self.seed = batch_size, lr, max_positives, seed
 
-    def fit(self, train: Interactions) -> "NCFRecommender":
-        """Bounded epochs over the observed pairs (at most ``max_positives`` each) and ``negatives`` sampled
-        items each; sparse Adam for the embeddings."""
-        self._remember(train)
-        with single_thread():
-            return self._fit(train)
+    def _make_net(self, train: Interactions) -> nn.Module:
+        return NCFNet(train.n_users, train.n_items, self.dim, self.hidden)
 
-    def _fit(self, train: Interactions):
-        torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
+    def _targets(self, train: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every observed pair, target 1 (sampled items get 0)."""
         u_pos, i_pos = positive_pairs(self._seen)
-        self.net = NCFNet(train.n_users, train.n_items, self.dim, self.hidden)
-        y_pos = np.ones(len(u_pos), np.float32)
-        train_on_pairs(self.net, optimizers(self.net, self.lr), nn.functional.binary_cross_entropy_with_logits,
-                       u_pos, i_pos, y_pos, n_items=train.n_items, negatives=self.negatives, epochs=self.epochs,
-                       batch_size=self.batch_size, max_positives=self.max_positives, rng=rng)
-        self.net.eval()
-        return self
+        return u_pos, i_pos, np.ones(len(u_pos), np.float32)
+
+    def _loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.binary_cross_entropy_with_logits(pred, target)
 
     def _scores(self, user_codes: np.ndarray) -> np.ndarray:
         out = np.empty((len(user_codes), self.n_items), np.float32)
