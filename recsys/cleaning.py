@@ -12,6 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,9 @@ def clean_to_parquet(con: duckdb.DuckDBPyConnection, raw: Path, out: Path, *, ro
         FROM src""").fetchall()[0]
     removed = _duplicate_copies(con)
     progress(0.15, f"{len(removed):,} duplicate copies found")
-    prod_map, cat_map = _fill_maps(con)
+    fills = _fill_maps(con)
     progress(0.2, "fill maps built")
-    stats = _stream_clean(raw, out, removed, prod_map, cat_map, row_group,
+    stats = _stream_clean(raw, out, removed, fills, row_group,
                           lambda f, m: progress(0.2 + 0.75 * f, m))
     if not stats.pop("time_sorted"):
         progress(0.95, "input not in time order: sorting")
@@ -76,9 +77,29 @@ def _duplicate_copies(con: duckdb.DuckDBPyConnection) -> np.ndarray:
         WHERE rn > 1 ORDER BY file_row_number""").fetchnumpy()["file_row_number"].astype("int64")
 
 
-def _fill_maps(con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, pa.Table]:
+@dataclass(frozen=True)
+class Lookup:
+    """Values by sorted integer key (built once; looked up for every row group)."""
+    keys: np.ndarray
+    values: pa.Array
+
+    @classmethod
+    def of(cls, table: pa.Table, key: str, value: str) -> "Lookup":
+        return cls(table.column(key).to_numpy(), table.column(value).combine_chunks())
+
+    def get(self, ids: np.ndarray) -> pa.Array:
+        """The value of each id; null where an id is absent."""
+        if len(self.keys) == 0:
+            return pa.nulls(len(ids), self.values.type)
+        pos = np.searchsorted(self.keys, ids).clip(0, len(self.keys) - 1)
+        found = self.keys[pos] == ids
+        out = self.values.take(pa.array(pos))
+        return out if found.all() else pc.if_else(pa.array(found), out, pa.scalar(None, out.type))
+
+
+def _fill_maps(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[Lookup, Lookup]]:
     """product_id -> most frequent known brand / category_code (ties: alphabetical, so builds are reproducible);
-    category_id -> brand / category_code when exactly one is known. Both sorted by id, as Arrow tables."""
+    category_id -> brand / category_code when exactly one is known. Per filled column: (by product, by category)."""
     con.execute("""CREATE TEMP TABLE combos AS SELECT product_id, category_id, brand, category_code, count(*) AS n
                    FROM src WHERE _class = 0 GROUP BY ALL""")
     prod = con.sql("""
@@ -95,10 +116,11 @@ def _fill_maps(con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, pa.Table]:
         SELECT category_id, CASE WHEN count(DISTINCT brand) = 1 THEN min(brand) END AS c_brand,
                CASE WHEN count(DISTINCT category_code) = 1 THEN min(category_code) END AS c_code
         FROM combos GROUP BY category_id ORDER BY category_id""").to_arrow_table()
-    return prod, cat
+    return {S.BRAND: (Lookup.of(prod, S.PRODUCT_ID, "p_brand"), Lookup.of(cat, S.CATEGORY_ID, "c_brand")),
+            S.CATEGORY_CODE: (Lookup.of(prod, S.PRODUCT_ID, "p_code"), Lookup.of(cat, S.CATEGORY_ID, "c_code"))}
 
 
-def _stream_clean(raw: Path, out: Path, removed: np.ndarray, prod_map: pa.Table, cat_map: pa.Table,
+def _stream_clean(raw: Path, out: Path, removed: np.ndarray, fills: dict[str, tuple[Lookup, Lookup]],
                   row_group: int, progress: Callable[[float, str], None]) -> dict[str, Any]:
     """Stream ``raw`` row group by row group, in order: drop the rows not kept, fill, write ``out``.
 
@@ -119,9 +141,8 @@ def _stream_clean(raw: Path, out: Path, removed: np.ndarray, prod_map: pa.Table,
         t = t.drop_columns(["_class"])
         t = (t if keep.all() else t.filter(keep)).combine_chunks()
         counts = {"kept": t.num_rows, "price_zero_kept": int(np.count_nonzero(t.column(S.PRICE).to_numpy() == 0))}
-        for col, keys, unknown in ((S.BRAND, ("p_brand", "c_brand"), S.UNKNOWN_BRAND),
-                                   (S.CATEGORY_CODE, ("p_code", "c_code"), S.UNKNOWN_CATEGORY)):
-            filled, (n_product, n_category, n_unknown) = _fill(t, col, prod_map, cat_map, keys, unknown)
+        for col, unknown in ((S.BRAND, S.UNKNOWN_BRAND), (S.CATEGORY_CODE, S.UNKNOWN_CATEGORY)):
+            filled, (n_product, n_category, n_unknown) = _fill(t, col, *fills[col], unknown)
             t = t.set_column(t.schema.get_field_index(col), col, filled)
             counts |= {f"{col}_from_product": n_product, f"{col}_from_category": n_category,
                        f"{col}_unknown": n_unknown}
@@ -155,7 +176,7 @@ def _stream_clean(raw: Path, out: Path, removed: np.ndarray, prod_map: pa.Table,
     return totals
 
 
-def _fill(t: pa.Table, col: str, prod_map: pa.Table, cat_map: pa.Table, keys: tuple[str, str], unknown: str):
+def _fill(t: pa.Table, col: str, by_product_id: Lookup, by_category_id: Lookup, unknown: str):
     """``col`` with its nulls filled from the product map, else the category map, else ``unknown``; and how many
     values came from each."""
     values = t.column(col).combine_chunks()
@@ -164,21 +185,9 @@ def _fill(t: pa.Table, col: str, prod_map: pa.Table, cat_map: pa.Table, keys: tu
         return values, (0, 0, 0)
     missing = values.is_null()
     mask = missing.to_numpy(zero_copy_only=False)
-    by_product = _lookup(prod_map, S.PRODUCT_ID, keys[0], t.column(S.PRODUCT_ID).to_numpy()[mask])
-    by_category = _lookup(cat_map, S.CATEGORY_ID, keys[1], t.column(S.CATEGORY_ID).to_numpy()[mask])
+    by_product = by_product_id.get(t.column(S.PRODUCT_ID).to_numpy()[mask])
+    by_category = by_category_id.get(t.column(S.CATEGORY_ID).to_numpy()[mask])
     fill = pc.coalesce(by_product, by_category, pa.scalar(unknown, values.type))
     from_product = n - by_product.null_count
     from_category = int(pc.sum(pc.and_(by_product.is_null(), by_category.is_valid())).as_py() or 0)
     return pc.replace_with_mask(values, missing, fill), (from_product, from_category, n - from_product - from_category)
-
-
-def _lookup(table: pa.Table, key: str, value: str, ids: np.ndarray) -> pa.Array:
-    """``table[value]`` at the row whose ``key`` equals each of ``ids`` (``table`` is sorted by ``key``); null
-    where an id is absent."""
-    keys = table.column(key).to_numpy()
-    if len(keys) == 0:
-        return pa.nulls(len(ids), pa.string())
-    pos = np.searchsorted(keys, ids).clip(0, len(keys) - 1)
-    found = keys[pos] == ids
-    out = table.column(value).combine_chunks().take(pa.array(pos))
-    return out if found.all() else pc.if_else(pa.array(found), out, pa.scalar(None, out.type))

@@ -226,8 +226,8 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
     kmax = max(config.ks)
     records: list[dict[str, Any]] = []
     timings: dict[str, dict[str, float]] = {}
-    fitted: dict[str, Any] = {}  # only the two-tower is kept (the curve re-ranks it): at October size every
-    only_seen: list[str] = []    # baseline holds gigabytes, so each is dropped once it has been scored
+    two_tower = None          # the only fitted model kept (the curve re-ranks it): at October size every
+    only_seen: list[str] = []  # baseline holds gigabytes, so each is dropped once it has been scored
     evaluated: list[str] = []
     curve = pd.DataFrame()
     for i, name in enumerate(names):
@@ -236,8 +236,8 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
         sub = lambda f, msg, i=i: progress((i + max(0.0, min(1.0, f))) / (len(names) + 1), f"{name}: {msg}")
         sub(0.0, "fitting")
         t0 = time.perf_counter()
-        if name == "two_tower_mmr" and "two_tower" in fitted:  # same model, re-ranked: no second fit
-            model = _with_weight(fitted["two_tower"], registry.DEFAULT_DIVERSITY_WEIGHT, name)
+        if name == "two_tower_mmr" and two_tower is not None:  # same model, re-ranked: no second fit
+            model = _with_weight(two_tower, registry.DEFAULT_DIVERSITY_WEIGHT, name)
         else:
             try:
                 model = registry.make(name, **_model_kwargs(name, config, sub)).fit(split.train)
@@ -247,7 +247,7 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
                 continue
         evaluated.append(name)
         if name == "two_tower":
-            fitted[name] = model
+            two_tower = model
         if getattr(model, "only_seen", False):
             only_seen.append(registry.label(name))
         t1 = time.perf_counter()
@@ -264,11 +264,11 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
     if only_seen:
         notes.append(f"{', '.join(only_seen)} only ever recommend the user's own items, so they have no "
                      f"exclude_seen=True results.")
-    if "two_tower" in fitted and not ctx["has_categories"]:
+    if two_tower is not None and not ctx["has_categories"]:
         notes.append("The accuracy-diversity curve re-ranks by category; this store has none, so it is not drawn.")
-    elif "two_tower" in fitted and ("buy", False) in settings:
+    elif two_tower is not None and ("buy", False) in settings:
         progress(len(names) / (len(names) + 1), "accuracy-diversity curve")
-        curve = accuracy_diversity_curve(fitted["two_tower"], settings[("buy", False)], ctx, config)
+        curve = accuracy_diversity_curve(two_tower, settings[("buy", False)], ctx, config)
     elif "two_tower" in names:
         notes.append("The accuracy-diversity curve needs the two-tower and carts/purchases targets; not drawn.")
     results = pd.DataFrame.from_records(records, columns=["model", "targets", "exclude_seen", "metric", "k",
