@@ -119,8 +119,3 @@ def validate_parquet_schema(schema: pa.Schema, *, where: str = "events parquet")
             wrong.append(f"{field.name} is {got}, expected {field.type}")
     if wrong:
         raise SchemaError(f"{where}: " + "; ".join(wrong))
-
-
-def empty_events() -> pd.DataFrame:
-    """An empty frame with the contract's columns and dtypes."""
-    return ARROW_SCHEMA.empty_table().to_pandas()
