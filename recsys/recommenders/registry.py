@@ -43,6 +43,7 @@ LABELS: dict[str, str] = {
     "user_knn": "User-user CF (10 neighbours)", "svd": "Truncated SVD", "als": "Implicit ALS",
     "mf_mse": "MF on quantity (MSE)", "ncf": "NCF (MLP, BCE)", "two_tower": "Two-tower",
     "two_tower_mmr": f"Two-tower + MMR diversity (w={DEFAULT_DIVERSITY_WEIGHT})",
+    "two_tower_ranker": "Two-tower + ranker (served)",
 }
 
 UNAVAILABLE: dict[str, str] = {}
@@ -59,6 +60,11 @@ try:
 
     REGISTRY["two_tower"] = _two_tower
     REGISTRY["two_tower_mmr"] = _two_tower_mmr
+    try:
+        from recsys.recommenders.ranker import RankerRecommender
+        REGISTRY["two_tower_ranker"] = RankerRecommender
+    except ImportError as exc:  # lightgbm missing
+        UNAVAILABLE["two_tower_ranker"] = f"the ranker cannot be imported ({exc})"
 except ImportError as exc:  # the two-tower package is optional for the baselines
     UNAVAILABLE["two_tower"] = UNAVAILABLE["two_tower_mmr"] = f"the two-tower model cannot be imported ({exc})"
     log.warning("two-tower recommenders unavailable: %s", exc)

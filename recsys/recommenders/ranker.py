@@ -1,0 +1,456 @@
+"""Two-tower retrieval + a learned ranker: candidates from several sources, re-ordered by LightGBM LambdaRank.
+
+``fit(train)`` cuts the training window once more (the inner cut): the two-tower is trained on the events before
+it, candidates and features are computed from those events, and the labels are each user's carts and purchases
+(graded: purchase 3, cart 2, view 1) after it. Two rankers are learnt: one over every candidate, one over the
+candidates the user has not touched (what ``exclude_seen=True`` asks for). Recommending then recomputes the
+features from the whole training window (the two-tower re-encodes each user's full history; it needs no refit).
+
+Candidates per user, each tagged with its source(s): the two-tower's top items, the user's own items, the
+co-occurrence neighbours of the user's recent items (items in the same sessions), and the trending items.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from lightgbm import LGBMRanker, early_stopping
+
+from recsys import schema as S
+from recsys.artifacts import Progress, no_progress
+from recsys.diversity import category_keys
+from recsys.interactions import Interactions
+from recsys.recommenders.base import Recommendations
+from recsys.twotower.features import build_sequences
+from recsys.twotower.model import TwoTowerConfig
+from recsys.twotower.train import encode_users, train_two_tower
+
+log = logging.getLogger(__name__)
+
+VIEW_I, CART_I, PURCHASE_I = (S.EVENT_TYPES.index(e) for e in (S.VIEW, S.CART, S.PURCHASE))
+DAY = 86400.0
+MIN_TRAIN_USERS = 10  # users with a label after the inner cut needed to learn a ranker
+SOURCES = ("two_tower", "own", "co_occurrence", "trending")
+FEATURES = (
+    "tt_score", "tt_rank",
+    "ui_views", "ui_carts", "ui_purchases", "ui_days_since",
+    "uc_views", "uc_carts", "uc_purchases", "uc_days_since",
+    "ub_views", "ub_carts", "ub_purchases",
+    "pop_1d", "pop_7d", "pop_all", "buy_7d", "buy_all", "trend_7d",
+    "co_score", "price_ratio", "hist_events", "hist_items", "user_days_since",
+    *(f"src_{s}" for s in SOURCES),
+)
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    """Knobs of the candidate pool and the ranker (seeded; one thread; deterministic LightGBM)."""
+    inner_fraction: float = 0.2     # share of the training window's events after the inner cut (labels)
+    n_two_tower: int = 100          # two-tower candidates per user
+    n_own: int = 100                # the user's own items, most recent first
+    n_co: int = 50                  # co-occurrence neighbours of the recent items
+    n_trending: int = 20            # globally trending items
+    recent_items: int = 10          # the recent items whose neighbours are candidates
+    neighbours: int = 30            # co-occurrence neighbours kept per item
+    max_session_items: int = 50     # longer sessions say little about co-occurrence and cost quadratically
+    max_train_users: int = 4000     # users with labels sampled for training the ranker
+    n_estimators: int = 300
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    early_stopping: int = 30
+    seed: int = 0
+
+
+def _pair_keys(a: np.ndarray, b: np.ndarray, n_b: int) -> np.ndarray:
+    return a.astype(np.int64) * np.int64(n_b) + b.astype(np.int64)
+
+
+@dataclass
+class _PairStats:
+    """Counts per event type and the last time, per (row, column) key, sorted by key for vectorised lookups."""
+    keys: np.ndarray
+    counts: np.ndarray   # (K, 3) views, carts, purchases
+    last: np.ndarray     # (K,) last event time
+
+    @classmethod
+    def of(cls, keys: np.ndarray, event: np.ndarray, ts: np.ndarray) -> "_PairStats":
+        uniq, inv = np.unique(keys, return_inverse=True)
+        counts = np.zeros((len(uniq), 3), np.float32)
+        for j, e in enumerate((VIEW_I, CART_I, PURCHASE_I)):
+            m = event == e
+            counts[:, j] = np.bincount(inv[m], minlength=len(uniq))
+        last = np.full(len(uniq), np.iinfo(np.int64).min, np.int64)
+        np.maximum.at(last, inv, ts)
+        return cls(uniq, counts, last)
+
+    def lookup(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(counts (Q, 3), last time, found mask) for query keys."""
+        if len(self.keys) == 0:
+            return np.zeros((len(q), 3), np.float32), np.zeros(len(q), np.int64), np.zeros(len(q), bool)
+        pos = np.clip(np.searchsorted(self.keys, q), 0, len(self.keys) - 1)
+        found = self.keys[pos] == q
+        counts = np.where(found[:, None], self.counts[pos], 0.0)
+        return counts, np.where(found, self.last[pos], 0), found
+
+
+@dataclass
+class _State:
+    """Everything the features read, computed from one window of events (as of its last event)."""
+    now: int
+    ui: _PairStats
+    uc: _PairStats
+    ub: _PairStats
+    own: sp.csr_matrix           # (U, I) last time + 1 of each touched item (for "own" candidates)
+    co: sp.csr_matrix            # (I, I) row-normalised co-occurrence, top neighbours per item
+    recent: sp.csr_matrix        # (U, I) recency weights of each user's last distinct items
+    pop: np.ndarray              # (I, 5) pop_1d, pop_7d, pop_all, buy_7d, buy_all
+    trend: np.ndarray            # (I,)
+    trending: np.ndarray         # item codes, most trending first
+    user_events: np.ndarray      # (U,)
+    user_items: np.ndarray       # (U,)
+    user_last: np.ndarray        # (U,)
+    user_logprice: np.ndarray    # (U,) mean log price of the user's priced events (nan without)
+    user_vecs: np.ndarray = field(repr=False, default=None)
+
+
+def _build_state(win: Interactions, cat: np.ndarray, brand: np.ndarray, log_price: np.ndarray,
+                 cfg: RankerConfig) -> _State:
+    n_u, n_i = win.n_users, win.n_items
+    now = int(win.ts[-1]) if len(win.ts) else 0
+    ev, ts, u, i = win.event, win.ts, win.user, win.item
+    ui = _PairStats.of(_pair_keys(u, i, n_i), ev, ts)
+    uc = _PairStats.of(_pair_keys(u, cat[i], int(cat.max(initial=0)) + 1), ev, ts)
+    ub = _PairStats.of(_pair_keys(u, brand[i], int(brand.max(initial=0)) + 1), ev, ts)
+    uu, ii = ui.keys // n_i, ui.keys % n_i
+    own = sp.csr_matrix(((ui.last - (now - 10 ** 9)).astype(np.float64), (uu, ii)), shape=(n_u, n_i))
+    # recent: each user's last `recent_items` distinct items, weighted 1/rank
+    order = np.lexsort((-ui.last, uu))
+    ru, ri = uu[order], ii[order]
+    start = np.searchsorted(ru, ru, "left")
+    rank = np.arange(len(ru)) - start
+    keep = rank < cfg.recent_items
+    recent = sp.csr_matrix((1.0 / (1.0 + rank[keep]), (ru[keep], ri[keep])), shape=(n_u, n_i))
+    co = _co_occurrence(win, cfg)
+    pop = np.zeros((n_i, 5), np.float32)
+    in_1d, in_7d = ts >= now - DAY, ts >= now - 7 * DAY
+    pop[:, 0] = np.bincount(i[in_1d], minlength=n_i)
+    pop[:, 1] = np.bincount(i[in_7d], minlength=n_i)
+    pop[:, 2] = np.bincount(i, minlength=n_i)
+    buy = ev != VIEW_I
+    pop[:, 3] = np.bincount(i[buy & in_7d], minlength=n_i)
+    pop[:, 4] = np.bincount(i[buy], minlength=n_i)
+    prev_7d = np.bincount(i[(ts >= now - 14 * DAY) & ~in_7d], minlength=n_i)
+    trend = np.log1p(pop[:, 1]) - np.log1p(prev_7d)
+    score = pop[:, 1] + 3.0 * pop[:, 3]
+    trending = np.lexsort((np.arange(n_i), -score))[:cfg.n_trending]
+    trending = trending[score[trending] > 0]
+    user_events = np.bincount(u, minlength=n_u).astype(np.float32)
+    user_items = np.bincount(uu, minlength=n_u).astype(np.float32)
+    user_last = np.zeros(n_u, np.int64)
+    np.maximum.at(user_last, u, ts)
+    lp = log_price[i]
+    priced = np.isfinite(lp)
+    s = np.bincount(u[priced], weights=lp[priced], minlength=n_u)
+    c = np.bincount(u[priced], minlength=n_u)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        user_logprice = np.where(c > 0, s / np.maximum(c, 1), np.nan)
+    return _State(now, ui, uc, ub, own, co, recent, pop, trend.astype(np.float32), trending,
+                  user_events, user_items, user_last, user_logprice)
+
+
+def _co_occurrence(win: Interactions, cfg: RankerConfig) -> sp.csr_matrix:
+    """(I, I) cosine of items over sessions (an item counted once per session), top ``neighbours`` per item."""
+    n_i = win.n_items
+    if len(win.session) == 0:
+        return sp.csr_matrix((n_i, n_i), dtype=np.float32)
+    _, sess = np.unique(win.session, return_inverse=True)
+    m = sp.csr_matrix((np.ones(len(sess), np.float32), (sess, win.item)), shape=(int(sess.max()) + 1, n_i))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    sizes = np.diff(m.indptr)
+    m = m[(sizes >= 2) & (sizes <= cfg.max_session_items)]
+    c = (m.T @ m).tocsr()
+    c.setdiag(0)
+    c.eliminate_zeros()
+    deg = np.asarray(m.sum(0)).ravel()
+    c = c.tocoo()
+    vals = c.data / np.sqrt(np.maximum(deg[c.row] * deg[c.col], 1.0))
+    # top neighbours per row: sort by (row, -value, col)
+    order = np.lexsort((c.col, -vals, c.row))
+    r, cl, v = c.row[order], c.col[order], vals[order]
+    start = np.searchsorted(r, r, "left")
+    keep = (np.arange(len(r)) - start) < cfg.neighbours
+    return sp.csr_matrix((v[keep].astype(np.float32), (r[keep], cl[keep])), shape=(n_i, n_i))
+
+
+class RankerRecommender:
+    """The served recommender: two-tower candidates (plus own, co-occurrence and trending) ranked by LambdaRank."""
+
+    name = "two_tower_ranker"
+
+    def __init__(self, config: TwoTowerConfig | None = None, ranker: RankerConfig | None = None,
+                 name: str | None = None, progress: Progress = no_progress) -> None:
+        self.config = ranker or RankerConfig()
+        self.tt_config = replace(config) if config else TwoTowerConfig()
+        self.name = name or self.name
+        self.progress = progress
+        self.report: dict = {}
+        self.state: _State | None = None
+
+    # ---- fitting ----------------------------------------------------------------------------------------
+
+    def fit(self, train: Interactions) -> "RankerRecommender":
+        """Two-tower on the events before the inner cut; rankers on the labels after it; features from all."""
+        cfg = self.config
+        self.n_users, self.n_items = train.n_users, train.n_items
+        self.cat = category_keys(train.catalog)
+        self.brand = pd.factorize(train.catalog[S.BRAND].astype(str))[0].astype(np.int64)
+        price = train.catalog[S.PRICE].to_numpy(np.float64)
+        with np.errstate(divide="ignore"):
+            self.log_price = np.where(price > 0, np.log(np.maximum(price, 1e-9)), np.nan)
+        if len(train.ts) < 2:
+            raise ValueError("too few events to train the ranker")
+        cut = int(train.ts[min(len(train.ts) - 1, int(len(train.ts) * (1 - cfg.inner_fraction)))])
+        past, future = train.window(None, cut), train.window(cut, None)
+        if len(past.ts) == 0 or len(future.ts) == 0:
+            raise ValueError("the training window is too short for an inner time split")
+        self.progress(0.05, "two-tower on the inner window")
+        self.model, self.report = train_two_tower(past, self.tt_config,
+                                                  lambda f, m: self.progress(0.05 + 0.6 * f, m))
+        self.item_vecs = self.model.all_item_vectors().astype(np.float32)
+        self.progress(0.7, "ranker features")
+        state = self._state(past)
+        labels = self._labels(future)
+        users = np.unique(future.user[np.isin(future.event, (VIEW_I, CART_I, PURCHASE_I))])
+        users = users[state.user_events[users] > 0]
+        rng = np.random.default_rng(cfg.seed)
+        if len(users) > cfg.max_train_users:
+            users = np.sort(rng.choice(users, cfg.max_train_users, replace=False))
+        self.rankers = {False: None, True: None}  # None: too few labels, candidates keep the two-tower's order
+        if len(users) >= MIN_TRAIN_USERS:
+            cand_u, cand_i, x = self._features(state, users)
+            y = labels_for(labels, cand_u, cand_i, self.n_items)
+            seen = x[:, FEATURES.index("src_own")] > 0
+            for ex in (False, True):
+                keep = ~seen if ex else np.ones(len(y), bool)
+                self.progress(0.8 + 0.1 * ex, f"ranker ({'new items' if ex else 'all items'})")
+                self.rankers[ex] = self._fit_ranker(cand_u[keep], x[keep], y[keep], rng)
+        else:
+            log.warning("ranker: only %d users buy after the inner cut; serving the two-tower's order", len(users))
+            y = np.zeros(0)
+        self.report.update(ranker={"inner_cut": cut, "train_users": int(len(users)), "rows": int(len(y)),
+                                   "positive_rows": int((y > 0).sum()),
+                                   "trees": {str(k): int(v.best_iteration_ or v.n_estimators)
+                                             for k, v in self.rankers.items() if v is not None}})
+        # serve with a two-tower refitted on the whole window (the ranker learnt how far to trust its scores from
+        # the inner-window model, which never saw the labels): the newest behaviour shapes the candidates too
+        self.progress(0.85, "two-tower on the whole window")
+        self.model, full = train_two_tower(train, self.tt_config, lambda f, m: self.progress(0.85 + 0.1 * f, m))
+        self.report["serving_two_tower"] = full
+        self.item_vecs = self.model.all_item_vectors().astype(np.float32)
+        self.progress(0.95, "ranker features over the whole window")
+        self.state = self._state(train)
+        self._seen = sp.csr_matrix((np.ones(len(self.state.ui.keys), np.float32),
+                                    (self.state.ui.keys // self.n_items, self.state.ui.keys % self.n_items)),
+                                   shape=(self.n_users, self.n_items))
+        return self
+
+    def _state(self, win: Interactions) -> _State:
+        st = _build_state(win, self.cat, self.brand, self.log_price, self.config)
+        st.user_vecs = encode_users(self.model, build_sequences(win), np.arange(win.n_users), st.now)
+        return st
+
+    def _labels(self, future: Interactions) -> _PairStats:
+        return _PairStats.of(_pair_keys(future.user, future.item, self.n_items), future.event, future.ts)
+
+    def _fit_ranker(self, users: np.ndarray, x: np.ndarray, y: np.ndarray, rng: np.random.Generator):
+        grp_users, starts = np.unique(users, return_index=True)
+        has_pos = np.add.reduceat(y > 0, starts) > 0 if len(starts) else np.zeros(0, bool)
+        grp_users = grp_users[has_pos]
+        if len(grp_users) < MIN_TRAIN_USERS:
+            return None
+        val_users = rng.choice(grp_users, max(1, len(grp_users) // 5), replace=False)
+        is_val = np.isin(users, val_users)
+        in_grp = np.isin(users, grp_users)
+        parts = {}
+        for name, m in (("train", in_grp & ~is_val), ("val", in_grp & is_val)):
+            _, counts = np.unique(users[m], return_counts=True)  # users are sorted: rows are grouped
+            parts[name] = (x[m], y[m], counts)
+        c = self.config
+        model = LGBMRanker(objective="lambdarank", n_estimators=c.n_estimators, learning_rate=c.learning_rate,
+                           num_leaves=c.num_leaves, min_child_samples=20, subsample=0.8, subsample_freq=1,
+                           colsample_bytree=0.8, random_state=c.seed, num_threads=1, deterministic=True,
+                           force_row_wise=True, verbose=-1, label_gain=[0, 1, 3, 7])
+        model.fit(parts["train"][0], parts["train"][1], group=parts["train"][2],
+                  eval_set=[parts["val"][:2]], eval_group=[parts["val"][2]], eval_at=[20],
+                  callbacks=[early_stopping(c.early_stopping, verbose=False)])
+        # keep the ranker only where it beats the two-tower's own order on the held-out users (same candidates)
+        xv, yv, cv = parts["val"]
+        ndcg_ranker = group_ndcg(yv, model.predict(xv), cv)
+        ndcg_tt = group_ndcg(yv, xv[:, FEATURES.index("tt_score")], cv)
+        self.report.setdefault("validation", []).append({"ndcg@20_ranker": round(ndcg_ranker, 4),
+                                                          "ndcg@20_two_tower": round(ndcg_tt, 4)})
+        return model if ndcg_ranker > ndcg_tt else None
+
+    # ---- candidates and features ------------------------------------------------------------------------
+
+    def _candidates(self, st: _State, users: np.ndarray, co: sp.csr_matrix
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user, item, source bits) rows, sorted by user then item; tt scores come along in the features."""
+        cfg = self.config
+        rows_u, rows_i, rows_s = [], [], []
+
+        def add(u, i, bit):
+            rows_u.append(np.asarray(u, np.int64)), rows_i.append(np.asarray(i, np.int64))
+            rows_s.append(np.full(len(u), 1 << bit, np.int64))
+
+        scores = st.user_vecs[users] @ self.item_vecs.T  # (B, I)
+        k = min(cfg.n_two_tower, self.n_items)
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        add(np.repeat(users, k), top.ravel(), 0)
+        own = st.own[users]
+        add(*_top_per_row(own, users, cfg.n_own), 1)
+        add(*_top_per_row(co, users, cfg.n_co), 2)
+        add(np.repeat(users, len(st.trending)), np.tile(st.trending, len(users)), 3)
+        u, i, s = np.concatenate(rows_u), np.concatenate(rows_i), np.concatenate(rows_s)
+        key = _pair_keys(u, i, self.n_items)
+        uniq, inv = np.unique(key, return_inverse=True)
+        bits = np.zeros(len(uniq), np.int64)
+        np.bitwise_or.at(bits, inv, s)
+        return uniq // self.n_items, uniq % self.n_items, bits
+
+    def _features(self, st: _State, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidates of ``users`` (sorted) and their (rows, len(FEATURES)) float32 feature matrix."""
+        users = np.asarray(users, np.int64)
+        co = (st.recent[users] @ st.co).tocsr()  # (B, I) co-occurrence with each user's recent items
+        u, i, bits = self._candidates(st, users, co)
+        f = np.zeros((len(u), len(FEATURES)), np.float32)
+        col = {n: j for j, n in enumerate(FEATURES)}
+        tt = np.einsum("nd,nd->n", st.user_vecs[u], self.item_vecs[i])
+        f[:, col["tt_score"]] = tt
+        # rank of the item's score within the user's candidates (1 = best)
+        order = np.lexsort((-tt, u))
+        start = np.searchsorted(u[order], u[order], "left")
+        rank = np.empty(len(u), np.float32)
+        rank[order] = np.arange(len(u)) - start + 1
+        f[:, col["tt_rank"]] = rank
+        days = lambda last, found: np.where(found, (st.now - last) / DAY, 365.0)
+        c, last, found = st.ui.lookup(_pair_keys(u, i, self.n_items))
+        f[:, col["ui_views"]:col["ui_purchases"] + 1] = c
+        f[:, col["ui_days_since"]] = days(last, found)
+        n_cat = int(self.cat.max(initial=0)) + 1
+        c, last, found = st.uc.lookup(_pair_keys(u, self.cat[i], n_cat))
+        f[:, col["uc_views"]:col["uc_purchases"] + 1] = c
+        f[:, col["uc_days_since"]] = days(last, found)
+        c, _, _ = st.ub.lookup(_pair_keys(u, self.brand[i], int(self.brand.max(initial=0)) + 1))
+        f[:, col["ub_views"]:col["ub_purchases"] + 1] = c
+        f[:, col["pop_1d"]:col["buy_all"] + 1] = np.log1p(st.pop[i])
+        f[:, col["trend_7d"]] = st.trend[i]
+        f[:, col["co_score"]] = _csr_lookup(co, np.searchsorted(users, u), i)
+        with np.errstate(invalid="ignore"):
+            ratio = self.log_price[i] - st.user_logprice[u]
+        f[:, col["price_ratio"]] = np.where(np.isfinite(ratio), ratio, 0.0)
+        f[:, col["hist_events"]] = np.log1p(st.user_events[u])
+        f[:, col["hist_items"]] = np.log1p(st.user_items[u])
+        f[:, col["user_days_since"]] = (st.now - st.user_last[u]) / DAY
+        for b, s in enumerate(SOURCES):
+            f[:, col[f"src_{s}"]] = (bits >> b) & 1
+        return u, i, f
+
+    # ---- the Recommender protocol -----------------------------------------------------------------------
+
+    def score_candidates(self, users: np.ndarray, *, exclude_seen: bool = False
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Ranked candidates of ``users``: (user, item, ranker score, features), own items dropped with exclude_seen."""
+        if self.state is None:
+            raise RuntimeError(f"{self.name}: call fit() before recommend()")
+        u, i, x = self._features(self.state, np.unique(np.asarray(users, np.int64)))
+        if exclude_seen:
+            keep = x[:, FEATURES.index("src_own")] == 0
+            u, i, x = u[keep], i[keep], x[keep]
+        model = self.rankers.get(exclude_seen)
+        s = model.predict(x) if model is not None and len(x) else x[:, FEATURES.index("tt_score")]
+        return u, i, np.asarray(s, np.float32), x
+
+    def recommend(self, user_codes: np.ndarray, k: int, *, exclude_seen: bool = False,
+                  batch: int = 256) -> Recommendations:
+        """Top-k per user code: the ranker's order over the candidate pool, ties to the lower item code."""
+        users = np.asarray(user_codes, np.int64).ravel()
+        if k < 1:
+            raise ValueError(f"k must be >= 1 (got {k})")
+        if len(users) and (users.min() < 0 or users.max() >= self.n_users):
+            raise ValueError(f"{self.name}: user codes must be in [0, {self.n_users})")
+        items = np.full((len(users), k), -1, np.int64)
+        scores = np.full((len(users), k), -np.inf, np.float32)
+        row_of = {}
+        for r, uc in enumerate(users):
+            row_of.setdefault(int(uc), []).append(r)
+        uniq = np.unique(users)
+        for s in range(0, len(uniq), batch):
+            u, i, sc, _ = self.score_candidates(uniq[s:s + batch], exclude_seen=exclude_seen)
+            order = np.lexsort((i, -sc, u))
+            u, i, sc = u[order], i[order], sc[order]
+            start = np.searchsorted(u, u, "left")
+            rank = np.arange(len(u)) - start
+            keep = rank < k
+            for uc, it, scv, rk in zip(u[keep], i[keep], sc[keep], rank[keep]):
+                for r in row_of[int(uc)]:
+                    items[r, rk], scores[r, rk] = it, scv
+        return Recommendations(items, scores)
+
+    def similar_items(self, item_code: int, k: int) -> Recommendations:
+        """Nearest items by the two-tower's item vectors."""
+        from recsys.recommenders.scoring import top_k
+        s = (self.item_vecs @ self.item_vecs[item_code]).astype(np.float32)[None, :]
+        s[0, item_code] = -np.inf
+        return top_k(s, k)
+
+
+def labels_for(labels: _PairStats, u: np.ndarray, i: np.ndarray, n_items: int) -> np.ndarray:
+    """Graded relevance of each (user, item) row: 3 bought, 2 carted, 1 viewed after the cut, else 0."""
+    c, _, found = labels.lookup(_pair_keys(u, i, n_items))
+    y = np.zeros(len(u), np.int32)
+    y[c[:, 0] > 0] = 1
+    y[c[:, 1] > 0] = 2
+    y[c[:, 2] > 0] = 3
+    return y
+
+
+def group_ndcg(y: np.ndarray, scores: np.ndarray, counts: np.ndarray, k: int = 20) -> float:
+    """Mean NDCG@k (gain 2^y - 1) over consecutive groups of ``counts`` rows, ties to the earlier row."""
+    out, s = [], 0
+    for n in counts:
+        yy, ss = y[s:s + n].astype(np.float64), scores[s:s + n]
+        s += n
+        disc = 1.0 / np.log2(np.arange(2, min(k, n) + 2))
+        got = (2 ** yy[np.argsort(-ss, kind="stable")][:k] - 1) @ disc
+        ideal = (2 ** np.sort(yy)[::-1][:k] - 1) @ disc
+        if ideal > 0:
+            out.append(got / ideal)
+    return float(np.mean(out)) if out else 0.0
+
+
+def _top_per_row(m: sp.csr_matrix, users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(user, item) of each row's ``n`` largest entries (ties to the lower item code)."""
+    m = m.tocsr()
+    r = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((m.indices, -m.data, r))
+    r, c = r[order], m.indices[order]
+    start = np.searchsorted(r, r, "left")
+    keep = (np.arange(len(r)) - start) < n
+    return users[r[keep]], c[keep]
+
+
+def _csr_lookup(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """m[rows, cols] as a dense vector (0 where absent)."""
+    m.sort_indices()
+    r = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)).astype(np.int64)
+    keys = r * m.shape[1] + m.indices
+    q = rows.astype(np.int64) * m.shape[1] + cols
+    if len(keys) == 0 or len(q) == 0:
+        return np.zeros(len(q), np.float32)
+    pos = np.clip(np.searchsorted(keys, q), 0, len(keys) - 1)
+    return np.where(keys[pos] == q, m.data[pos], 0.0).astype(np.float32)
