@@ -58,19 +58,21 @@ def tradeoff_curve(curve: pd.DataFrame) -> go.Figure:
 
 
 def verdict(sel: pd.DataFrame, labels: dict[str, str], metric: str = "ndcg", k: int = 20) -> tuple[str, str] | None:
-    """(level, sentence) comparing the two-tower with the best baseline on metric@k, or None without it."""
+    """(level, sentence) comparing the served model (two-tower + ranker, else the two-tower) with the best baseline
+    on metric@k, or None without either."""
     d = sel[(sel["metric"] == metric) & (sel["k"] == k)].set_index("model")
-    if "two_tower" not in d.index:
+    served = next((m for m in ("two_tower_ranker", "two_tower") if m in d.index), None)
+    if served is None:
         return None
     base = d[~d.index.str.startswith("two_tower")]
     if base.empty:
         return None
     best = base["value"].idxmax()
-    tt, b = d.loc["two_tower"], d.loc[best]
-    name = f"{METRIC_LABELS[metric]}@{k}"
-    text = (f"Two-tower {name} = {tt['value']:.4f} (95% CI {tt['ci_low']:.4f}–{tt['ci_high']:.4f}); best baseline "
+    tt, b = d.loc[served], d.loc[best]
+    name, who = f"{METRIC_LABELS[metric]}@{k}", labels.get(served, served)
+    text = (f"{who} {name} = {tt['value']:.4f} (95% CI {tt['ci_low']:.4f}–{tt['ci_high']:.4f}); best baseline "
             f"{labels.get(best, best)} = {b['value']:.4f} ({b['ci_low']:.4f}–{b['ci_high']:.4f}).")
     if tt["value"] >= b["value"]:
-        return "success", "The two-tower beats every baseline here. " + text
+        return "success", f"{who} beats every baseline here. " + text
     beaten = [labels.get(m, m) for m in base.index if base.loc[m, "value"] > tt["value"]]
-    return "warning", f"The two-tower loses to {', '.join(beaten)} here. " + text
+    return "warning", f"{who} loses to {', '.join(beaten)} here. " + text
