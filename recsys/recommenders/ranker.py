@@ -52,7 +52,8 @@ class RankerConfig:
     n_two_tower: int = 100          # two-tower candidates per user
     n_own: int = 100                # the user's own items, most recent first
     n_co: int = 50                  # co-occurrence neighbours of the recent items
-    n_trending: int = 20            # globally trending items
+    n_trending: int = 20            # trending items of the last week, and as many of the window's most popular
+    refit: bool = True              # serve with a two-tower refitted on the whole window
     recent_items: int = 10          # the recent items whose neighbours are candidates
     neighbours: int = 30            # co-occurrence neighbours kept per item
     max_session_items: int = 50     # longer sessions say little about co-occurrence and cost quadratically
@@ -145,8 +146,11 @@ def _build_state(win: Interactions, cat: np.ndarray, brand: np.ndarray, log_pric
     prev_7d = np.bincount(i[(ts >= now - 14 * DAY) & ~in_7d], minlength=n_i)
     trend = np.log1p(pop[:, 1]) - np.log1p(prev_7d)
     score = pop[:, 1] + 3.0 * pop[:, 3]
-    trending = np.lexsort((np.arange(n_i), -score))[:cfg.n_trending]
-    trending = trending[score[trending] > 0]
+    # the trending items of the last week, then the window's most popular (what a popularity list would show)
+    recent_top = np.lexsort((np.arange(n_i), -score))[:cfg.n_trending]
+    all_top = np.lexsort((np.arange(n_i), -pop[:, 2]))[:cfg.n_trending]
+    trending = np.concatenate([recent_top[score[recent_top] > 0], all_top[pop[all_top, 2] > 0]])
+    trending = trending[np.sort(np.unique(trending, return_index=True)[1])]
     user_events = np.bincount(u, minlength=n_u).astype(np.float32)
     user_items = np.bincount(uu, minlength=n_u).astype(np.float32)
     user_last = np.zeros(n_u, np.int64)
@@ -247,10 +251,11 @@ class RankerRecommender:
                                              for k, v in self.rankers.items() if v is not None}})
         # serve with a two-tower refitted on the whole window (the ranker learnt how far to trust its scores from
         # the inner-window model, which never saw the labels): the newest behaviour shapes the candidates too
-        self.progress(0.85, "two-tower on the whole window")
-        self.model, full = train_two_tower(train, self.tt_config, lambda f, m: self.progress(0.85 + 0.1 * f, m))
-        self.report["serving_two_tower"] = full
-        self.item_vecs = self.model.all_item_vectors().astype(np.float32)
+        if cfg.refit:
+            self.progress(0.85, "two-tower on the whole window")
+            self.model, full = train_two_tower(train, self.tt_config, lambda f, m: self.progress(0.85 + 0.1 * f, m))
+            self.report["serving_two_tower"] = full
+            self.item_vecs = self.model.all_item_vectors().astype(np.float32)
         self.progress(0.95, "ranker features over the whole window")
         self.state = self._state(train)
         self._seen = sp.csr_matrix((np.ones(len(self.state.ui.keys), np.float32),
