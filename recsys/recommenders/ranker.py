@@ -290,7 +290,7 @@ class RankerRecommender:
                            colsample_bytree=0.8, random_state=c.seed, num_threads=1, deterministic=True,
                            force_row_wise=True, verbose=-1, label_gain=[0, 1, 3, 7])
         model.fit(parts["train"][0], parts["train"][1], group=parts["train"][2],
-                  eval_set=[parts["val"][:2]], eval_group=[parts["val"][2]], eval_at=[20],
+                  eval_X=(parts["val"][0],), eval_y=(parts["val"][1],), eval_group=[parts["val"][2]], eval_at=[20],
                   callbacks=[early_stopping(c.early_stopping, verbose=False)])
         # keep the ranker only where it beats the two-tower's own order on the held-out users (same candidates)
         xv, yv, cv = parts["val"]
