@@ -143,8 +143,8 @@ def test_bad_arguments_are_clear_errors(fitted):
 
 
 def test_registry_lists_every_baseline_and_rejects_unknown_names():
-    for name in ("popular", "recently_viewed", "recently_bought", "item_knn", "user_knn", "svd", "als", "mf_mse",
-                 "ncf"):
+    for name in ("popular", "recently_viewed", "recently_bought", "item_knn", "ease", "user_knn", "svd", "als",
+                 "mf_mse", "ncf"):
         assert name in registry.names()
     with pytest.raises(KeyError, match="known"):
         registry.make("nope")
@@ -172,3 +172,22 @@ def test_user_knn_known_scores_and_tie_break():
     np.testing.assert_allclose(two._scores(np.array([0]))[0, :4], [c1 + c2, c1, 5 * c1, c2], rtol=1e-5)
     s3 = one._scores(np.array([3]))[0]          # u4 and u5 are equally similar: u4 (lower code) votes
     assert s3[6] > 0 and s3[7] == -np.inf and s3[5] > 0
+
+
+def test_ease_known_weights():
+    """EASE on two items: G = X'X + l2 I = [[a + l2, c], [c, b + l2]] gives B[0, 1] = c / (a + l2) and
+    B[1, 0] = c / (b + l2) (Steck 2019, eq. 8 for a 2 x 2 Gram matrix); only the most-used items are kept."""
+    from recsys.recommenders.ease import EASERecommender
+    view = S.EVENT_TYPES.index(S.VIEW)
+    events = [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (3, 2)]   # a = 3 users of item 0, b = 2 of item 1, c = 2
+    u, i = map(np.array, zip(*events))
+    catalog = pd.DataFrame({"product_id": np.arange(3), "category_id": 0, "category_code": "a.b", "brand": "b",
+                            "price": 1.0, "views": 1, "carts": 0, "purchases": 0})
+    train = Interactions(u.astype(np.int32), i.astype(np.int32), np.full(len(u), view, np.int8),
+                         np.arange(len(u), dtype=np.int64), u.astype(np.int64), np.arange(4), np.arange(3), catalog)
+    m = EASERecommender(l2=1.0, max_items=2).fit(train)
+    assert m.items.tolist() == [0, 1]                      # item 2 (one user) is outside the top 2
+    np.testing.assert_allclose(m.B, [[0, 2 / 4], [2 / 3, 0]], rtol=1e-6)
+    s = m._scores(np.array([2, 3]))
+    np.testing.assert_allclose(s[0, :2], [0.0, 0.5], rtol=1e-6)  # user 2 has item 0: item 1 scores B[0, 1]
+    assert s[0, 2] == -np.inf and np.isneginf(s[1]).all()      # outside the kept items / no kept history

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from recsys.recommenders.base import Recommender
+from recsys.recommenders.ease import EASERecommender
 from recsys.recommenders.itemknn import ItemKNNRecommender
 from recsys.recommenders.mf import ALSRecommender, SVDRecommender
 from recsys.recommenders.mf_mse import MFMSERecommender
@@ -30,6 +31,7 @@ REGISTRY: dict[str, Factory] = {
     "recently_viewed": lambda **kw: RecentRecommender("viewed", **kw),
     "recently_bought": lambda **kw: RecentRecommender("bought", **kw),
     "item_knn": ItemKNNRecommender,
+    "ease": EASERecommender,
     "user_knn": UserKNNRecommender,
     "svd": SVDRecommender,
     "als": ALSRecommender,
@@ -40,6 +42,7 @@ REGISTRY: dict[str, Factory] = {
 LABELS: dict[str, str] = {
     "popular": "Most popular", "recently_viewed": "Recently viewed (own items)",
     "recently_bought": "Recently bought (own items)", "item_knn": "Item-item CF (cosine)",
+    "ease": "EASE (closed-form item-item)",
     "user_knn": "User-user CF (10 neighbours)", "svd": "Truncated SVD", "als": "Implicit ALS",
     "mf_mse": "MF on quantity (MSE)", "ncf": "NCF (MLP, BCE)", "two_tower": "Two-tower",
     "two_tower_mmr": f"Two-tower + MMR diversity (w={DEFAULT_DIVERSITY_WEIGHT})",
