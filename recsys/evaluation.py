@@ -240,7 +240,10 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
             model = _with_weight(two_tower, registry.DEFAULT_DIVERSITY_WEIGHT, name)
         else:
             try:
-                model = registry.make(name, **_model_kwargs(name, config, sub)).fit(split.train)
+                kwargs = _model_kwargs(name, config, sub)
+                if name == "two_tower_ranker" and two_tower is not None:
+                    kwargs["retriever"] = two_tower  # the same fit as its serving two-tower: not trained twice
+                model = registry.make(name, **kwargs).fit(split.train)
             except ValueError as exc:  # e.g. too little data for a model: report it, evaluate the others
                 notes.append(f"{registry.label(name)} skipped: {exc}")
                 log.warning("evaluation: %s skipped: %s", name, exc)

@@ -24,6 +24,7 @@ from recsys.artifacts import Progress, no_progress
 from recsys.diversity import category_keys
 from recsys.interactions import Interactions
 from recsys.recommenders.base import Recommendations
+from recsys.recommenders.two_tower import window_key
 from recsys.twotower.features import build_sequences
 from recsys.twotower.model import TwoTowerConfig
 from recsys.twotower.train import encode_users, train_two_tower
@@ -196,7 +197,10 @@ class RankerRecommender:
     name = "two_tower_ranker"
 
     def __init__(self, config: TwoTowerConfig | None = None, ranker: RankerConfig | None = None,
-                 name: str | None = None, progress: Progress = no_progress) -> None:
+                 name: str | None = None, progress: Progress = no_progress, retriever=None) -> None:
+        """``retriever``: a two-tower already fitted on the same window with the same config, used as the serving
+        two-tower instead of training that same model again."""
+        self.retriever = retriever
         self.config = ranker or RankerConfig()
         self.tt_config = replace(config) if config else TwoTowerConfig()
         self.name = name or self.name
@@ -253,9 +257,15 @@ class RankerRecommender:
         # the inner-window model, which never saw the labels): the newest behaviour shapes the candidates too
         if cfg.refit:
             self.progress(0.85, "two-tower on the whole window")
-            self.model, full = train_two_tower(train, self.tt_config, lambda f, m: self.progress(0.85 + 0.1 * f, m))
+            r = self.retriever
+            if r is not None and getattr(r, "fitted_on", None) == window_key(train) and r.config == self.tt_config:
+                self.model, full = r.model, r.report
+            else:
+                self.model, full = train_two_tower(train, self.tt_config,
+                                                   lambda f, m: self.progress(0.85 + 0.1 * f, m))
             self.report["serving_two_tower"] = full
             self.item_vecs = self.model.all_item_vectors().astype(np.float32)
+        self.retriever = None  # not kept: the evaluation drops fitted models once scored
         self.progress(0.95, "ranker features over the whole window")
         self.state = self._state(train)
         self._seen = sp.csr_matrix((np.ones(len(self.state.ui.keys), np.float32),

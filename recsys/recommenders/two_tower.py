@@ -19,6 +19,12 @@ from recsys.twotower.model import TwoTowerConfig
 from recsys.twotower.train import encode_users, train_two_tower
 
 
+def window_key(win: Interactions) -> tuple[int, int, int, int]:
+    """What tells two event windows of one store apart: sizes and first / last times."""
+    n = len(win.ts)
+    return (n, win.n_users, int(win.ts[0]) if n else 0, int(win.ts[-1]) if n else 0)
+
+
 class TwoTowerRecommender(ScoringRecommender):
     """Scores = user vector . item vector; ``diversity_weight > 0`` re-ranks a pool of ``pool_factor * k``."""
 
@@ -36,6 +42,7 @@ class TwoTowerRecommender(ScoringRecommender):
     def fit(self, train: Interactions) -> "TwoTowerRecommender":
         """Train on ``train``; user vectors are their whole training history as of the window's last event."""
         model, self.report = train_two_tower(train, self.config, self.progress)
+        self.fitted_on = window_key(train)
         self.model = model
         self.item_vecs = model.all_item_vectors()
         seq = build_sequences(train)
