@@ -7,7 +7,7 @@ Cleaning rules, each counted in ``quality.json``:
 - rows that cannot be parsed (wrong field count, bad timestamp or number, invalid value) are skipped;
   the first few are kept with their line number and content;
 - rows with an event_type outside view/cart/purchase/remove_from_cart, a missing event_time, product_id or
-  user_id, or a negative price are dropped as invalid;
+  user_id, or a negative or non-finite (nan, inf) price are dropped as invalid;
 - rows without ``user_session`` are dropped; exact duplicate rows are dropped (one copy kept);
 - a missing ``brand`` is filled from the same product's brand in other rows, else from the category_id's
   brand when that category has exactly one known brand, else ``unknown_brand``; ``category_code`` likewise
@@ -103,7 +103,7 @@ def read_header(path: Path) -> list[str]:
         raise IngestError(f"{path}: line {line} has non-UTF-8 bytes; re-encode the file as UTF-8 "
                           f"(e.g. iconv -f latin1 -t utf-8)") from exc
     text = first.decode("utf-8-sig")
-    names = [c.strip().strip('"') for c in text.split(",")]
+    names = _name_columns([c.strip().strip('"') for c in text.split(",")])
     missing = S.missing_columns(names)
     if len(names) == 1 and missing:
         for d, label in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
@@ -115,6 +115,18 @@ def read_header(path: Path) -> list[str]:
         raise IngestError(f"{path}: missing required column(s) {', '.join(missing)} "
                           f"(header has: {', '.join(names)})")
     return names
+
+
+def _name_columns(names: list[str]) -> list[str]:
+    """Header names with blank or repeated ones made unique (a pandas export's unnamed index column is blank);
+    columns besides the REES46 nine are read as text and ignored."""
+    out: list[str] = []
+    for i, n in enumerate(names):
+        name = n or f"_column{i + 1}"
+        while name in out:
+            name = f"{name}_{i + 1}"
+        out.append(name)
+    return out
 
 
 def check_inputs(paths: list[Path]) -> list[str]:
@@ -225,7 +237,8 @@ def _rejects(con: duckdb.DuckDBPyConnection, shown: list[Path]) -> tuple[int, di
 def _valid_sql() -> str:
     types = ", ".join(sql_literal(t) for t in S.EVENT_TYPES)
     return (f"event_type IN ({types}) AND event_time IS NOT NULL AND product_id IS NOT NULL "
-            f"AND user_id IS NOT NULL AND category_id IS NOT NULL AND price IS NOT NULL AND price >= 0")
+            f"AND user_id IS NOT NULL AND category_id IS NOT NULL AND price IS NOT NULL AND isfinite(price) "
+            f"AND price >= 0")
 
 
 def ingest_files(paths: list[Path], out_dir: Path, params: IngestParams = IngestParams(),

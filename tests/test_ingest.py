@@ -96,6 +96,35 @@ def test_prices_zero_kept_negative_and_bad_event_type_dropped(tmp_path):
     assert rep["dropped"]["invalid_value"] == 2 and rep["price_zero_kept"] == 1 and accounted(rep)
 
 
+@pytest.mark.parametrize("price", ["nan", "NaN", "inf", "-inf", "Infinity"])
+def test_non_finite_prices_are_invalid_values(tmp_path, price):
+    """A nan price used to pass the events stage and crash the aggregates stage (DuckDB ConversionException)."""
+    df, rep = ingest(tmp_path, [row("00:00:01"), row("00:00:02", price=price, uid=7)])
+    assert df["user_id"].tolist() == [5]
+    assert rep["dropped"]["invalid_value"] == 1 and accounted(rep)
+
+
+@pytest.mark.parametrize("shape", ["pandas_index", "named_extra_first", "extra_between", "extra_after", "two_blank"])
+def test_extra_and_unnamed_columns_are_ignored(tmp_path, shape):
+    """A CSV written by pandas with its index (a leading blank column) and any other extra columns, named or not,
+    before, between or after the nine, give the same events as the plain file."""
+    cols = list(S.EVENT_COLUMNS)
+    base = [row("00:00:01"), row("00:00:02", ev="purchase", uid=7, brand="", price="3.5")]
+    values = [r.split(",") for r in base]
+    at, names = {"pandas_index": (0, [""]), "named_extra_first": (0, ["source"]), "extra_between": (3, ["note"]),
+                 "extra_after": (9, ["Unnamed: 9"]), "two_blank": (0, ["", ""])}[shape]
+    header = cols[:at] + names + cols[at:]
+    lines = [",".join(v[:at] + [str(j) for j in range(len(names))] + v[at:]) for v in values]
+    out = tmp_path / "out"
+    out.mkdir()
+    report = ingest_files([write(tmp_path / "in.csv", lines, ",".join(header))], out)
+    df = pd.read_parquet(out / "events.parquet")
+    plain, _ = ingest(tmp_path / "plain" if (tmp_path / "plain").mkdir() is None else tmp_path, base)
+    assert list(df.columns) == list(S.EVENT_COLUMNS)
+    pd.testing.assert_frame_equal(df, plain)
+    assert report["rows_kept"] == 2 and accounted(report)
+
+
 def test_output_follows_contract_and_is_sorted(tmp_path):
     df, _ = ingest(tmp_path, [row("00:00:09", uid=1), row("00:00:01", uid=2), row("00:00:05", uid=3)])
     S.validate_events(df)
