@@ -85,8 +85,9 @@ def show_error(exc: BaseException) -> None:
 
 
 def download_csv(df: Any, name: str, key: str | None = None) -> None:
-    """A CSV download button for a table."""
-    st.download_button(f"Download {name}.csv", df.to_csv(index=False).encode(), file_name=f"{name}.csv",
+    """A CSV download button for a table (text cells escaped against spreadsheet formula injection)."""
+    from recsys.export import safe_csv
+    st.download_button(f"Download {name}.csv", safe_csv(df), file_name=f"{name}.csv",
                        mime="text/csv", key=key or f"dl-{name}")
 
 
