@@ -6,8 +6,9 @@ per antecedent item.
 
 Labels and tooltips are shop data (a brand may be ``<img src=x onerror=alert(1)>``): they reach the page only as
 JSON inside a script (pyvis' ``tojson`` turns ``<``, ``>``, ``&`` and quotes into ``\\u003c``-style escapes), are
-drawn on a canvas, and vis-network shows string tooltips with ``innerText``; :func:`clean_text` also drops
-control characters and caps the length. Nothing from the data is ever parsed as HTML.
+drawn on a canvas, and vis-network shows string tooltips with ``innerText`` (:func:`text_tooltip` keeps pyvis
+from swapping in its innerHTML popup); :func:`clean_text` also drops control characters and caps the length.
+Nothing from the data is ever parsed as HTML.
 """
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def network_html(g: nx.DiGraph, height: int = 650, seed: int = 7) -> str:
     net = Network(height=f"{int(height)}px", width="100%", directed=True, cdn_resources="in_line",
                   bgcolor="#ffffff", font_color="#222222")
     for node, d in g.nodes(data=True):
-        net.add_node(str(node), label=d["label"], title=d["title"], size=d["size"], color=d["color"])
+        net.add_node(str(node), label=d["label"], title=text_tooltip(d["title"]), size=d["size"], color=d["color"])
     for a, c, d in g.edges(data=True):
         net.add_edge(str(a), str(c), title=d["title"], width=d["width"], arrows="to", color="#8899aa")
     net.set_options(f"""{{"layout": {{"randomSeed": {int(seed)}}},
@@ -89,6 +90,15 @@ def network_html(g: nx.DiGraph, height: int = 650, seed: int = 7) -> str:
         "interaction": {{"hover": true, "tooltipDelay": 120}},
         "nodes": {{"font": {{"size": 12}}, "shape": "dot"}}, "edges": {{"smooth": {{"type": "continuous"}}}}}}""")
     return strip_cdn(net.generate_html())
+
+
+def text_tooltip(title: str) -> str:
+    """A node title that keeps pyvis on vis-network's text tooltip.
+
+    pyvis 0.3.2 switches the whole page to its own popup (``popup.innerHTML = title``: every title becomes live
+    HTML) as soon as any node title contains the substring ``href``. A zero-width space inside that word keeps it
+    out of the check; the tooltip reads the same."""
+    return title.replace("href", "hre\u200bf")
 
 
 def strip_cdn(html: str) -> str:

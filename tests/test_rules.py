@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.network import clean_text, network_html, rules_graph
+from recsys.network import clean_text, network_html, rules_graph, text_tooltip
 from recsys.rules import (RuleParams, build_rules_stage, category_complements_con, item_rules, load_rules,
                           mine_rules_con, neighbours)
 
@@ -246,6 +246,18 @@ def test_xss_brand_is_escaped_in_the_network_html():
     assert not re.search(r"<(?:script|link)[^>]+https?://", html)  # no CDN asset
     assert "vis.Network" in html and len(html) > 500_000  # vis-network inlined
     assert clean_text("a\x00b\u202ec" + "x" * 300, 10) == "abcxxxxxx…"
+
+
+def test_href_in_a_title_keeps_the_text_tooltip():
+    """pyvis 0.3.2 turns every node title into live HTML (``popup.innerHTML``) once any title contains "href"."""
+    link, img = '<a href="javascript:alert(8)">x</a>', "<img src=x onerror=alert(2)>"
+    baskets = [[link, img]] * 4 + [[link]]
+    res = mine_rules_con(con_over(events_from_baskets(baskets)), RuleParams(
+        scope="purchases", granularity="product", min_support=0.1, min_confidence=0.0, min_lift=0.0, min_baskets=1))
+    html = network_html(rules_graph(res.rules, res.items))
+    assert "popup.innerHTML" not in html  # pyvis' HTML popup is not in the page
+    assert "<img" not in html and "<a href" not in html
+    assert text_tooltip('see href here') != 'see href here' and "href" not in text_tooltip("href")
 
 
 def test_build_stage_on_the_demo_store(demo_artifacts):
