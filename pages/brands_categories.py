@@ -2,10 +2,11 @@
 import streamlit as st
 
 from pages import eda_ui as ui
+from pages.common import md
 
 st.title("🏷️ Brands & categories")
 eda = ui.sidebar_filters()
-st.caption(f"{eda.filters.describe()} · conversion = purchases / views · prices of 0 are left out of prices")
+st.caption(f"{md(eda.filters.describe())} · conversion = purchases / views · prices of 0 are left out of prices")
 
 c = st.columns([2, 2, 1])
 by = c[0].selectbox("Rank by", ["revenue", "purchases", "views", "view_to_purchase"], key="rank_by",

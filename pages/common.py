@@ -7,6 +7,7 @@ invalidates the cache.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,16 @@ def show_error(exc: BaseException) -> None:
     else:
         st.error(f"Something went wrong while drawing this page ({type(exc).__name__}: {exc}). "
                  f"Rebuilding the artifacts (`python -m recsys build --force`) usually fixes it.")
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&^=\"'])")
+
+
+def md(value: object) -> str:
+    """Store data (a brand, a category, a search query) as literal text inside Streamlit Markdown: every ASCII
+    punctuation character that Markdown, Streamlit's colour/icon directives or LaTeX would read is backslash-
+    escaped, and line breaks become spaces. ``![t](http://x/p.png)`` stays text, never an image request."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(value).splitlines()))
 
 
 def download_csv(df: Any, name: str, key: str | None = None) -> None:

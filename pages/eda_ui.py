@@ -9,7 +9,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import download_csv, root, version
+from pages.common import download_csv, md, root, version
 from recsys import eda_charts as charts
 from recsys.eda import (EdaFilters, aggregates_up_to_date, brands_for, build_aggregates_stage, filter_options,
                         open_aggregates)
@@ -107,7 +107,7 @@ def sidebar_filters() -> Eda:
 
 def nothing_matches(eda: Eda, what: str = "events") -> None:
     """A plain message for a filter that matches nothing; stops the page."""
-    st.info(f"No {what} match these filters ({eda.filters.describe()}). Widen the date range or choose "
+    st.info(f"No {what} match these filters ({md(eda.filters.describe())}). Widen the date range or choose "
             f"another category or brand in the sidebar.")
     st.stop()
 

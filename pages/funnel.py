@@ -2,10 +2,11 @@
 import streamlit as st
 
 from pages import eda_ui as ui
+from pages.common import md
 
 st.title("🔻 Funnel")
 eda = ui.sidebar_filters()
-st.caption(f"{eda.filters.describe()} · times in UTC · rates divide event counts (purchases can exceed carts: "
+st.caption(f"{md(eda.filters.describe())} · times in UTC · rates divide event counts (purchases can exceed carts: "
            "a purchase does not always follow a cart event)")
 t = eda.q("eda_funnel.funnel_totals")
 if not t["views"] + t["carts"] + t["purchases"] + t["removes"]:

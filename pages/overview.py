@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import quality_report, root, store_kpis, version
+from pages.common import md, quality_report, root, store_kpis, version
 
 st.title("🏠 Store overview")
 ver = version("events")
@@ -10,9 +10,9 @@ k = store_kpis(str(root()), ver)
 q = quality_report(str(root()), ver)
 
 source = "the built-in demo store (synthetic, deterministic)" if q["source"] == "demo" else \
-    ", ".join(f"`{f}`" for f in q["files"])
+    ", ".join(md(f) for f in q["files"])
 span = f"{k['first_event']:%Y-%m-%d %H:%M} → {k['last_event']:%Y-%m-%d %H:%M} UTC"
-st.caption(f"Data: {source} · {span} · artifacts in `{root()}`")
+st.caption(f"Data: {source} · {span} · artifacts in {md(root())}")
 
 c = st.columns(4)
 c[0].metric("Events", f"{k['events']:,}")

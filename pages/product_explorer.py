@@ -1,7 +1,7 @@
 """Product explorer: find a product, see its card, its substitutes and what is bought with it."""
 import streamlit as st
 
-from pages.common import root, version
+from pages.common import md, root, version
 from pages.product_ui import pick_product, product_service, show_list
 
 st.title("🔎 Product explorer")
@@ -14,10 +14,10 @@ if pid is None:
 try:
     card = svc.card(pid)
 except KeyError as exc:
-    st.warning(f"{exc.args[0]}. Search for it by name instead, or pick a telling product.")
+    st.warning(f"{md(exc.args[0])}. Search for it by name instead, or pick a telling product.")
     st.stop()
 
-st.subheader(f"{card['brand']} · {card['category_code']} · #{card['product_id']}")
+st.subheader(f"{md(card['brand'])} · {md(card['category_code'])} · #{card['product_id']}")
 c = st.columns(4)
 c[0].metric("Price", f"${card['price']:,.2f}", help=f"{card['price_band']} within its category")
 c[1].metric("Views", f"{card['views']:,}")

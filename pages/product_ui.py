@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from pages.common import md
 from recsys.products import ProductService
 
 
@@ -29,7 +30,7 @@ def pick_product(svc: ProductService) -> int | None:
     pick = right.selectbox("…or a telling product", ["—"] + list(examples), key="product_pick")
     if typed.strip():
         if not typed.strip().isdigit():
-            st.warning(f"'{typed}' is not a product id: ids are whole numbers such as {int(svc.ids[0])}.")
+            st.warning(f"'{md(typed)}' is not a product id: ids are whole numbers such as {int(svc.ids[0])}.")
             return None
         return int(typed.strip())
     if pick != "—":
@@ -39,9 +40,9 @@ def pick_product(svc: ProductService) -> int | None:
         return None
     results = svc.search(query, k=20)
     if results.empty:
-        st.info(f"No product matches '{query}'. Try category or brand words such as 'smartphone' or 'bosch'.")
+        st.info(f"No product matches '{md(query)}'. Try category or brand words such as 'smartphone' or 'bosch'.")
         return None
-    st.caption(f"Search results for “{query}” ({svc.search_index.default} ranking; best first)")
+    st.caption(f"Search results for “{md(query)}” ({svc.search_index.default} ranking; best first)")
     st.dataframe(results.drop(columns=["source"]), hide_index=True, width="stretch", height=220,
                  key="search_results")
     options = {label(r): int(r["product_id"]) for _, r in results.iterrows()}

@@ -1,7 +1,7 @@
 """Recommender explorer: pick a user (or play a new visitor), see what the store should show, tune diversity."""
 import streamlit as st
 
-from pages.common import root, version
+from pages.common import md, root, version
 from pages.recommender_ui import (category_mix, pick_user, product_choices, profile, service, show_list,
                                   show_metrics, show_profile, telling_users)
 
@@ -28,7 +28,7 @@ if mode == "Known user":
         chosen = svc.recommend_for_user(uid, int(top_n), weight, exclude_purchased=excl)
         pure = svc.recommend_for_user(uid, int(top_n), 0.0, exclude_purchased=excl)
     except KeyError as exc:
-        st.warning(f"{exc.args[0]}. Pick a telling user or try another id.")
+        st.warning(f"{md(exc.args[0])}. Pick a telling user or try another id.")
         st.stop()
     with st.expander(f"Profile of user {uid}", expanded=True):
         show_profile(profile(str(root()), ver, uid))

@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from pages.common import md
 from recsys.recommend import RecommenderService, load_recommender_service
 
 EVENT_COLORS = {"view": "#9aa5b1", "cart": "#f5a623", "purchase": "#2e7d32", "remove_from_cart": "#c62828"}
@@ -48,7 +49,7 @@ def pick_user(examples: dict[str, list[int]]) -> int | None:
     typed = right.text_input("…or search by user id", key="rec_user", placeholder="e.g. 512345678")
     if typed.strip():
         if not typed.strip().isdigit():
-            st.warning(f"'{typed}' is not a user id: ids are whole numbers.")
+            st.warning(f"'{md(typed)}' is not a user id: ids are whole numbers.")
             return None
         return int(typed.strip())
     return options.get(pick)

@@ -2,10 +2,11 @@
 import streamlit as st
 
 from pages import eda_ui as ui
+from pages.common import md
 
 st.title("🕒 Temporal patterns")
 eda = ui.sidebar_filters()
-st.caption(f"{eda.filters.describe()} · every hour and day is UTC (the REES46 timestamps are UTC)")
+st.caption(f"{md(eda.filters.describe())} · every hour and day is UTC (the REES46 timestamps are UTC)")
 daily = eda.q("eda_temporal.daily_trend")
 if daily.empty:
     ui.nothing_matches(eda)

@@ -2,10 +2,11 @@
 import streamlit as st
 
 from pages import eda_ui as ui
+from pages.common import md
 
 st.title("👥 Users & sessions")
 eda = ui.sidebar_filters()
-st.caption(f"{eda.filters.describe()} · with a category or brand filter a session or user counts only its events "
+st.caption(f"{md(eda.filters.describe())} · with a category or brand filter a session or user counts only its events "
            "there · a session's day is the UTC day it starts")
 s = eda.q("eda_users.session_stats")
 if not s["sessions"]:

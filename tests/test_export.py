@@ -24,3 +24,12 @@ def test_safe_csv_escapes_text_cells_and_keeps_numbers():
     assert back["views"].tolist() == [-1, 2, 3] and back["rate"].tolist() == [0.5, -0.25, 1.0]
     assert back["code"].tolist() == ["'-a", "b", ""]
     assert list(back.columns) == ["brand", "views", "rate", "code"]
+
+
+def test_md_shows_store_strings_as_text():
+    """Streamlit Markdown must not turn a brand into an image request, a link, a colour directive or LaTeX."""
+    from pages.common import md
+    assert md("![t](http://127.0.0.1:9/track.png)") == r"\!\[t\]\(http\://127\.0\.0\.1\:9/track\.png\)"
+    assert md("[x](javascript:alert(1))").startswith(r"\[x\]\(javascript\:")
+    assert md(":red[big] $x$ <b>bold</b> *a* _b_") == r"\:red\[big\] \$x\$ \<b\>bold\</b\> \*a\* \_b\_"
+    assert md("two\nlines") == "two lines" and md("samsung") == "samsung" and md(42) == "42"
