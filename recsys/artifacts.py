@@ -89,12 +89,43 @@ def upstream_fingerprint(root: str | os.PathLike | None, stages: list[str], para
     return fingerprint([ups, params])
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_leftovers(base: Path, stage: str) -> list[Path]:
+    """Remove ``.tmp-<stage>-<pid>-*`` / ``.old-<stage>-<pid>`` folders of builds that are no longer running (a
+    killed build leaves them); a build still running keeps its own. Names without a pid (older versions) count as
+    left over. When the stage folder itself is missing because a build died between its two renames, the previous
+    complete stage (``.old-``) is put back first. Returns what was removed."""
+    removed = []
+    for kind in (".old", ".tmp"):
+        for path in sorted(base.glob(f"{kind}-{stage}-*")):
+            rest = path.name[len(f"{kind}-{stage}-"):]
+            pid = rest.split("-", 1)[0]
+            if pid.isdigit() and _pid_alive(int(pid)):
+                continue
+            if kind == ".old" and not (base / stage).exists() and path.is_dir():
+                path.rename(base / stage)  # the last complete build of this stage
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_stage(root: str | os.PathLike | None, stage: str) -> Iterator[Path]:
     """Yield a fresh temporary directory; on success it replaces ``<root>/<stage>``, on error it is removed."""
     base = artifacts_root(root)
     base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{stage}-", dir=base))
+    sweep_leftovers(base, stage)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{stage}-{os.getpid()}-", dir=base))
     try:
         yield tmp
     except BaseException:

@@ -67,3 +67,31 @@ def test_aggregates_are_byte_identical_across_builds(tmp_path):
     assert len(files) == 10
     assert [f for f in files if not filecmp.cmp(tmp_path / "a" / "aggregates" / f,
                                                tmp_path / "b" / "aggregates" / f, shallow=False)] == []
+
+
+def test_leftovers_of_killed_builds_are_swept_and_a_lost_stage_restored(tmp_path):
+    """A killed build leaves .tmp-<stage>-<pid>-* folders (and, between its two renames, only .old-<stage>-<pid>):
+    the next build of that stage removes the dead ones, keeps a live build's, and puts the old stage back."""
+    import os
+    import subprocess
+    import sys
+
+    from recsys.artifacts import atomic_stage, sweep_leftovers
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    (tmp_path / f".tmp-rules-{dead}-abc").mkdir()
+    (tmp_path / ".tmp-rules-x1y2").mkdir()                      # an older version's name, without a pid
+    (tmp_path / f".tmp-rules-{os.getpid()}-live").mkdir()      # a build still running (this process)
+    (tmp_path / f".tmp-events-{dead}-zz").mkdir()              # another stage: left to that stage's build
+    old = tmp_path / f".old-rules-{dead}"
+    old.mkdir()
+    (old / "manifest.json").write_text("{}")
+    removed = sweep_leftovers(tmp_path, "rules")
+    assert sorted(p.name for p in removed) == sorted([f".tmp-rules-{dead}-abc", ".tmp-rules-x1y2"])
+    assert (tmp_path / "rules" / "manifest.json").exists() and not old.exists()   # the lost stage is back
+    assert (tmp_path / f".tmp-rules-{os.getpid()}-live").exists()
+    assert (tmp_path / f".tmp-events-{dead}-zz").exists()
+    with atomic_stage(tmp_path, "rules") as tmp:
+        assert tmp.name.startswith(f".tmp-rules-{os.getpid()}-")
+        (tmp / "x").write_text("new")
+    assert (tmp_path / "rules" / "x").read_text() == "new" and not list(tmp_path.glob(".old-rules-*"))
