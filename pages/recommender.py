@@ -9,8 +9,10 @@ st.title("🎯 Recommender explorer")
 ver = version("events", "model", "index")
 svc = service(str(root()), ver)
 info = svc.info()
-st.caption(f"Two-tower model over {info['items']:,} products and {info['users']:,} users; candidates from a "
-           f"{info['index'].get('kind', '?')} index, re-ranked for category diversity (MMR). Repurchase rate "
+st.caption(f"Served by the {info['served']} over {info['items']:,} products and {info['users']:,} users "
+           f"(two-tower candidates from a {info['index'].get('kind', '?')} index"
+           f"{', plus own, co-occurrence and trending items, ordered by a LightGBM ranker' if svc.ranker else ''}), "
+           f"re-ranked for category diversity (MMR). Repurchase rate "
            f"{info['repurchase_rate']:.1%}, so purchased items are "
            f"{'hidden' if info['exclude_purchased_default'] else 'kept'} by default.")
 

@@ -207,7 +207,7 @@ def create_app(root: str | os.PathLike | None = None) -> FastAPI:
             df = svc.recommend_for_user(user_id, top_n=n, diversity_weight=weight)
         except KeyError as exc:
             raise HTTPException(404, f"unknown user_id {user_id}: no such user in this store") from exc
-        return _json({"user_id": user_id, "diversity_weight": weight, "recommendations": _products(df, "two-tower")})
+        return _json({"user_id": user_id, "diversity_weight": weight, "recommendations": _products(df, svc.source)})
 
     @app.post("/recommend", response_model=Recommendations, tags=["recommendations"],
               responses={404: {"description": "unknown user"}, 503: {"description": "model not built"}})

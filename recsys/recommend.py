@@ -21,7 +21,7 @@ from recsys.diversity import category_coverage, category_keys, intra_list_divers
 from recsys.twotower.features import CART_I, PURCHASE_I, VIEW_I, behaviour_features, pad_history
 from recsys.twotower.index import STAGE as INDEX_STAGE, load_index
 from recsys.twotower.model import load_checkpoint, numpy_user_tower
-from recsys.twotower.store import CHECKPOINT, MODEL_STAGE, ModelArtifacts
+from recsys.twotower.store import CHECKPOINT, MODEL_STAGE, RANKER_DIR, ModelArtifacts
 
 COLUMNS = ["rank", S.PRODUCT_ID, S.BRAND, "category", S.CATEGORY_ID, S.PRICE, "score", "reason",
            "because_product_id"]
@@ -67,6 +67,11 @@ class RecommenderService:
         self.repurchase_rate = float(rep.get("repurchase_rate", 0.0))
         self.exclude_purchased_default = bool(rep.get("exclude_purchased_default", True))
         self.history_len = self.model.config.history_len
+        self.ranker = None  # the served two-tower + ranker; without one (tiny stores) the two-tower alone serves
+        if (art.directory / RANKER_DIR / "ranker.json").exists():
+            from recsys.recommenders.ranker import RankerRecommender
+            self.ranker = RankerRecommender.load(art.directory / RANKER_DIR, self.model, self.item_vecs)
+        self.source = "two-tower + ranker" if self.ranker is not None else "two-tower"
 
     # ---- lookups ------------------------------------------------------------------------------------------
 
@@ -161,9 +166,21 @@ class RecommenderService:
         if exclude_purchased is None:
             exclude_purchased = self.exclude_purchased_default
         exclude = self.purchased(code) if exclude_purchased else None
-        vec = self.user_vector(items, events, ts)
-        codes, scores = self.retrieve(vec, pool_size(top_n), exclude)
+        if self.ranker is not None:
+            codes, scores = self.ranked(code, pool_size(top_n), exclude)
+        else:
+            codes, scores = self.retrieve(self.user_vector(items, events, ts), pool_size(top_n), exclude)
         return self._finish(codes, scores, items, events, top_n, diversity_weight)
+
+    def ranked(self, user_code: int, pool: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ranker's best ``pool`` candidates of one user, minus ``exclude``: (codes, scores), the evaluated
+        order (ranker score, ties to the lower item code)."""
+        rec = self.ranker.recommend(np.array([user_code]), pool + (0 if exclude is None else len(exclude)))
+        codes, scores = rec.items[0], rec.scores[0]
+        keep = codes >= 0
+        if exclude is not None and len(exclude):
+            keep &= ~np.isin(codes, exclude)
+        return codes[keep][:pool], scores[keep][:pool]
 
     def recommend_for_products(self, product_ids: Sequence[int], top_n: int = 10,
                                diversity_weight: float = 0.3) -> pd.DataFrame:
@@ -192,6 +209,7 @@ class RecommenderService:
         m = self.art.manifest
         return {"items": len(self.product_ids), "users": len(self.user_ids), "index": self.index_facts,
                 "repurchase_rate": self.repurchase_rate, "exclude_purchased_default": self.exclude_purchased_default,
+                "served": self.source,
                 "train": m.get("train", {}), "now_ts": self.now}
 
 

@@ -123,3 +123,41 @@ def test_planted_ranker_combines_repeat_and_co_purchase():
     from recsys.recommenders.recent import RecentRecommender
     recent = RecentRecommender("bought").fit(inter).recommend(users, 2).items
     assert np.mean([set(r.tolist()) == {s, s + 1} for r, s in zip(recent, staple)]) == 0.0
+
+
+@pytest.mark.slow
+def test_saved_ranker_gives_the_same_lists(tmp_path):
+    inter, users, _, last_share = planted_store()
+    cfg = RankerConfig(inner_fraction=last_share - 1e-3, max_train_users=1000)
+    model = RankerRecommender(config=FAST_TT, ranker=cfg).fit(inter)
+    model.save(tmp_path / "ranker")
+    again = RankerRecommender.load(tmp_path / "ranker", model.model, model.item_vecs)
+    for ex in (False, True):
+        a, b = model.recommend(np.arange(inter.n_users), 5, exclude_seen=ex), \
+            again.recommend(np.arange(inter.n_users), 5, exclude_seen=ex)
+        np.testing.assert_array_equal(a.items, b.items)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_served_recommendations_are_the_rankers_lists(demo_artifacts):
+    """recommend_products_for_user and POST /recommend serve the stored two-tower + ranker: at diversity 0 and with
+    purchased items allowed, their lists are the ranker's own top-k (the order the evaluation scores)."""
+    from fastapi.testclient import TestClient
+
+    from recsys.api import create_app
+    from recsys.recommend import load_recommender_service, recommend_products_for_user
+    svc = load_recommender_service(demo_artifacts)
+    assert svc.ranker is not None and svc.ranker.rankers[False] is not None
+    client = TestClient(create_app(demo_artifacts))
+    for uid in svc.user_ids[::997][:25]:
+        code = svc.user_code(int(uid))
+        rec = svc.ranker.recommend(np.array([code]), 10).items[0]
+        want = svc.product_ids[rec[rec >= 0]].tolist()
+        got = recommend_products_for_user(int(uid), 10, 0.0, artifacts=demo_artifacts, exclude_purchased=False)
+        assert got["product_id"].tolist() == want
+    uid = int(svc.user_ids[5])
+    body = client.post("/recommend", json={"user_id": uid, "num_recommendations": 10, "diversity_weight": 0.0})
+    assert body.status_code == 200
+    api_ids = [r["product_id"] for r in body.json()["recommendations"]]
+    assert api_ids == recommend_products_for_user(uid, 10, 0.0, artifacts=demo_artifacts)["product_id"].tolist()

@@ -11,8 +11,10 @@ co-occurrence neighbours of the user's recent items (items in the same sessions)
 """
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 VIEW_I, CART_I, PURCHASE_I = (S.EVENT_TYPES.index(e) for e in (S.VIEW, S.CART, S.PURCHASE))
 DAY = 86400.0
+RANKER_STATE, RANKER_CONFIG = "ranker_state.npz", "ranker.json"
 MIN_TRAIN_USERS = 10  # users with a label after the inner cut needed to learn a ranker
 SOURCES = ("two_tower", "own", "co_occurrence", "trending")
 FEATURES = (
@@ -374,6 +377,54 @@ class RankerRecommender:
         for b, s in enumerate(SOURCES):
             f[:, col[f"src_{s}"]] = (bits >> b) & 1
         return u, i, f
+
+    # ---- storage (the model stage) ----------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """The fitted rankers (LightGBM text), the serving state and the item keys, under ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        st = self.state
+        arrays = {"cat": self.cat, "brand": self.brand, "log_price": self.log_price, "pop": st.pop,
+                  "trend": st.trend, "trending": st.trending, "user_events": st.user_events,
+                  "user_items": st.user_items, "user_last": st.user_last, "user_logprice": st.user_logprice,
+                  "user_vecs": st.user_vecs, "now": np.array([st.now, self.n_users, self.n_items])}
+        for name in ("ui", "uc", "ub"):
+            ps = getattr(st, name)
+            arrays.update({f"{name}_keys": ps.keys, f"{name}_counts": ps.counts, f"{name}_last": ps.last})
+        for name in ("own", "co", "recent"):
+            m = getattr(st, name).tocsr()
+            arrays.update({f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr})
+        np.savez(directory / RANKER_STATE, **arrays)
+        for ex, model in self.rankers.items():
+            if model is not None:
+                (directory / f"ranker_exclude_seen_{ex}.txt").write_text(model.booster_.model_to_string())
+        (directory / RANKER_CONFIG).write_text(json.dumps({"ranker": asdict(self.config), "report": self.report},
+                                                          default=str))
+
+    @classmethod
+    def load(cls, directory: Path, model, item_vecs: np.ndarray) -> "RankerRecommender":
+        """A stored ranker, serving with ``model`` (the model stage's two-tower) and its item vectors."""
+        import lightgbm as lgb
+        meta = json.loads((directory / RANKER_CONFIG).read_text())
+        self = cls(ranker=RankerConfig(**meta["ranker"]))
+        self.report, self.model, self.item_vecs = meta.get("report", {}), model, item_vecs
+        with np.load(directory / RANKER_STATE) as z:
+            a = {k: z[k] for k in z.files}
+        now, self.n_users, self.n_items = (int(v) for v in a["now"])
+        self.cat, self.brand, self.log_price = a["cat"], a["brand"], a["log_price"]
+        pairs = {n: _PairStats(a[f"{n}_keys"], a[f"{n}_counts"], a[f"{n}_last"]) for n in ("ui", "uc", "ub")}
+        shapes = {"own": (self.n_users, self.n_items), "co": (self.n_items, self.n_items),
+                  "recent": (self.n_users, self.n_items)}
+        mats = {n: sp.csr_matrix((a[f"{n}_data"], a[f"{n}_indices"], a[f"{n}_indptr"]), shape=shapes[n])
+                for n in shapes}
+        self.state = _State(now, pairs["ui"], pairs["uc"], pairs["ub"], mats["own"], mats["co"], mats["recent"],
+                            a["pop"], a["trend"], a["trending"], a["user_events"], a["user_items"], a["user_last"],
+                            a["user_logprice"], a["user_vecs"])
+        self.rankers = {}
+        for ex in (False, True):
+            f = directory / f"ranker_exclude_seen_{ex}.txt"
+            self.rankers[ex] = lgb.Booster(model_str=f.read_text()) if f.exists() else None
+        return self
 
     # ---- the Recommender protocol -----------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ MODEL_STAGE = "model"
 CHECKPOINT, CONFIG, EMBEDDINGS = "model.pt", "config.json", "item_embeddings.npy"
 ITEM_IDS, USER_IDS, FEATURES_FILE = "item_ids.npy", "user_ids.npy", "item_features.npz"
 CATALOG, HISTORIES, PURCHASES = "catalog.parquet", "histories.npz", "purchases.npz"
+RANKER_DIR = "ranker"  # the served two-tower + ranker (absent when the store was too small to train one)
 REPURCHASE_EXCLUDE_BELOW = 0.10  # exclude purchased items by default when fewer repeat purchases than this
 
 

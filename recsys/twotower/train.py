@@ -297,11 +297,32 @@ class ModelParams:
     config: TwoTowerConfig = field(default_factory=TwoTowerConfig)
 
 
+def _fit_ranker(train: Interactions, model: TwoTowerModel, report: dict, config: TwoTowerConfig, out: Path,
+                progress: Progress) -> dict[str, Any]:
+    """The served ranker over this two-tower (see ``recsys.recommenders.ranker``), stored under ``out``; a store
+    too small to train it serves the two-tower alone (the report says why)."""
+    from types import SimpleNamespace
+
+    from recsys.recommenders.ranker import RankerRecommender
+    from recsys.recommenders.two_tower import window_key
+    retriever = SimpleNamespace(model=model, report=report, fitted_on=window_key(train), config=config)
+    try:
+        ranker = RankerRecommender(config=config, retriever=retriever, progress=progress).fit(train)
+    except ValueError as exc:
+        log.warning("model stage: no ranker: %s", exc)
+        return {"built": False, "why": str(exc)}
+    ranker.save(out)
+    return {"built": True, **ranker.report.get("ranker", {}), "validation": ranker.report.get("validation")}
+
+
 def build_model_stage(root: str | os.PathLike | None, *, force: bool = False, progress: Progress = no_progress,
                       params: ModelParams | None = None) -> tuple[dict, bool]:
     """Train the two-tower model on the cleaned events and write ``<root>/model/`` (skipped when up to date)."""
     params = params or ModelParams()
-    p_dict = {"holdout_days": params.holdout_days, "config": params.config.to_dict()}
+    from dataclasses import asdict
+
+    from recsys.recommenders.ranker import RankerConfig
+    p_dict = {"holdout_days": params.holdout_days, "config": params.config.to_dict(), "ranker": asdict(RankerConfig())}
     fp = upstream_fingerprint(root, [EVENTS_STAGE], p_dict)
 
     def fn(tmp: Path, prog: Progress) -> StageResult:
@@ -328,6 +349,8 @@ def build_model_stage(root: str | os.PathLike | None, *, force: bool = False, pr
         offsets, items = ST.purchases_csr(train)
         np.savez(tmp / ST.PURCHASES, offsets=offsets, item=items)
         repurchase = ST.repurchase_stats(inter)
+        ranker_report = _fit_ranker(train, model, report, params.config, tmp / ST.RANKER_DIR,
+                                    lambda f, m: prog(0.96 + 0.02 * f, f"model: ranker: {m}"))
         prog(0.98, "model: example users")
         write_json(tmp / EXAMPLES_FILE, find_telling_users(connect(root)))
         holdout = _holdout_report(model, inter, now + 1 - int(params.holdout_days * 86400)) \
@@ -336,7 +359,7 @@ def build_model_stage(root: str | os.PathLike | None, *, force: bool = False, pr
             rows={"items": inter.n_items, "users": inter.n_users, "train_events": int(len(train.ts)),
                   "history_rows": int(len(hist.item))},
             params=p_dict,
-            extra={"train": report, "holdout": holdout, "repurchase": repurchase, "now_ts": now,
+            extra={"train": report, "ranker": ranker_report, "holdout": holdout, "repurchase": repurchase, "now_ts": now,
                    "train_end_ts": int(train.ts.max()) if len(train.ts) else now,
                    "dim": model.config.dim, "history_len": model.config.history_len})
 
