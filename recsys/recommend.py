@@ -72,6 +72,8 @@ class RecommenderService:
             from recsys.recommenders.ranker import RankerRecommender
             self.ranker = RankerRecommender.load(art.directory / RANKER_DIR, self.model, self.item_vecs)
         self.source = "two-tower + ranker" if self.ranker is not None else "two-tower"
+        if self.ranker is not None:  # the ranker learnt how likely a repeat is: it decides, not a store-wide rule
+            self.exclude_purchased_default = False
 
     # ---- lookups ------------------------------------------------------------------------------------------
 
@@ -251,7 +253,8 @@ def recommend_products_for_user(user_id: int, top_n: int = 10, diversity_weight:
                                 exclude_purchased: bool | None = None) -> pd.DataFrame:
     """Top-n products for a user: product_id, brand, category, price, score and a reason, best first.
 
-    ``exclude_purchased=None`` follows the store's measured repurchase rate (see the model stage manifest).
+    ``exclude_purchased=None`` keeps purchased items when the ranker serves (it learnt how likely a repeat is, and
+    that is the setting the evaluation scores), else follows the store's measured repurchase rate.
     """
     return load_recommender_service(artifacts).recommend_for_user(user_id, top_n, diversity_weight,
                                                                   exclude_purchased)

@@ -149,7 +149,6 @@ def test_served_recommendations_are_the_rankers_lists(demo_artifacts):
     from recsys.recommend import load_recommender_service, recommend_products_for_user
     svc = load_recommender_service(demo_artifacts)
     assert svc.ranker is not None and svc.ranker.rankers[False] is not None
-    client = TestClient(create_app(demo_artifacts))
     for uid in svc.user_ids[::997][:25]:
         code = svc.user_code(int(uid))
         rec = svc.ranker.recommend(np.array([code]), 10).items[0]
@@ -157,7 +156,8 @@ def test_served_recommendations_are_the_rankers_lists(demo_artifacts):
         got = recommend_products_for_user(int(uid), 10, 0.0, artifacts=demo_artifacts, exclude_purchased=False)
         assert got["product_id"].tolist() == want
     uid = int(svc.user_ids[5])
-    body = client.post("/recommend", json={"user_id": uid, "num_recommendations": 10, "diversity_weight": 0.0})
+    with TestClient(create_app(demo_artifacts)) as client:
+        body = client.post("/recommend", json={"user_id": uid, "num_recommendations": 10, "diversity_weight": 0.0})
     assert body.status_code == 200
     api_ids = [r["product_id"] for r in body.json()["recommendations"]]
     assert api_ids == recommend_products_for_user(uid, 10, 0.0, artifacts=demo_artifacts)["product_id"].tolist()
