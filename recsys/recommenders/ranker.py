@@ -3,8 +3,9 @@
 ``fit(train)`` cuts the training window once more (the inner cut): the two-tower is trained on the events before
 it, candidates and features are computed from those events, and the labels are each user's carts and purchases
 (graded: purchase 3, cart 2, view 1) after it. Two rankers are learnt: one over every candidate, one over the
-candidates the user has not touched (what ``exclude_seen=True`` asks for). Recommending then recomputes the
-features from the whole training window (the two-tower re-encodes each user's full history; it needs no refit).
+candidates the user has not touched (what ``exclude_seen=True`` asks for). Recommending then uses a two-tower
+fitted on the whole training window (``RankerConfig.refit``; or the caller's ``retriever``, the same model) and
+features recomputed from that window.
 
 Candidates per user, each tagged with its source(s): the two-tower's top items, the user's own items, the
 co-occurrence neighbours of the user's recent items (items in the same sessions), and the trending items.
@@ -271,9 +272,6 @@ class RankerRecommender:
         self.retriever = None  # not kept: the evaluation drops fitted models once scored
         self.progress(0.95, "ranker features over the whole window")
         self.state = self._state(train)
-        self._seen = sp.csr_matrix((np.ones(len(self.state.ui.keys), np.float32),
-                                    (self.state.ui.keys // self.n_items, self.state.ui.keys % self.n_items)),
-                                   shape=(self.n_users, self.n_items))
         return self
 
     def _state(self, win: Interactions) -> _State:
