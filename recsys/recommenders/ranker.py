@@ -27,7 +27,7 @@ from recsys.artifacts import Progress, no_progress
 from recsys.diversity import category_keys
 from recsys.interactions import Interactions
 from recsys.recommenders.base import Recommendations
-from recsys.recommenders.two_tower import window_key
+from recsys.recommenders.two_tower import inner_product_neighbours, window_key
 from recsys.twotower.features import build_sequences
 from recsys.twotower.model import TwoTowerConfig
 from recsys.twotower.train import encode_users, train_two_tower
@@ -467,10 +467,7 @@ class RankerRecommender:
 
     def similar_items(self, item_code: int, k: int) -> Recommendations:
         """Nearest items by the two-tower's item vectors."""
-        from recsys.recommenders.scoring import top_k
-        s = (self.item_vecs @ self.item_vecs[item_code]).astype(np.float32)[None, :]
-        s[0, item_code] = -np.inf
-        return top_k(s, k)
+        return inner_product_neighbours(self.item_vecs, item_code, k)
 
 
 def labels_for(labels: _PairStats, u: np.ndarray, i: np.ndarray, n_items: int) -> np.ndarray:

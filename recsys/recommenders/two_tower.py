@@ -71,6 +71,11 @@ class TwoTowerRecommender(ScoringRecommender):
 
     def similar_items(self, item_code: int, k: int) -> Recommendations:
         """Nearest items by item-tower vector (cold-start items have feature-based vectors too)."""
-        s = (self.item_vecs @ self.item_vecs[item_code]).astype(np.float32)[None, :]
-        s[0, item_code] = -np.inf
-        return top_k(s, k)
+        return inner_product_neighbours(self.item_vecs, item_code, k)
+
+
+def inner_product_neighbours(item_vecs: np.ndarray, item_code: int, k: int) -> Recommendations:
+    """Top-k items by inner product with one item's vector (the item itself excluded)."""
+    s = (item_vecs @ item_vecs[item_code]).astype(np.float32)[None, :]
+    s[0, item_code] = -np.inf
+    return top_k(s, k)
