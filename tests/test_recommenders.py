@@ -6,6 +6,8 @@ model must recommend a user's own cluster, most popular must recommend item 0, r
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -191,3 +193,67 @@ def test_ease_known_weights():
     s = m._scores(np.array([2, 3]))
     np.testing.assert_allclose(s[0, :2], [0.0, 0.5], rtol=1e-6)  # user 2 has item 0: item 1 scores B[0, 1]
     assert s[0, 2] == -np.inf and np.isneginf(s[1]).all()      # outside the kept items / no kept history
+
+
+def hand_made(events: list[tuple[int, int, int]], n_users: int, n_items: int) -> Interactions:
+    """A store of (user, item, event index) triples, one session per user."""
+    u, i, e = map(np.array, zip(*events))
+    catalog = pd.DataFrame({"product_id": np.arange(n_items), "category_id": 0, "category_code": "a.b",
+                            "brand": "b", "price": 1.0, "views": 1, "carts": 0, "purchases": 0})
+    return Interactions(u.astype(np.int32), i.astype(np.int32), e.astype(np.int8), np.arange(len(u), dtype=np.int64),
+                        u.astype(np.int64), np.arange(n_users), np.arange(n_items), catalog)
+
+
+def test_item_knn_known_cosines_orientation_and_weights():
+    """Item-item CF on a hand-made store: cosine of the items' user sets, no item its own neighbour, row i holds
+    item i's top neighbours, and a profile item's similarities count with the user's event weight on it."""
+    from recsys.recommenders.itemknn import ItemKNNRecommender
+    view, purchase = S.EVENT_TYPES.index(S.VIEW), S.EVENT_TYPES.index(S.PURCHASE)
+    train = hand_made([(0, 0, view), (0, 1, view),                       # item 0: users {0, 1, 2}
+                       (1, 0, view), (1, 1, view), (1, 2, purchase),     # item 1: {0, 1}; item 2: {1}
+                       (2, 0, view), (2, 3, view)], 3, 5)                # item 3: {2}; item 4: nobody
+    c01, c02, c03, c12 = 2 / np.sqrt(6), 1 / np.sqrt(3), 1 / np.sqrt(3), 1 / np.sqrt(2)
+    full = ItemKNNRecommender(neighbours=4).fit(train)
+    np.testing.assert_allclose(full.sim.toarray(), [[0, c01, c02, c03, 0], [c01, 0, c12, 0, 0],
+                                                    [c02, c12, 0, 0, 0], [c03, 0, 0, 0, 0], [0] * 5], rtol=1e-5)
+    np.testing.assert_allclose(full._scores(np.array([0]))[0], [c01, c01, c02 + c12, c03, -np.inf], rtol=1e-5)
+    np.testing.assert_allclose(full._scores(np.array([1]))[0, :4], [c01 + 5 * c02, c01 + 5 * c12, c02 + c12, c03],
+                               rtol=1e-5)                                # u1 bought item 2: weight 5
+    sim = full.similar_items(0, 4)
+    assert sim.items[0].tolist() == [1, 2, 3, -1]                        # co-bought item first; 2, 3 tie: lower
+    np.testing.assert_allclose(sim.scores[0, :3], [c01, c02, c03], rtol=1e-5)
+    one = ItemKNNRecommender(neighbours=1).fit(train)                    # each item keeps its single best
+    np.testing.assert_allclose(one.sim.toarray(), [[0, c01, 0, 0, 0], [c01, 0, 0, 0, 0], [0, c12, 0, 0, 0],
+                                                   [c03, 0, 0, 0, 0], [0] * 5], rtol=1e-5)
+    np.testing.assert_allclose(one._scores(np.array([2]))[0], [c03, c01, -np.inf, -np.inf, -np.inf], rtol=1e-5)
+
+
+def test_als_factors_are_seeded_and_solve_the_confidence_weighted_least_squares():
+    """Same seed, same factors; after the last half-step every item vector is the exact ridge solution
+    (X'C_iX + reg I) y = X'C_i p_i with confidence c = 1 + alpha * log1p(weight) (Hu, Koren, Volinsky 2008, eq. 4)."""
+    from recsys.recommenders.mf import ALSRecommender
+    train = planted()
+    kw = dict(factors=3, cg_steps=3, iterations=4, regularization=0.1, alpha=10.0, seed=7)
+    m, again = ALSRecommender(**kw).fit(train), ALSRecommender(**kw).fit(train)
+    assert np.array_equal(m.user_factors, again.user_factors) and np.array_equal(m.item_factors, again.item_factors)
+    assert m.user_factors.dtype == m.item_factors.dtype == np.float32
+    assert not np.array_equal(m.item_factors, ALSRecommender(**(kw | {"seed": 8})).fit(train).item_factors)
+    w = np.zeros((train.n_users, train.n_items))
+    np.add.at(w, (train.user, train.item), train.weights())
+    x = m.user_factors.astype(np.float64)
+    for i in range(train.n_items):
+        c = np.where(w[:, i] > 0, 1 + 10.0 * np.log1p(w[:, i]), 1.0)
+        y = np.linalg.solve(x.T @ (c[:, None] * x) + 0.1 * np.eye(3), x.T @ (c * (w[:, i] > 0)))
+        np.testing.assert_allclose(m.item_factors[i], y, rtol=1e-3, atol=1e-4)
+
+
+def test_implicit_fits_warn_nothing(monkeypatch):
+    """implicit warns about a BLAS thread pool (once a process) and about its own COO input (every fit)."""
+    import threadpoolctl
+    import implicit.utils
+    monkeypatch.setattr(implicit.utils, "_checked_blas_config", False)
+    with threadpoolctl.threadpool_limits(2, "blas"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry.make("als", factors=4).fit(planted())
+        registry.make("item_knn").fit(planted())
+    assert not caught, [str(w.message) for w in caught]

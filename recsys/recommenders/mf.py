@@ -1,15 +1,19 @@
-"""Matrix factorisation baselines on the implicit user-item matrix, with numpy/scipy only.
+"""Matrix factorisation baselines on the implicit user-item matrix.
 
-- :class:`SVDRecommender`: truncated SVD of the log-scaled event-weight matrix (PureSVD); score = u S V^T.
+- :class:`SVDRecommender`: truncated SVD of the log-scaled event-weight matrix (PureSVD); score = u S V^T, numpy only.
 - :class:`ALSRecommender`: implicit-feedback ALS (Hu, Koren, Volinsky 2008) with confidence
-  c = 1 + alpha * log1p(event weight), each half-step solved by a few conjugate-gradient iterations vectorised
-  over all users (or items) at once, as the ``implicit`` package does, but in numpy.
+  c = 1 + alpha * log1p(event weight), fitted by the ``implicit`` package's CPU solver (conjugate-gradient
+  half-steps, Takacs et al. 2011) on one thread, seeded, so the same inputs give the same factors.
 Users with no training events get no recommendations (all -1).
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
+import threadpoolctl
+from implicit.cpu.als import AlternatingLeastSquares
 
 from recsys.interactions import Interactions
 from recsys.recommenders.base import Recommendations
@@ -71,7 +75,7 @@ class SVDRecommender(_FactorModel):
 
 
 class ALSRecommender(_FactorModel):
-    """Implicit ALS with conjugate-gradient half-steps."""
+    """Implicit ALS (``implicit``'s CPU conjugate-gradient solver, one thread)."""
 
     name = "als"
 
@@ -85,40 +89,15 @@ class ALSRecommender(_FactorModel):
         self._remember(train)
         c = user_item_matrix(train)
         c.data = (1.0 + self.alpha * np.log1p(c.data)).astype(np.float32)
-        rng = np.random.default_rng(self.seed)
-        f = self.factors
-        x = (rng.standard_normal((c.shape[0], f)) * 0.01).astype(np.float32)
-        y = (rng.standard_normal((c.shape[1], f)) * 0.01).astype(np.float32)
-        ct = c.T.tocsr()
-        for _ in range(self.iterations):
-            x = self._solve(c, y, x)
-            y = self._solve(ct, x, y)
-        self.user_factors, self.item_factors = x, y
+        # implicit reads the matrix values as the confidences themselves (alpha=1 leaves them unscaled); it warns
+        # when BLAS runs a thread pool, which also slows its solver, so BLAS gets one thread for the fit
+        with threadpoolctl.threadpool_limits(1, "blas"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*is configured to use \d+ threads", category=RuntimeWarning)
+            als = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization, alpha=1.0,
+                                          iterations=self.iterations, use_cg=True, num_threads=1,
+                                          random_state=self.seed)
+            als.cg_steps = self.cg_steps
+            als.fit(c, show_progress=False)
+        self.user_factors = np.ascontiguousarray(als.user_factors, dtype=np.float32)  # (U, f)
+        self.item_factors = np.ascontiguousarray(als.item_factors, dtype=np.float32)  # (I, f)
         return self
-
-    def _solve(self, c: sp.csr_matrix, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """A few CG steps on (Y'Y + Y'(C_u - I)Y + reg I) x_u = Y' C_u p_u for every row u at once."""
-        yty = y.T @ y + self.regularization * np.eye(y.shape[1], dtype=np.float32)
-        rows = np.repeat(np.arange(c.shape[0]), np.diff(c.indptr))
-        cols, conf = c.indices, c.data
-        y_nz = y[cols]  # (nnz, f)
-
-        def apply(v: np.ndarray) -> np.ndarray:
-            d = (conf - 1.0) * np.einsum("nf,nf->n", y_nz, v[rows])
-            return v @ yty + sp.csr_matrix((d, cols, c.indptr), shape=c.shape) @ y
-
-        b = c @ y  # sum_i c_ui y_i (p_ui = 1 on observed pairs)
-        r = b - apply(x)
-        p = r.copy()
-        rs = np.einsum("uf,uf->u", r, r)
-        for _ in range(self.cg_steps):
-            ap = apply(p)
-            denom = np.einsum("uf,uf->u", p, ap)
-            a = np.divide(rs, denom, out=np.zeros_like(rs), where=denom > 1e-20)
-            x = x + a[:, None] * p
-            r = r - a[:, None] * ap
-            rs_new = np.einsum("uf,uf->u", r, r)
-            beta = np.divide(rs_new, rs, out=np.zeros_like(rs), where=rs > 1e-20)
-            p = r + beta[:, None] * p
-            rs = rs_new
-        return x.astype(np.float32)
