@@ -32,9 +32,20 @@ def progress_bar(desc: str) -> Iterator[Progress]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from recsys.demo import write_demo_csv
-    with progress_bar("demo") as prog:
-        stats = write_demo_csv(Path(args.out), events=args.events, seed=args.seed, progress=prog)
+    if args.profile == "store":
+        if args.format == "uci":
+            args.demo_parser.error("--format uci is only written for --profile wholesale")
+        from recsys.build import DEMO_EVENTS
+        from recsys.demo import write_demo_csv
+        events = DEMO_EVENTS if args.events is None else args.events
+        with progress_bar("demo") as prog:
+            stats = write_demo_csv(Path(args.out), events=events, seed=args.seed, progress=prog)
+    else:
+        from recsys.demo_wholesale import DEFAULT_LINES, write_wholesale_rees46, write_wholesale_uci
+        write = write_wholesale_rees46 if args.format == "rees46" else write_wholesale_uci
+        lines = DEFAULT_LINES if args.events is None else args.events
+        with progress_bar("demo") as prog:
+            stats = write(Path(args.out), lines=lines, seed=args.seed, progress=prog)
     print(json.dumps(stats, indent=2, default=str))
     return 0
 
@@ -104,10 +115,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("demo", help="write the deterministic synthetic demo store as a REES46 CSV")
-    d.add_argument("--events", type=int, default=DEMO_EVENTS, help="number of event rows")
+    d = sub.add_parser("demo", help="write a deterministic synthetic demo store as a CSV")
+    d.add_argument("--profile", choices=("store", "wholesale"), default="store",
+                   help="store: the browsing shop (views, carts, purchases); wholesale: invoices of re-bought "
+                        "staples, purchases only")
+    d.add_argument("--format", choices=("rees46", "uci"), default=None,
+                   help="file format (default rees46 for store, uci = UCI Online Retail for wholesale)")
+    d.add_argument("--events", type=int, default=None,
+                   help=f"number of event rows (store, default {DEMO_EVENTS:,}) or invoice lines (wholesale, "
+                        f"default 300,000)")
     d.add_argument("--seed", type=int, default=DEMO_SEED)
     d.add_argument("--out", default="demo.csv", help="output CSV path (.csv or .csv.gz)")
+    d.set_defaults(demo_parser=d)
 
     i = sub.add_parser("ingest", help="clean REES46 CSV files (plain, .gz, .zip) into the events stage")
     i.add_argument("paths", nargs="+", help="one or more CSV files with the same header")
