@@ -35,15 +35,16 @@ class TwoTowerConfig:
     lr: float = 3e-3
     weight_decay: float = 0.0
     id_dropout: float = 0.1       # share of training items shown without their id, to teach cold start
-    max_epochs: int = 6
-    epoch_examples: int = 60_000  # targets drawn per epoch (bounds an epoch's time on any store)
+    max_epochs: int = 12          # validation checkpoints; training usually stops earlier (``patience``)
+    epoch_examples: int = 60_000  # at least this many targets per epoch, more on a big store (see below)
     min_steps_per_epoch: int = 20
-    # Training length is counted in examples (deterministic), about one pass over the window's targets,
-    # clipped to [min_total_examples, max_total_examples]; max_seconds is only a safety net.
-    budget_factor: float = 1.0
+    # Training length is counted in examples (deterministic): ``budget_factor`` passes over the window's
+    # targets, clipped to [min_total_examples, max_total_examples], split into at most ``max_epochs`` epochs;
+    # early stopping on validation ends it sooner. max_seconds is only a safety net.
+    budget_factor: float = 2.0
     min_total_examples: int = 10_000
-    max_total_examples: int = 240_000
-    max_seconds: float = 300.0
+    max_total_examples: int = 6_000_000
+    max_seconds: float = 600.0
     patience: int = 2             # epochs without validation improvement before stopping
     val_fraction: float = 0.1     # last share of the window's time span used for early stopping
     val_users: int = 2000
@@ -62,6 +63,7 @@ class TwoTowerConfig:
 
 
 FEATURES = ("id_slot", "cat1", "cat2", "cat3", "cat_id", "brand", "price")
+SPARSE_FEATURE = "id_slot"
 
 
 class TwoTowerModel(nn.Module):
@@ -73,7 +75,9 @@ class TwoTowerModel(nn.Module):
             raise ValueError("TwoTowerConfig.vocab is empty: set it from ItemFeatures.sizes()")
         self.config = config
         dims = {"id_slot": config.id_dim, "price": config.price_dim}
-        self.emb = nn.ModuleDict({f: nn.Embedding(config.vocab[f], dims.get(f, config.feat_dim)) for f in FEATURES})
+        # the id table grows with the catalog: sparse gradients keep a step's cost independent of its size
+        self.emb = nn.ModuleDict({f: nn.Embedding(config.vocab[f], dims.get(f, config.feat_dim),
+                                                  sparse=f == SPARSE_FEATURE) for f in FEATURES})
         self.in_dim = sum(e.embedding_dim for e in self.emb.values())
         self.item_mlp = nn.Sequential(nn.Linear(self.in_dim, config.hidden), nn.ReLU(),
                                       nn.Linear(config.hidden, config.dim))
@@ -90,33 +94,57 @@ class TwoTowerModel(nn.Module):
         arr = np.stack([getattr(feats, f) for f in FEATURES]).astype(np.int64)
         self.features = torch.from_numpy(arr)
 
-    def embed_items(self, codes: torch.Tensor, id_dropout: float = 0.0) -> torch.Tensor:
-        """Concatenated feature embeddings of item codes: (...,) -> (..., in_dim)."""
+    def embed_items(self, codes: torch.Tensor) -> torch.Tensor:
+        """Concatenated feature embeddings of item codes: (...,) -> (..., in_dim); the id part comes first."""
         f = self.features[:, codes]  # (7, ...)
-        slot = f[0]
-        if id_dropout > 0 and self.training:
-            slot = torch.where(torch.rand(slot.shape) < id_dropout, torch.zeros_like(slot), slot)
-        parts = [self.emb["id_slot"](slot)] + [self.emb[name](f[i]) for i, name in enumerate(FEATURES) if i]
-        return torch.cat(parts, dim=-1)
+        return torch.cat([self.emb[name](f[i]) for i, name in enumerate(FEATURES)], dim=-1)
+
+    def _drop_ids(self, rows: torch.Tensor, id_dropout: float) -> torch.Tensor:
+        """While training, show a share of items without their id (the id part becomes the unknown id's)."""
+        if id_dropout <= 0 or not self.training:
+            return rows
+        drop = torch.rand(rows.shape[:-1]) < id_dropout
+        unknown = self.emb["id_slot"](torch.zeros(1, dtype=torch.long))[0]  # a lookup keeps the gradient sparse
+        ids = torch.where(drop.unsqueeze(-1), unknown, rows[..., :unknown.shape[0]])
+        return torch.cat([ids, rows[..., unknown.shape[0]:]], dim=-1)
+
+    def _item_head(self, rows: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.item_mlp(rows), dim=-1)
 
     def item_vectors(self, codes: torch.Tensor, id_dropout: float = 0.0) -> torch.Tensor:
         """Item tower: (B,) item codes -> (B, dim) unit vectors."""
-        return F.normalize(self.item_mlp(self.embed_items(codes, id_dropout)), dim=-1)
+        return self._item_head(self._drop_ids(self.embed_items(codes), id_dropout))
 
-    def user_vectors(self, items: torch.Tensor, events: torch.Tensor, mask: torch.Tensor,
-                     behaviour: torch.Tensor) -> torch.Tensor:
-        """User tower: histories (B, L) oldest first + behaviour (B, 8) -> (B, dim) unit vectors."""
-        length = items.shape[1]
+    def _user_head(self, table: torch.Tensor, inv: torch.Tensor, events: torch.Tensor, mask: torch.Tensor,
+                   behaviour: torch.Tensor) -> torch.Tensor:
+        """User tower over histories given as rows ``inv`` (B, L) of an embedded item table (U, in_dim)."""
+        length = inv.shape[1]
         steps_back = torch.arange(length - 1, -1, -1, dtype=torch.float32)  # (L,) 0 = most recent
         logw = self.event_logit[events.clamp(max=2).long()] - F.softplus(self.decay) * steps_back
         logw = logw.masked_fill(~mask, -1e9)
         w = torch.softmax(logw, dim=1)  # (B, L)
-        # Embed each distinct history item once, then gather: one index op instead of one per feature table.
-        uniq, inv = torch.unique(items, return_inverse=True)
-        e = self.embed_items(uniq)[inv]  # (B, L, in_dim)
-        pooled = (w.unsqueeze(-1) * e).sum(1) * mask.any(1, keepdim=True)  # (B, in_dim); 0 for empty histories
-        last = e[:, -1] * mask[:, -1:].float()  # (B, in_dim) histories are right-aligned
+        # embedding_bag sums the weighted rows without materialising a (B, L, in_dim) history tensor
+        pooled = F.embedding_bag(inv, table, per_sample_weights=w, mode="sum") * mask.any(1, keepdim=True)
+        last = F.embedding(inv[:, -1], table) * mask[:, -1:].float()  # (B, in_dim) histories are right-aligned
         return F.normalize(self.user_mlp(torch.cat([pooled, last, behaviour], dim=-1)), dim=-1)
+
+    def user_vectors(self, items: torch.Tensor, events: torch.Tensor, mask: torch.Tensor,
+                     behaviour: torch.Tensor) -> torch.Tensor:
+        """User tower: histories (B, L) oldest first + behaviour (B, 8) -> (B, dim) unit vectors."""
+        uniq, inv = torch.unique(items, return_inverse=True)  # embed each distinct history item once
+        return self._user_head(self.embed_items(uniq), inv, events, mask, behaviour)
+
+    def training_vectors(self, items: torch.Tensor, events: torch.Tensor, mask: torch.Tensor,
+                         behaviour: torch.Tensor, candidates: torch.Tensor,
+                         id_dropout: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """User vectors of a batch and item vectors of its candidate items, embedding every distinct item of
+        the step once (one lookup and one gradient per feature table instead of one per use)."""
+        codes = torch.cat([items.reshape(-1), candidates])
+        uniq, inv = torch.unique(codes, return_inverse=True)
+        table = self.embed_items(uniq)
+        n = items.numel()
+        users = self._user_head(table, inv[:n].view(items.shape), events, mask, behaviour)
+        return users, self._item_head(self._drop_ids(table[inv[n:]], id_dropout))
 
     @torch.no_grad()
     def all_item_vectors(self, chunk: int = 65536) -> np.ndarray:

@@ -28,7 +28,7 @@ from recsys.twotower import store as ST
 from recsys.twotower.profiles import EXAMPLES_FILE, find_telling_users
 from recsys.twotower.features import (ItemFeatures, Sequences, behaviour_features, build_sequences, encode_items,
                                       gather_history)
-from recsys.twotower.model import FEATURES, TwoTowerConfig, TwoTowerModel, save_checkpoint
+from recsys.twotower.model import FEATURES, SPARSE_FEATURE, TwoTowerConfig, TwoTowerModel, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -132,28 +132,67 @@ class _Validation:
         return recall_at_k(top_k(users, model.all_item_vectors(), k), self.truth, k)
 
 
-def _step(model: TwoTowerModel, opt: torch.optim.Optimizer, data: _Data, pos: np.ndarray,
+class _Optimizer:
+    """Adam for the dense parameters; lazy Adam for the id table: only the rows a step touched move (the
+    update of ``torch.optim.SparseAdam``, done with row gathers, which is several times faster on CPU)."""
+
+    def __init__(self, model: TwoTowerModel, cfg: TwoTowerConfig, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8):
+        sparse_name = f"emb.{SPARSE_FEATURE}.weight"
+        named = dict(model.named_parameters())
+        self.dense = torch.optim.Adam([p for n, p in named.items() if n != sparse_name], lr=cfg.lr, betas=betas,
+                                      eps=eps, weight_decay=cfg.weight_decay)
+        self.table = named[sparse_name]
+        self.m, self.v = torch.zeros_like(self.table), torch.zeros_like(self.table)
+        self.lr, self.betas, self.eps, self.t = cfg.lr, betas, eps, 0
+
+    def zero_grad(self) -> None:
+        self.dense.zero_grad()
+        self.table.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.dense.step()
+        if self.table.grad is None:
+            return
+        g = self.table.grad.coalesce()
+        idx, val = g.indices()[0], g.values()
+        self.t += 1
+        b1, b2 = self.betas
+        m = self.m[idx].mul_(b1).add_(val, alpha=1 - b1)
+        v = self.v[idx].mul_(b2).addcmul_(val, val, value=1 - b2)
+        self.m[idx], self.v[idx] = m, v
+        denom = (v / (1 - b2 ** self.t)).sqrt_().add_(self.eps)
+        self.table.index_add_(0, idx, m.div_(denom), alpha=-self.lr / (1 - b1 ** self.t))
+
+
+def _step(model: TwoTowerModel, opt: _Optimizer, data: _Data, pos: np.ndarray,
           logq: torch.Tensor, weights: np.ndarray, rng: np.random.Generator) -> float:
-    """One optimiser step of the corrected, masked, mixed-negative sampled softmax; returns the loss."""
+    """One optimiser step of the corrected, mixed-negative sampled softmax; returns the loss.
+
+    Columns are the batch's distinct target items (so no row meets its own item as a negative) then the uniform
+    negatives; a uniform negative that is a row's own target is masked for that row."""
     cfg = model.config
     items, events, mask, beh = data.history(pos, cfg.history_len)
-    tgt = torch.from_numpy(data.seq.item[pos])
-    u = model.user_vectors(torch.from_numpy(items), torch.from_numpy(events.astype(np.int64)),
-                           torch.from_numpy(mask), torch.from_numpy(beh))  # (B, d)
-    v = model.item_vectors(tgt, cfg.id_dropout)  # (B, d)
+    tgt = data.seq.item[pos]
+    cols, label = np.unique(tgt, return_inverse=True)
     n_items = model.features.shape[1]
     m = min(cfg.uniform_negatives, n_items)
-    neg = torch.from_numpy(rng.integers(0, n_items, m))
-    vn = model.item_vectors(neg, cfg.id_dropout)  # (M, d)
-    logits = torch.cat([u @ v.T, u @ vn.T], dim=1) / cfg.temperature  # (B, B + M)
+    neg = rng.integers(0, n_items, m)
+    u, v = model.training_vectors(torch.from_numpy(items), torch.from_numpy(events.astype(np.int64)),
+                                  torch.from_numpy(mask), torch.from_numpy(beh),
+                                  torch.from_numpy(np.concatenate([cols, neg])), cfg.id_dropout)
     b = len(pos)
-    correction = torch.cat([logq[tgt] + np.log(b), torch.full((m,), float(np.log(max(m, 1) / n_items)))])
-    logits = logits - correction[None, :]
-    hit = torch.cat([tgt[None, :] == tgt[:, None], neg[None, :] == tgt[:, None]], dim=1)
-    hit[:, :b].fill_diagonal_(False)
-    logits = logits.masked_fill(hit, float("-inf"))
+    # logQ: the log-probability that each column's item is in the batch at all (columns are distinct items)
+    q = logq[torch.from_numpy(cols)].double().exp()
+    in_batch = torch.log(-torch.expm1(b * torch.log1p(-q.clamp(max=1 - 1e-12)))).float()
+    correction = torch.cat([in_batch, torch.full((m,), float(np.log(max(m, 1) / n_items)))])
+    logits = (u @ v.T) / cfg.temperature - correction[None, :]  # (B, C + M)
+    hit = neg[None, :] == tgt[:, None]
+    if hit.any():  # in place on the negatives' block only (a finite fill keeps the softmax on its fast path)
+        logits[:, len(cols):].masked_fill_(torch.from_numpy(hit), -1e9)
     w = torch.from_numpy(weights)
-    loss = (F.cross_entropy(logits, torch.arange(b), reduction="none") * w).sum() / w.sum()
+    loss = (F.cross_entropy(logits, torch.from_numpy(label), reduction="none") * w).sum() / w.sum()
     opt.zero_grad()
     loss.backward()
     opt.step()
@@ -174,13 +213,14 @@ def _batches(data: _Data, targets: np.ndarray, bs: int, length: int, cap: int, r
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _epoch(model, opt, data, targets, weights_table, rng, deadline, progress, label) -> tuple[float, int]:
+def _epoch(model, opt, data, targets, weights_table, rng, deadline, progress, label,
+           epoch_size: int) -> tuple[float, int]:
     """One pass over ``targets`` in random order; stops early at ``deadline``. Returns (mean loss, steps)."""
     cfg = model.config
     seq = data.seq
     counts = np.bincount(seq.item[targets], minlength=model.features.shape[1]).astype(np.float64)
     logq = torch.from_numpy(np.log(np.maximum(counts, 1.0) / max(len(targets), 1))).float()
-    n = min(len(targets), cfg.epoch_examples)
+    n = min(len(targets), epoch_size)
     bs = max(2, min(cfg.batch_size, int(np.ceil(n / cfg.min_steps_per_epoch))))
     losses = []
     for s, pos in enumerate(_batches(data, targets, bs, cfg.history_len, n, rng)):
@@ -223,7 +263,7 @@ def _train(train: Interactions, cfg: TwoTowerConfig, progress: Progress) -> tupl
     model = TwoTowerModel(cfg)
     model.set_item_features(feats)
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = _Optimizer(model, cfg)
     wt = np.array([S.EVENT_WEIGHTS[t] for t in S.EVENT_TYPES], np.float32)
     wt = wt / wt[:3].mean()
 
@@ -236,12 +276,14 @@ def _train(train: Interactions, cfg: TwoTowerConfig, progress: Progress) -> tupl
         fit_targets = targets
 
     total = np.clip(cfg.budget_factor * len(targets), cfg.min_total_examples, cfg.max_total_examples)
-    epochs = int(min(cfg.max_epochs, max(1, round(total / min(len(fit_targets), cfg.epoch_examples)))))
+    epoch_size = int(min(len(fit_targets), max(cfg.epoch_examples, np.ceil(total / cfg.max_epochs))))
+    epochs = int(min(cfg.max_epochs, max(1, round(total / epoch_size))))
     history: list[dict[str, float]] = []
     best, best_state, bad, steps = -1.0, None, 0, 0
     for epoch in range(epochs):
         frac = lambda f, m, e=epoch: progress(min(0.95, (e + f) / (epochs + cfg.refit_epochs)), m)
-        loss, n = _epoch(model, opt, data, fit_targets, wt, rng, deadline, frac, f"epoch {epoch + 1}")
+        loss, n = _epoch(model, opt, data, fit_targets, wt, rng, deadline, frac, f"epoch {epoch + 1}",
+                         epoch_size)
         steps += n
         rec = val.recall(model, seq) if use_val else float("nan")
         history.append({"epoch": epoch + 1, "loss": round(loss, 4), "val_recall@10": round(rec, 4)})
@@ -257,7 +299,8 @@ def _train(train: Interactions, cfg: TwoTowerConfig, progress: Progress) -> tupl
         model.load_state_dict(best_state)
     for r in range(cfg.refit_epochs if use_val and time.monotonic() < deadline else 0):
         frac = lambda f, m: progress(0.95, m)
-        _, n = _epoch(model, opt, data, targets, wt, rng, deadline, frac, f"refit {r + 1}")
+        _, n = _epoch(model, opt, data, targets, wt, rng, deadline, frac, f"refit {r + 1}",
+                      epoch_size)
         steps += n
     model.eval()
     pop = np.argsort(-np.bincount(seq.item[fit_targets], minlength=train.n_items), kind="stable")[:EVAL_K]
