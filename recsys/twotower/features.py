@@ -156,8 +156,11 @@ def pad_history(items: np.ndarray, events: np.ndarray, ts: np.ndarray, length: i
     return out_i, out_e, out_t, mask
 
 
-def behaviour_features(events: np.ndarray, ts: np.ndarray, mask: np.ndarray, ref_ts: np.ndarray) -> np.ndarray:
-    """(B, 8) dense features: event-type mix, history length, hour-of-day preference, weekend share, recency."""
+def behaviour_features(events: np.ndarray, ts: np.ndarray, mask: np.ndarray, ref_ts: np.ndarray,
+                       length: int | None = None) -> np.ndarray:
+    """(B, 8) dense features: event-type mix, history length, hour-of-day preference, weekend share, recency.
+
+    ``length`` is the model's history length (the histories may be trimmed to fewer columns; default: all)."""
     m = mask.astype(np.float32)
     n = m.sum(1)
     denom = np.maximum(n, 1.0)
@@ -170,7 +173,7 @@ def behaviour_features(events: np.ndarray, ts: np.ndarray, mask: np.ndarray, ref
     gap_h = np.where(n > 0, np.maximum(ref_ts - last, 0) / 3600.0, 24 * 90.0)
     feats = np.stack([
         *mix,
-        np.log1p(n) / np.log1p(mask.shape[1]),
+        np.log1p(n) / np.log1p(length or mask.shape[1]),
         (np.cos(ang) * m).sum(1) / denom,
         (np.sin(ang) * m).sum(1) / denom,
         weekend,

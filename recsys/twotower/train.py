@@ -67,10 +67,11 @@ class _Data:
 
     def history(self, pos: np.ndarray, length: int) -> tuple[np.ndarray, ...]:
         """Histories of target positions, trimmed to the longest in the batch; plus behaviour features."""
-        items, events, ts, mask = gather_history(self.seq, self.ends[pos], length, self.user[pos])
-        beh = behaviour_features(events, ts, mask, self.seq.ts[pos])
-        width = max(1, int(mask.sum(1).max()))  # histories are right-aligned: drop all-padding columns
-        return items[:, -width:], events[:, -width:], mask[:, -width:], beh
+        user = self.user[pos]
+        # histories are right-aligned: gather only as many columns as the batch's longest history
+        width = int(np.clip((self.ends[pos] - self.seq.offsets[user]).max(initial=1), 1, length))
+        items, events, ts, mask = gather_history(self.seq, self.ends[pos], width, user)
+        return items, events, mask, behaviour_features(events, ts, mask, self.seq.ts[pos], length)
 
 
 def encode_positions(model: TwoTowerModel, seq: Sequences, pos: np.ndarray, ref_ts: np.ndarray,
@@ -141,7 +142,7 @@ class _Optimizer:
         sparse_name = f"emb.{SPARSE_FEATURE}.weight"
         named = dict(model.named_parameters())
         self.dense = torch.optim.Adam([p for n, p in named.items() if n != sparse_name], lr=cfg.lr, betas=betas,
-                                      eps=eps, weight_decay=cfg.weight_decay)
+                                      eps=eps, weight_decay=cfg.weight_decay, foreach=True)
         self.table = named[sparse_name]
         self.m, self.v = torch.zeros_like(self.table), torch.zeros_like(self.table)
         self.lr, self.betas, self.eps, self.t = cfg.lr, betas, eps, 0
@@ -159,9 +160,10 @@ class _Optimizer:
         idx, val = g.indices()[0], g.values()
         self.t += 1
         b1, b2 = self.betas
-        m = self.m[idx].mul_(b1).add_(val, alpha=1 - b1)
-        v = self.v[idx].mul_(b2).addcmul_(val, val, value=1 - b2)
-        self.m[idx], self.v[idx] = m, v
+        m = self.m.index_select(0, idx).mul_(b1).add_(val, alpha=1 - b1)
+        v = self.v.index_select(0, idx).mul_(b2).addcmul_(val, val, value=1 - b2)
+        self.m.index_copy_(0, idx, m)
+        self.v.index_copy_(0, idx, v)
         denom = (v / (1 - b2 ** self.t)).sqrt_().add_(self.eps)
         self.table.index_add_(0, idx, m.div_(denom), alpha=-self.lr / (1 - b1 ** self.t))
 
@@ -187,7 +189,7 @@ def _step(model: TwoTowerModel, opt: _Optimizer, data: _Data, pos: np.ndarray,
     q = logq[torch.from_numpy(cols)].double().exp()
     in_batch = torch.log(-torch.expm1(b * torch.log1p(-q.clamp(max=1 - 1e-12)))).float()
     correction = torch.cat([in_batch, torch.full((m,), float(np.log(max(m, 1) / n_items)))])
-    logits = (u @ v.T) / cfg.temperature - correction[None, :]  # (B, C + M)
+    logits = (u / cfg.temperature) @ v.T - correction[None, :]  # (B, C + M)
     hit = neg[None, :] == tgt[:, None]
     if hit.any():  # in place on the negatives' block only (a finite fill keeps the softmax on its fast path)
         logits[:, len(cols):].masked_fill_(torch.from_numpy(hit), -1e9)
