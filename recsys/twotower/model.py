@@ -43,9 +43,10 @@ class TwoTowerConfig:
     # early stopping on validation ends it sooner. max_seconds is only a safety net.
     budget_factor: float = 2.0
     min_total_examples: int = 10_000
-    max_total_examples: int = 6_000_000
-    max_seconds: float = 600.0
+    max_total_examples: int = 4_000_000
+    max_seconds: float = 300.0
     patience: int = 2             # epochs without validation improvement before stopping
+    min_improvement: float = 0.02  # relative gain in validation recall that counts as improving
     val_fraction: float = 0.1     # last share of the window's time span used for early stopping
     val_users: int = 2000
     refit_epochs: int = 1         # epochs over all targets (validation period included) after early stopping

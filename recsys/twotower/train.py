@@ -290,11 +290,10 @@ def _train(train: Interactions, cfg: TwoTowerConfig, progress: Progress) -> tupl
         rec = val.recall(model, seq) if use_val else float("nan")
         history.append({"epoch": epoch + 1, "loss": round(loss, 4), "val_recall@10": round(rec, 4)})
         log.info("epoch %d loss %.4f val recall@10 %.4f", epoch + 1, loss, rec)
-        if use_val:
+        if use_val:  # keep the best epoch; a plateau (gains under min_improvement) counts towards patience
+            bad = 0 if rec > best * (1 + cfg.min_improvement) else bad + 1
             if rec > best:
-                best, best_state, bad = rec, copy.deepcopy(model.state_dict()), 0
-            else:
-                bad += 1
+                best, best_state = rec, copy.deepcopy(model.state_dict())
         if (use_val and bad >= cfg.patience) or time.monotonic() > deadline:
             break
     if best_state is not None:
