@@ -457,10 +457,15 @@ def build_rules(root: str | os.PathLike | None, out, params: RuleParams = RulePa
     con = connect(root, memory_limit="4GB")
     con.execute("SET enable_progress_bar = false")
     note = None
+    if params.scope == "views" and not con.execute(
+            f"SELECT 1 FROM events WHERE {S.EVENT_TYPE} = '{S.VIEW}' LIMIT 1").fetchall():
+        # a purchase log (UCI Online Retail, a till export) has no views: its baskets are its orders
+        params = replace(params, scope="purchases_carts")
+        note = "The store has no views: the default rules are mined from carts and purchases."
     try:
         res = mine_rules_con(con, params, lambda f, m: progress(0.8 * f, m))
     except ValueError as exc:  # data that explodes at the defaults must not break the whole build
-        note = str(exc)
+        note = f"{note} {exc}" if note else str(exc)
         log.warning("rules: %s", note)
         res = RulesResult(pd.DataFrame({c: pd.Series(dtype=object) for c in RULE_COLUMNS}),
                           pd.DataFrame({c: pd.Series(dtype=t) for c, t in ITEM_COLUMNS.items()}), {})

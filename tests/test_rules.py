@@ -312,3 +312,20 @@ def test_sparse_one_hot_gives_the_same_rules(monkeypatch):
         assert res.stats["sparse"]
         pd.testing.assert_frame_equal(res.rules.drop(columns=["antecedent_items", "consequent_items"]),
                                       dense.drop(columns=["antecedent_items", "consequent_items"]))
+
+
+def test_a_purchase_log_without_views_gets_rules_from_its_orders(tmp_path):
+    """A store with no views (a UCI-style purchase log) mines its default rules from carts and purchases, and the
+    manifest says so; the same baskets as views would be mined from views as before."""
+    from recsys.ingest import IngestParams, build_events
+    baskets = [["tea", "mug"]] * 30 + [["tea"]] * 20 + [["bread", "jam"]] * 25 + [["bread"]] * 25
+    df = events_from_baskets(baskets, event_type="purchase")
+    df["event_time"] = df["event_time"].dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+    df.to_csv(tmp_path / "orders.csv", index=False)
+    build_events(tmp_path / "art", [tmp_path / "orders.csv"], IngestParams(source="files"))
+    m, _ = build_rules_stage(tmp_path / "art")
+    assert m["params"]["scope"] == "purchases_carts" and "no views" in m["note"]
+    rules = load_rules(tmp_path / "art").rules
+    pairs = {(a, c) for a, c in zip(rules["antecedent_items"].map(tuple), rules["consequent_items"].map(tuple))}
+    tea, mug, bread, jam = (str(product_id(n)) for n in ("tea", "mug", "bread", "jam"))
+    assert {((mug,), (tea,)), ((jam,), (bread,))} <= pairs  # confidence 1.0, lift 100/50 = 2
