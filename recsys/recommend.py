@@ -1,8 +1,10 @@
 """Serving the two-tower model: a loaded-once, read-only service behind every recommendation in the product.
 
 One call = user tower forward (history as of the last event) -> FAISS retrieval of a candidate pool ->
-category-aware MMR -> labels and reasons looked up by item code (numpy arrays, O(k)). Safe to share between
-threads: nothing is mutated after loading.
+category-aware MMR -> labels and reasons looked up by item code (numpy arrays, O(k)). When the two-tower + ranker
+serves, the pool is the ranker's best candidates and each listed item's reason comes from the ranker's strongest
+evidence for it (``recsys.recommenders.reasons``), with the candidate source(s) that proposed it. Safe to share
+between threads: nothing is mutated after loading (the ranker's store-wide ranks are computed when it loads).
 """
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ from recsys.twotower.index import STAGE as INDEX_STAGE, load_index
 from recsys.twotower.model import load_checkpoint, numpy_user_tower
 from recsys.twotower.store import CHECKPOINT, MODEL_STAGE, RANKER_DIR, ModelArtifacts
 
-COLUMNS = ["rank", S.PRODUCT_ID, S.BRAND, "category", S.CATEGORY_ID, S.PRICE, "score", "reason",
+COLUMNS = ["rank", S.PRODUCT_ID, S.BRAND, "category", S.CATEGORY_ID, S.PRICE, "score", "reason", "source",
            "because_product_id"]
+TWO_TOWER = "two-tower"  # the source of every item the two-tower alone lists
 VERBS = {VIEW_I: "viewed", CART_I: "added to cart", PURCHASE_I: "bought"}
 MIN_POOL = 100
 
@@ -142,17 +145,31 @@ class RecommenderService:
             because.append(int(self.product_ids[h]))
         return reasons, because
 
+    def _explain_ranked(self, user_code: int, codes: np.ndarray, x: np.ndarray, pool: np.ndarray,
+                        hist_items: np.ndarray) -> tuple[list, list, list]:
+        """The ranker's reasons for the listed codes (``x`` their feature rows, ``pool`` all the candidates'),
+        days back from the store's now: reasons, because product ids, sources."""
+        why = self.ranker.explain(user_code, codes, x, self.labels, now=self.now, history=hist_items,
+                                  categories=self.categories, brands=self.brands, pool=pool)
+        because = [int(self.product_ids[b]) if b >= 0 else None for b in why["because"]]
+        return why["reason"], because, why["source"]
+
     def _finish(self, codes: np.ndarray, scores: np.ndarray, hist_items: np.ndarray, hist_events: np.ndarray,
-                top_n: int, diversity_weight: float) -> pd.DataFrame:
-        """MMR over the pool, then labels and reasons; the frame's attrs carry the list's diversity metrics."""
+                top_n: int, diversity_weight: float, explain=None) -> pd.DataFrame:
+        """MMR over the pool, then labels and reasons; the frame's attrs carry the list's diversity metrics.
+        ``explain(positions)``: reasons, because and sources of those pool positions (default: the two-tower's)."""
         order = rerank_mmr(codes, scores, self.cat_key[codes], top_n, diversity_weight)
         c, s = codes[order], scores[order]
-        reasons, because = self._explain(c, hist_items, hist_events)
+        if explain is None:
+            reasons, because = self._explain(c, hist_items, hist_events)
+            sources = [TWO_TOWER] * len(c)
+        else:
+            reasons, because, sources = explain(order)
         df = pd.DataFrame({
             "rank": np.arange(1, len(c) + 1), S.PRODUCT_ID: self.product_ids[c], S.BRAND: self.brands[c],
             "category": self.categories[c], S.CATEGORY_ID: self.category_ids[c], S.PRICE: self.prices[c],
-            "score": s.astype(np.float64),
-            "reason": reasons, "because_product_id": pd.array(because, dtype="Int64")})
+            "score": s.astype(np.float64), "reason": reasons, "source": sources,
+            "because_product_id": pd.array(because, dtype="Int64")})
         df.attrs.update(list_metrics(self.cat_key[c], self.cat_key[codes], s))
         df.attrs["diversity_weight"] = float(diversity_weight)
         return df
@@ -161,28 +178,45 @@ class RecommenderService:
 
     def recommend_for_user(self, user_id: int, top_n: int = 10, diversity_weight: float = 0.3,
                            exclude_purchased: bool | None = None) -> pd.DataFrame:
-        """Top-n products for a known user, best first, each with the history item that supports it."""
+        """Top-n products for a known user, best first, each with why it is listed (``reason``), the candidate
+        source(s) that proposed it (``source``) and the item that supports it (``because_product_id``)."""
         _check(top_n, diversity_weight)
         code = self.user_code(user_id)
+        exclude = self._exclusions(code, exclude_purchased)
+        if self.ranker is None:
+            return self._two_tower(code, top_n, diversity_weight, exclude)
+        items, events, _ = self.art.histories.last(code, self.history_len)
+        codes, scores, x = self.ranked(code, pool_size(top_n), exclude)
+        return self._finish(codes, scores, items, events, top_n, diversity_weight,
+                            lambda pos: self._explain_ranked(code, codes[pos], x[pos], x, items))
+
+    def two_tower_for_user(self, user_id: int, top_n: int = 10, exclude_purchased: bool | None = None
+                           ) -> pd.DataFrame:
+        """The two-tower's own list for a known user (its retrieval order, source "two-tower"): what the ranker
+        re-orders, to show beside the served list."""
+        _check(top_n, 0.0)
+        code = self.user_code(user_id)
+        return self._two_tower(code, top_n, 0.0, self._exclusions(code, exclude_purchased))
+
+    def _two_tower(self, code: int, top_n: int, diversity_weight: float, exclude: np.ndarray | None) -> pd.DataFrame:
         items, events, ts = self.art.histories.last(code, self.history_len)
-        if exclude_purchased is None:
-            exclude_purchased = self.exclude_purchased_default
-        exclude = self.purchased(code) if exclude_purchased else None
-        if self.ranker is not None:
-            codes, scores = self.ranked(code, pool_size(top_n), exclude)
-        else:
-            codes, scores = self.retrieve(self.user_vector(items, events, ts), pool_size(top_n), exclude)
+        codes, scores = self.retrieve(self.user_vector(items, events, ts), pool_size(top_n), exclude)
         return self._finish(codes, scores, items, events, top_n, diversity_weight)
 
-    def ranked(self, user_code: int, pool: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The ranker's best ``pool`` candidates of one user, minus ``exclude``: (codes, scores), the evaluated
-        order (ranker score, ties to the lower item code)."""
-        rec = self.ranker.recommend(np.array([user_code]), pool + (0 if exclude is None else len(exclude)))
-        codes, scores = rec.items[0], rec.scores[0]
-        keep = codes >= 0
+    def _exclusions(self, user_code: int, exclude_purchased: bool | None) -> np.ndarray | None:
+        if exclude_purchased is None:
+            exclude_purchased = self.exclude_purchased_default
+        return self.purchased(user_code) if exclude_purchased else None
+
+    def ranked(self, user_code: int, pool: int, exclude: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ranker's best ``pool`` candidates of one user, minus ``exclude``: (codes, scores, feature rows), the
+        evaluated order (ranker score, ties to the lower item code)."""
+        codes, scores, x = self.ranker.rank_user(user_code, pool + (0 if exclude is None else len(exclude)))
+        keep = np.ones(len(codes), bool)
         if exclude is not None and len(exclude):
             keep &= ~np.isin(codes, exclude)
-        return codes[keep][:pool], scores[keep][:pool]
+        return codes[keep][:pool], scores[keep][:pool], x[keep][:pool]
 
     def recommend_for_products(self, product_ids: Sequence[int], top_n: int = 10,
                                diversity_weight: float = 0.3) -> pd.DataFrame:
@@ -251,7 +285,8 @@ def load_recommender_service(root: str | os.PathLike | None = None) -> Recommend
 def recommend_products_for_user(user_id: int, top_n: int = 10, diversity_weight: float = 0.3,
                                 artifacts: str | os.PathLike | None = None,
                                 exclude_purchased: bool | None = None) -> pd.DataFrame:
-    """Top-n products for a user: product_id, brand, category, price, score and a reason, best first.
+    """Top-n products for a user: product_id, brand, category, price, score, a reason a person can read, the
+    candidate source(s) and the product the reason names, best first.
 
     ``exclude_purchased=None`` keeps purchased items when the ranker serves (it learnt how likely a repeat is, and
     that is the setting the evaluation scores), else follows the store's measured repurchase rate.

@@ -215,11 +215,13 @@ def test_recommend_products_for_user_end_to_end(demo_artifacts):
     uid = _active_user(svc)
     df = recommend_products_for_user(uid, top_n=10, diversity_weight=0.3, artifacts=demo_artifacts)
     assert list(df.columns) == ["rank", "product_id", "brand", "category", "category_id", "price", "score", "reason",
-                                "because_product_id"]
+                                "source", "because_product_id"]
     assert len(df) == 10 and df["product_id"].is_unique
-    assert df["reason"].str.startswith("because you").all()
-    hist_ids = set(svc.product_ids[svc.history(uid)[0]].tolist())
-    assert set(df["because_product_id"].dropna().astype(int)) <= hist_ids
+    assert df["reason"].str.len().gt(0).all() and df["source"].str.len().gt(0).all()
+    from recsys.artifacts import connect
+    touched = set(connect(demo_artifacts).execute("SELECT DISTINCT product_id FROM events WHERE user_id = ?",
+                                                  [uid]).df()["product_id"].tolist())
+    assert set(df["because_product_id"].dropna().astype(int)) <= touched  # reasons name the user's own items
     plain = recommend_products_for_user(uid, 10, 0.0, artifacts=demo_artifacts)
     assert np.all(np.diff(plain["score"].to_numpy()) <= 1e-6)
     wide = recommend_products_for_user(uid, 10, 1.0, artifacts=demo_artifacts)
@@ -282,7 +284,7 @@ def test_real_rees46_head_beats_popularity(head_artifacts):
     assert train["val_recall@10"] >= 2 * train["popularity_val_recall@10"]
     svc = load_recommender_service(head_artifacts)
     df = svc.recommend_for_user(int(svc.user_ids[0]), 10, 0.3)
-    assert len(df) == 10 and df["reason"].str.startswith("because you").all()
+    assert len(df) == 10 and df["reason"].str.len().gt(0).all()
 
 
 def test_lazy_id_update_is_sparse_adam_and_the_other_parameters_adam():

@@ -9,6 +9,7 @@ features recomputed from that window.
 
 Candidates per user, each tagged with its source(s): the two-tower's top items, the user's own items, the
 co-occurrence neighbours of the user's recent items (items in the same sessions), and the trending items.
+``explain`` says why a served item is listed, from its strongest evidence (``recsys.recommenders.reasons``).
 """
 from __future__ import annotations
 
@@ -103,6 +104,32 @@ class _PairStats:
 
 
 @dataclass
+class _LastTimes:
+    """The last cart and the last purchase time per (row, column) key with either (for reasons, not features)."""
+    keys: np.ndarray
+    last: np.ndarray     # (K, 2) last cart, last purchase; int64 min where there is none
+
+    @classmethod
+    def of(cls, keys: np.ndarray, event: np.ndarray, ts: np.ndarray) -> "_LastTimes":
+        m = (event == CART_I) | (event == PURCHASE_I)
+        uniq, inv = np.unique(keys[m], return_inverse=True)
+        last = np.full((len(uniq), 2), np.iinfo(np.int64).min, np.int64)
+        for j, e in enumerate((CART_I, PURCHASE_I)):
+            mm = event[m] == e
+            np.maximum.at(last[:, j], inv[mm], ts[m][mm])
+        return cls(uniq, last)
+
+    def lookup(self, q: np.ndarray) -> np.ndarray:
+        """(Q, 2) last cart and purchase times of query keys (int64 min where absent)."""
+        out = np.full((len(q), 2), np.iinfo(np.int64).min, np.int64)
+        if len(self.keys) and len(q):
+            pos = np.clip(np.searchsorted(self.keys, q), 0, len(self.keys) - 1)
+            found = self.keys[pos] == q
+            out[found] = self.last[pos[found]]
+        return out
+
+
+@dataclass
 class _State:
     """Everything the features read, computed from one window of events (as of its last event)."""
     now: int
@@ -120,6 +147,10 @@ class _State:
     user_last: np.ndarray        # (U,)
     user_logprice: np.ndarray    # (U,) mean log price of the user's priced events (nan without)
     user_vecs: np.ndarray = field(repr=False, default=None)
+    # evidence for reasons only (None in a state stored before reasons existed): no feature reads them
+    buy_last: _LastTimes | None = None         # last cart / purchase per (user, item)
+    co_bought: sp.csr_matrix | None = None     # (I, I) sessions where both were carted or bought, on co's pairs
+    reason_cache: dict = field(default_factory=dict, repr=False, compare=False)  # store-wide ranks, once
 
 
 def _build_state(win: Interactions, cat: np.ndarray, brand: np.ndarray, log_price: np.ndarray,
@@ -167,7 +198,8 @@ def _build_state(win: Interactions, cat: np.ndarray, brand: np.ndarray, log_pric
     with np.errstate(invalid="ignore", divide="ignore"):
         user_logprice = np.where(c > 0, s / np.maximum(c, 1), np.nan)
     return _State(now, ui, uc, ub, own, co, recent, pop, trend.astype(np.float32), trending,
-                  user_events, user_items, user_last, user_logprice)
+                  user_events, user_items, user_last, user_logprice,
+                  buy_last=_LastTimes.of(_pair_keys(u, i, n_i), ev, ts), co_bought=_co_bought(win, co, cfg))
 
 
 def _co_occurrence(win: Interactions, cfg: RankerConfig) -> sp.csr_matrix:
@@ -193,6 +225,23 @@ def _co_occurrence(win: Interactions, cfg: RankerConfig) -> sp.csr_matrix:
     start = np.searchsorted(r, r, "left")
     keep = (np.arange(len(r)) - start) < cfg.neighbours
     return sp.csr_matrix((v[keep].astype(np.float32), (r[keep], cl[keep])), shape=(n_i, n_i))
+
+
+def _co_bought(win: Interactions, co: sp.csr_matrix, cfg: RankerConfig) -> sp.csr_matrix:
+    """(I, I) number of sessions in which both items were carted or bought, kept on ``co``'s neighbour pairs."""
+    n_i = win.n_items
+    m = (win.event == CART_I) | (win.event == PURCHASE_I)
+    if not m.any():
+        return sp.csr_matrix((n_i, n_i), dtype=np.float32)
+    _, sess = np.unique(win.session[m], return_inverse=True)
+    b = sp.csr_matrix((np.ones(len(sess), np.float32), (sess, win.item[m])), shape=(int(sess.max()) + 1, n_i))
+    b.sum_duplicates()
+    b.data[:] = 1.0
+    sizes = np.diff(b.indptr)
+    b = b[(sizes >= 2) & (sizes <= cfg.max_session_items)]
+    both = (b.T @ b).tocsr().multiply(co.astype(bool)).tocsr()
+    both.eliminate_zeros()
+    return both.astype(np.float32)
 
 
 class RankerRecommender:
@@ -389,9 +438,13 @@ class RankerRecommender:
         for name in ("ui", "uc", "ub"):
             ps = getattr(st, name)
             arrays.update({f"{name}_keys": ps.keys, f"{name}_counts": ps.counts, f"{name}_last": ps.last})
-        for name in ("own", "co", "recent"):
-            m = getattr(st, name).tocsr()
-            arrays.update({f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr})
+        if st.buy_last is not None:
+            arrays.update(buy_keys=st.buy_last.keys, buy_last=st.buy_last.last)
+        for name in ("own", "co", "recent", "co_bought"):
+            m = getattr(st, name)
+            if m is not None:
+                m = m.tocsr()
+                arrays.update({f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr})
         np.savez(directory / RANKER_STATE, **arrays)
         for ex, model in self.rankers.items():
             if model is not None:
@@ -412,16 +465,20 @@ class RankerRecommender:
         self.cat, self.brand, self.log_price = a["cat"], a["brand"], a["log_price"]
         pairs = {n: _PairStats(a[f"{n}_keys"], a[f"{n}_counts"], a[f"{n}_last"]) for n in ("ui", "uc", "ub")}
         shapes = {"own": (self.n_users, self.n_items), "co": (self.n_items, self.n_items),
-                  "recent": (self.n_users, self.n_items)}
+                  "recent": (self.n_users, self.n_items), "co_bought": (self.n_items, self.n_items)}
         mats = {n: sp.csr_matrix((a[f"{n}_data"], a[f"{n}_indices"], a[f"{n}_indptr"]), shape=shapes[n])
-                for n in shapes}
+                for n in shapes if f"{n}_data" in a}
         self.state = _State(now, pairs["ui"], pairs["uc"], pairs["ub"], mats["own"], mats["co"], mats["recent"],
                             a["pop"], a["trend"], a["trending"], a["user_events"], a["user_items"], a["user_last"],
-                            a["user_logprice"], a["user_vecs"])
+                            a["user_logprice"], a["user_vecs"],
+                            buy_last=_LastTimes(a["buy_keys"], a["buy_last"]) if "buy_keys" in a else None,
+                            co_bought=mats.get("co_bought"))
         self.rankers = {}
         for ex in (False, True):
             f = directory / f"ranker_exclude_seen_{ex}.txt"
             self.rankers[ex] = lgb.Booster(model_str=f.read_text()) if f.exists() else None
+        from recsys.recommenders.reasons import store_ranks
+        store_ranks(self)  # O(I log I) once, not on the first served call
         return self
 
     # ---- the Recommender protocol -----------------------------------------------------------------------
@@ -438,6 +495,21 @@ class RankerRecommender:
         model = self.rankers.get(exclude_seen)
         s = model.predict(x) if model is not None and len(x) else x[:, FEATURES.index("tt_score")]
         return u, i, np.asarray(s, np.float32), x
+
+    def rank_user(self, user_code: int, k: int, *, exclude_seen: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One user's top-k (item codes, ranker scores, feature rows): the order ``recommend`` gives."""
+        _, i, sc, x = self.score_candidates(np.array([user_code]), exclude_seen=exclude_seen)
+        order = np.lexsort((i, -sc))[:k]
+        return i[order], sc[order], x[order]
+
+    def explain(self, user_code: int, items: np.ndarray, x: np.ndarray, labels: np.ndarray, *,
+                exclude_seen: bool = False, **context) -> dict[str, list | np.ndarray]:
+        """Why each of ``items`` (with its feature rows from ``rank_user``) is listed for one user: columns kind,
+        reason, source, because (item code or -1). ``context``: see ``recsys.recommenders.reasons.explain``."""
+        from recsys.recommenders.reasons import explain
+        return explain(self, user_code, np.asarray(items, np.int64), x, labels, exclude_seen=exclude_seen,
+                       **context)
 
     def recommend(self, user_codes: np.ndarray, k: int, *, exclude_seen: bool = False,
                   batch: int = 256) -> Recommendations:
