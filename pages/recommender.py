@@ -1,4 +1,5 @@
-"""Recommender explorer: pick a user (or play a new visitor), see what the store should show, tune diversity."""
+"""Recommender explorer: pick a user (or play a new visitor), see what the store serves and why, beside the
+two-tower's own list; the diversity slider re-ranks the served list."""
 import streamlit as st
 
 from pages.common import md, root, version
@@ -12,7 +13,7 @@ info = svc.info()
 st.caption(f"Served by the {info['served']} over {info['items']:,} products and {info['users']:,} users "
            f"(two-tower candidates from a {info['index'].get('kind', '?')} index"
            f"{', plus own, co-occurrence and trending items, ordered by a LightGBM ranker' if svc.ranker else ''}), "
-           f"re-ranked for category diversity (MMR). Repurchase rate "
+           f"re-ranked for category diversity (MMR); each item says why, from its strongest evidence. Repurchase rate "
            f"{info['repurchase_rate']:.1%}, so purchased items are "
            f"{'hidden' if info['exclude_purchased_default'] else 'kept'} by default.")
 
@@ -29,6 +30,7 @@ if mode == "Known user":
     try:
         chosen = svc.recommend_for_user(uid, int(top_n), weight, exclude_purchased=excl)
         pure = svc.recommend_for_user(uid, int(top_n), 0.0, exclude_purchased=excl)
+        base = svc.two_tower_for_user(uid, int(top_n), exclude_purchased=excl)
     except KeyError as exc:
         st.warning(f"{md(exc.args[0])}. Pick a telling user or try another id.")
         st.stop()
@@ -43,14 +45,17 @@ else:
         st.stop()
     ids = [choices[p] for p in picked]
     chosen = svc.recommend_for_products(ids, int(top_n), weight)
-    pure = svc.recommend_for_products(ids, int(top_n), 0.0)
+    pure = base = svc.recommend_for_products(ids, int(top_n), 0.0)
 
 st.subheader(f"Recommendations at diversity weight {weight:.2f}")
 show_metrics(chosen, pure)
-show_list(chosen, "rec_list")
-st.subheader("Side by side: pure relevance vs your weight")
+served_by = info["served"] if mode == "Known user" else "two-tower (a new visitor has no ranker features)"
 left, right = st.columns(2)
-for col, df, w, key in ((left, pure, 0.0, "rec_pure"), (right, chosen, weight, "rec_side")):
+for col, df, title, mix, key in (
+        (left, chosen, f"Served by the {served_by}", f"Category mix at weight {weight:.2f}", "rec_list"),
+        (right, base, "The two-tower's own list (its retrieval order)", "Category mix of the two-tower's list",
+         "rec_tt")):
     with col:
-        show_list(df[["rank", "product_id", "brand", "category", "category_id", "score"]], key)
-        category_mix(df, f"Category mix at weight {w:.2f}", f"{key}_mix")
+        st.markdown(f"**{title}**")
+        show_list(df, key)
+        category_mix(df, mix, f"{key}_mix")

@@ -92,7 +92,8 @@ def show_metrics(df: pd.DataFrame, baseline: pd.DataFrame | None = None) -> None
                 help="Categories shown / categories in the retrieved candidate pool")
     c[2].metric("Categories", a["categories"], delta("categories", "{:+d}"))
     c[3].metric("Mean relevance", f"{a['mean_score']:.3f}", delta("mean_score", "{:+.3f}"),
-                help="Mean cosine score of the listed items (1 = best possible match)")
+                help="Mean model score of the listed items (the ranker's score when it serves, else the "
+                     "two-tower's cosine)")
 
 
 def category_mix(df: pd.DataFrame, title: str, key: str) -> None:
@@ -109,10 +110,16 @@ def category_mix(df: pd.DataFrame, title: str, key: str) -> None:
     st.plotly_chart(fig, width="stretch", key=key)
 
 
+LIST_COLUMNS = ["rank", "product_id", "reason", "source", "score", "brand", "category", "price", "because_product_id"]
+
+
 def show_list(df: pd.DataFrame, key: str) -> None:
-    """A recommendation list as a table."""
-    st.dataframe(df.drop(columns=[c for c in ("because_product_id",) if c in df]), hide_index=True, width="stretch", key=key,
+    """A recommendation list as a table: why each item is listed and which candidate source proposed it. Store
+    strings (brands, labels inside reasons) are plain text cells, never Markdown or HTML."""
+    st.dataframe(df[[c for c in LIST_COLUMNS if c in df]], hide_index=True, width="stretch", key=key,
                  column_config={"score": st.column_config.NumberColumn(format="%.3f"),
-                               "reason": st.column_config.TextColumn(width="large"),
-                               "category_id": st.column_config.TextColumn(),
+                                "source": st.column_config.TextColumn(),
+                                "reason": st.column_config.TextColumn(width="large"),
+                                "because_product_id": st.column_config.NumberColumn("because of", format="%d",
+                                                                                    help="the product the reason names"),
                                 "price": st.column_config.NumberColumn(format="$%.2f")})

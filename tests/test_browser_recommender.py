@@ -7,17 +7,17 @@ from urllib.parse import urlparse
 import pytest
 
 pytestmark = pytest.mark.browser
-COLUMNS = 8  # rank, product_id, brand, category, category_id, price, score, reason
 
 
 def _listed_products(page) -> list[str]:
-    """Product ids of the main recommendation table (the one whose rows give reasons)."""
-    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stDataFrame] [role=gridcell]')]"
-                           ".some(c => c.innerText.startsWith('because you'))", timeout=30_000)
+    """Product ids of the served list: the first table of recommendations (the two-tower's own list is second).
+    The grid renders only the columns in view, so a row's cells are counted from the rendered headers."""
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stDataFrame] [role=columnheader]')]"
+                           ".some(c => c.innerText.trim() === 'reason')", timeout=30_000)
     for grid in page.locator('[data-testid="stDataFrame"]').all():
-        cells = grid.locator('[role="gridcell"]').all_inner_texts()
-        if any(c.startswith("because you") for c in cells):
-            return cells[1::COLUMNS]
+        headers = [h.strip() for h in grid.locator('[role="columnheader"]').all_inner_texts()]
+        if headers[:3] == ["rank", "product_id", "reason"]:
+            return grid.locator('[role="gridcell"]').all_inner_texts()[1::len(headers)]
     return []
 
 

@@ -1,4 +1,5 @@
-"""AppTest of the Recommender explorer: quick picks, typed ids, the diversity slider, new-visitor mode."""
+"""AppTest of the Recommender explorer: the served list with reasons beside the two-tower's own list, quick picks,
+typed ids, the diversity slider, new-visitor mode."""
 from __future__ import annotations
 
 import json
@@ -14,35 +15,47 @@ def _open(app_env):
 
 
 def _table(at, key):
-    """Tables by role (AppTest 1.67 exposes no key for read-only dataframes): the full list has reasons, the
-    side-by-side pair (weight 0 first) has only rank, product, brand, category, category_id and score."""
+    """Tables by role (AppTest 1.67 exposes no key for read-only dataframes): the two lists with reasons, the
+    served one first, then the two-tower's own list; the profile's top categories."""
     frames = [d.value for d in at.dataframe]
-    pair = [f for f in frames if list(f.columns) == ["rank", "product_id", "brand", "category", "category_id", "score"]]
-    if key == "rec_list":
-        return next(f for f in frames if "reason" in f.columns)
     if key == "rec_top_cats":
         return next(f for f in frames if "category_code" in f.columns)
-    return pair[0] if key == "rec_pure" else pair[1]
+    lists = [f for f in frames if "reason" in f.columns]
+    assert len(lists) == 2, [list(f.columns) for f in frames]
+    return lists[0] if key == "rec_list" else lists[1]
 
 
 def _metric(at, label):
     return next(m.value for m in at.metric if m.label == label)
 
 
-def test_page_shows_profile_recommendations_and_charts(app_env):
+def test_page_shows_profile_served_and_two_tower_lists_and_charts(app_env, demo_artifacts):
+    from recsys.recommend import load_recommender_service
+    svc = load_recommender_service(demo_artifacts)
     at = _open(app_env)
     assert not at.error
-    recs = _table(at, "rec_list")
-    assert len(recs) == 10 and recs["reason"].str.startswith("because you").all()
-    assert len(_table(at, "rec_pure")) == len(_table(at, "rec_side")) == 10
+    served, tt = _table(at, "rec_list"), _table(at, "rec_tt")
+    for df in (served, tt):
+        assert len(df) == 10 and {"source", "reason", "because_product_id"} <= set(df.columns)
+        assert df["reason"].str.len().gt(0).all() and df["source"].str.len().gt(0).all()
+    assert svc.ranker is not None
+    assert (tt["source"] == "two-tower").all() and tt["reason"].str.startswith("because you").all()
+    # the served list speaks from the ranker's evidence, not the two-tower's generic sentence
+    assert not served["reason"].str.startswith("because you").any()
+    uid = int(at.selectbox(key="rec_pick").value.split("·")[-1])
+    assert tt["product_id"].tolist() == svc.two_tower_for_user(uid, 10)["product_id"].tolist()
+    want = svc.recommend_for_user(uid, 10, 0.3)
+    assert served[["product_id", "reason", "source"]].equals(want[["product_id", "reason", "source"]])
+    # reasons carry store labels: they are table cells, never Markdown
+    assert not any(r in m.value for r in served["reason"] for m in at.markdown)
     assert len(_table(at, "rec_top_cats")) >= 1
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert any(t.startswith("History timeline") for t in titles)
-    assert any(t.startswith("Category mix at weight 0.30") for t in titles)
+    assert {"Category mix at weight 0.30", "Category mix of the two-tower's list"} <= set(titles)
     assert {"Intra-list diversity", "Category coverage", "Mean relevance", "Spend"} <= {m.label for m in at.metric}
 
 
-def test_changing_user_and_slider_updates_the_list(app_env, demo_artifacts):
+def test_changing_user_and_slider_reranks_the_served_list_only(app_env, demo_artifacts):
     from recsys.recommend import load_recommender_service
     at = _open(app_env)
     picks = at.selectbox(key="rec_pick").options
@@ -51,16 +64,19 @@ def test_changing_user_and_slider_updates_the_list(app_env, demo_artifacts):
     uid = int(picks[-1].split("·")[-1])
     first = _table(at, "rec_list")
     svc = load_recommender_service(demo_artifacts)
-    want = svc.recommend_for_user(uid, 10, 0.3)
-    assert first["product_id"].tolist() == want["product_id"].tolist()
+    assert first["product_id"].tolist() == svc.recommend_for_user(uid, 10, 0.3)["product_id"].tolist()
+    tt = _table(at, "rec_tt")
 
-    at.slider(key="rec_div").set_value(1.0).run()
-    assert not at.exception
-    wide = _table(at, "rec_list")
-    assert wide["product_id"].tolist() == svc.recommend_for_user(uid, 10, 1.0)["product_id"].tolist()
-    pure = _table(at, "rec_pure")
-    assert wide["category"].nunique() >= pure["category"].nunique()
-    assert wide["product_id"].tolist() != first["product_id"].tolist()
+    lists = {}
+    for w in (0.0, 1.0):
+        at.slider(key="rec_div").set_value(w).run()
+        assert not at.exception
+        lists[w] = _table(at, "rec_list")
+        assert lists[w]["product_id"].tolist() == svc.recommend_for_user(uid, 10, w)["product_id"].tolist()
+        assert lists[w]["reason"].str.len().gt(0).all()
+        assert _table(at, "rec_tt").equals(tt)  # the two-tower's own list does not move with the slider
+    assert lists[1.0]["product_id"].tolist() != lists[0.0]["product_id"].tolist()
+    assert lists[1.0]["category"].nunique() >= lists[0.0]["category"].nunique()
 
 
 def test_typed_user_id_and_unknown_user(app_env, demo_artifacts):
@@ -84,6 +100,7 @@ def test_new_visitor_mode(app_env):
     recs = _table(at, "rec_list")
     chosen = [int(p.split("#")[-1]) for p in at.multiselect(key="rec_products").value]
     assert len(recs) == 10 and not set(chosen) & set(recs["product_id"].tolist())
+    assert (recs["source"] == "two-tower").all() and (_table(at, "rec_tt")["source"] == "two-tower").all()
     at.multiselect(key="rec_products").set_value([]).run()
     assert not at.exception and at.info
 
