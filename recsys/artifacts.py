@@ -2,12 +2,18 @@
 
 A stage writes into ``<root>/.tmp-<stage>-<random>/`` and is renamed to ``<root>/<stage>/`` only when complete,
 so a crash or a bad input never leaves a half-written stage and never destroys the previous good one.
+
+Its manifest records the size and SHA-256 of every file it wrote. Loaders (``require_stage``) check the sizes, a
+few ``stat`` calls; ``run_stage`` checks sizes and hashes before it calls a stage up to date and rebuilds it when
+they differ. SHA-256 rather than blake2b: OpenSSL's uses the CPU's SHA instructions, 0.7-0.9 GB/s on one core here
+against 0.4-0.55 GB/s for blake2b (measured on the 69 MB of the default demo build).
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -21,10 +27,31 @@ import duckdb
 
 MANIFEST = "manifest.json"
 DEFAULT_ROOT = "artifacts"
+HASH = "sha256"
+BUILD_COMMAND = "python -m recsys build"
+
+log = logging.getLogger(__name__)
 
 
 class ArtifactError(RuntimeError):
     """An artifact directory is missing, incomplete or unreadable; the message says what to do."""
+
+
+class StageNotBuilt(ArtifactError):
+    """A stage has no manifest. The message names no path, so the API can show it as it is."""
+
+    def __init__(self, stage: str):
+        super().__init__(f"the {stage} stage is not built; run `{BUILD_COMMAND}`")
+        self.stage = stage
+
+
+class DamagedStage(ArtifactError):
+    """A built stage whose files do not match its manifest; ``problem`` names the file relative to the artifacts
+    directory (``model/model.pt is missing``), never an absolute path or a library's exception text."""
+
+    def __init__(self, stage: str, problem: str):
+        super().__init__(f"the {stage} stage is damaged ({problem}); run `{BUILD_COMMAND}`")
+        self.stage, self.problem = stage, problem
 
 
 def artifacts_root(root: str | os.PathLike | None = None) -> Path:
@@ -38,23 +65,87 @@ def stage_dir(root: str | os.PathLike | None, stage: str) -> Path:
 
 
 def read_manifest(root: str | os.PathLike | None, stage: str) -> dict[str, Any] | None:
-    """The stage's manifest, or None when the stage was never built."""
+    """The stage's manifest, or None when the stage was never built; DamagedStage when it is unreadable."""
     path = stage_dir(root, stage) / MANIFEST
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path} is unreadable ({exc}); rebuild with `python -m recsys build`") from exc
+        manifest = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bytes that are not UTF-8
+        log.debug("%s: %s", path, exc)
+        raise DamagedStage(stage, f"{stage}/{MANIFEST} is unreadable") from exc
+    if not isinstance(manifest, dict):
+        raise DamagedStage(stage, f"{stage}/{MANIFEST} is unreadable")
+    return manifest
 
 
-def require_stage(root: str | os.PathLike | None, stage: str) -> Path:
-    """The directory of a complete stage, or ArtifactError saying how to build it."""
-    if read_manifest(root, stage) is None:
-        raise ArtifactError(
-            f"stage '{stage}' is not built in {artifacts_root(root)}; run `python -m recsys build "
-            f"--artifacts {artifacts_root(root)}`")
+def require_stage(root: str | os.PathLike | None, stage: str, files: list[str] | tuple[str, ...] | None = None) -> Path:
+    """The directory of a built stage whose files (or just ``files``, names inside the stage) have the sizes its
+    manifest recorded; StageNotBuilt or DamagedStage (naming the file) otherwise."""
+    manifest = read_manifest(root, stage)
+    if manifest is None:
+        raise StageNotBuilt(stage)
+    problem = check_files(root, stage, manifest, files=files)
+    if problem:
+        raise DamagedStage(stage, problem)
     return stage_dir(root, stage)
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of a file's bytes (streamed)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, HASH).hexdigest()
+
+
+def check_files(root: str | os.PathLike | None, stage: str, manifest: dict[str, Any], *, hashes: bool = False,
+                files: list[str] | tuple[str, ...] | None = None) -> str | None:
+    """What is wrong with a stage's files against its manifest (a file missing, another size, with ``hashes``
+    other bytes), as a phrase naming the file relative to the artifacts directory; None when they match.
+    Manifests written before hashes were recorded are checked on sizes."""
+    d = stage_dir(root, stage)
+    recorded = manifest.get("files") or {}
+    if not isinstance(recorded, dict) or not all(isinstance(e, dict) for e in recorded.values()):
+        return f"{stage}/{MANIFEST} is unreadable"
+    for name in (recorded if files is None else [f for f in files if f in recorded]):
+        entry, path, shown = recorded[name], d / name, f"{stage}/{name}"
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return f"{shown} is missing"
+        except OSError:
+            return f"{shown} is unreadable"
+        if "bytes" in entry and size != entry["bytes"]:
+            return f"{shown} has {size:,} bytes, the build wrote {entry['bytes']:,}"
+        if hashes and HASH in entry:
+            try:
+                if file_hash(path) != entry[HASH]:
+                    return f"{shown} was changed since the build wrote it"
+            except OSError:
+                return f"{shown} is unreadable"
+    return None
+
+
+def stage_problem(root: str | os.PathLike | None, stage: str, *, hashes: bool = True) -> ArtifactError | None:
+    """Why a stage cannot be used (StageNotBuilt or DamagedStage), checking hashes too; None when it checks out.
+    For explaining a load that failed: a file can keep its size and still be garbage."""
+    try:
+        manifest = read_manifest(root, stage)
+    except DamagedStage as exc:
+        return exc
+    if manifest is None:
+        return StageNotBuilt(stage)
+    problem = check_files(root, stage, manifest, hashes=hashes)
+    return DamagedStage(stage, problem) if problem else None
+
+
+def diagnose(root: str | os.PathLike | None, stages: tuple[str, ...] | list[str],
+             exc: BaseException) -> ArtifactError | None:
+    """Why loading from ``stages`` raised ``exc``, as a message fit for a user: ``exc`` itself when it already says
+    (StageNotBuilt, DamagedStage), else the first stage that is not built or fails its size and hash check. None
+    when they all check out: then the files are as built and the fault is elsewhere."""
+    if isinstance(exc, (StageNotBuilt, DamagedStage)):
+        return exc
+    return next((p for p in (stage_problem(root, s) for s in stages) if p is not None), None)
 
 
 def fingerprint(obj: Any) -> str:
@@ -64,7 +155,8 @@ def fingerprint(obj: Any) -> str:
 
 
 def file_fingerprint(paths: list[Path]) -> str:
-    """Fingerprint of input files from path, size, mtime and a hash of their first and last MiB."""
+    """Fingerprint of input files from name, size, mtime and a hash of their first and last MiB. The name, not the
+    path: an artifacts directory that is moved or copied (the demo CSV lives inside it) stays up to date."""
     parts = []
     for p in paths:
         st = p.stat()
@@ -74,7 +166,7 @@ def file_fingerprint(paths: list[Path]) -> str:
             if st.st_size > 2 << 20:
                 f.seek(-(1 << 20), os.SEEK_END)
                 h.update(f.read())
-        parts.append([str(p.resolve()), st.st_size, st.st_mtime_ns, h.hexdigest()])
+        parts.append([p.name, st.st_size, st.st_mtime_ns, h.hexdigest()])
     return fingerprint(parts)
 
 
@@ -166,12 +258,25 @@ def run_stage(root: str | os.PathLike | None, stage: str, fn: Callable[[Path, Pr
               progress: Progress = no_progress) -> tuple[dict[str, Any], bool]:
     """Build one stage atomically unless its manifest already has ``input_fingerprint``.
 
-    Returns (manifest, built) where built is False when the stage was skipped as up to date.
+    The stage counts as up to date only when its files still have the sizes and hashes its manifest recorded;
+    otherwise it is rebuilt, and the log says which file failed. Returns (manifest, built) where built is False
+    when the stage was skipped as up to date.
     """
-    old = read_manifest(root, stage)
+    base = artifacts_root(root)
+    if base.is_dir():
+        sweep_leftovers(base, stage)  # first: it may put back a stage that a killed build had moved aside
+    try:
+        old, problem = read_manifest(root, stage), None
+    except DamagedStage as exc:
+        old, problem = None, exc.problem
     if old is not None and old.get("input_fingerprint") == input_fingerprint and not force:
-        progress(1.0, f"{stage}: up to date")
-        return old, False
+        problem = check_files(root, stage, old, hashes=True)
+        if problem is None:
+            progress(1.0, f"{stage}: up to date")
+            return old, False
+    if problem:
+        log.warning("stage %s is damaged (%s): rebuilding it", stage, problem)
+        progress(0.0, f"{stage}: damaged, rebuilding")
     t0 = time.perf_counter()
     with atomic_stage(root, stage) as tmp:
         result = fn(tmp, progress)
@@ -191,12 +296,12 @@ def run_stage(root: str | os.PathLike | None, stage: str, fn: Callable[[Path, Pr
 
 
 def _describe_files(directory: Path) -> dict[str, Any]:
-    """File sizes plus the column schema of every Parquet file in a stage directory."""
+    """Size and hash of every file in a stage directory, plus the column schema of every Parquet file."""
     out: dict[str, Any] = {}
     for p in sorted(directory.rglob("*")):
         if not p.is_file() or p.name == MANIFEST:
             continue
-        entry: dict[str, Any] = {"bytes": p.stat().st_size}
+        entry: dict[str, Any] = {"bytes": p.stat().st_size, HASH: file_hash(p)}
         if p.suffix == ".parquet":
             import pyarrow.parquet as pq
             schema = pq.read_schema(p)
@@ -213,9 +318,9 @@ EVENTS_FILE = "events.parquet"
 
 def events_path(root: str | os.PathLike | None = None) -> Path:
     """Path of the cleaned events Parquet; ArtifactError if the events stage is not built."""
-    path = require_stage(root, EVENTS_STAGE) / EVENTS_FILE
+    path = require_stage(root, EVENTS_STAGE, files=[EVENTS_FILE]) / EVENTS_FILE
     if not path.exists():
-        raise ArtifactError(f"{path} is missing; rebuild with `python -m recsys build`")
+        raise DamagedStage(EVENTS_STAGE, f"{EVENTS_STAGE}/{EVENTS_FILE} is missing")
     return path
 
 

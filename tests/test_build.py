@@ -95,3 +95,73 @@ def test_leftovers_of_killed_builds_are_swept_and_a_lost_stage_restored(tmp_path
         assert tmp.name.startswith(f".tmp-rules-{os.getpid()}-")
         (tmp / "x").write_text("new")
     assert (tmp_path / "rules" / "x").read_text() == "new" and not list(tmp_path.glob(".old-rules-*"))
+
+
+# ---- a stage's manifest verifies its own files -------------------------------------------------------------
+
+def _two_files(tmp, progress):
+    (tmp / "a.bin").write_bytes(b"a" * 1000)
+    (tmp / "sub").mkdir()
+    (tmp / "sub" / "b.json").write_text('{"b": 1}')
+    return StageResult(rows={"a": 1}, params={})
+
+
+def test_manifest_records_size_and_hash_of_every_file(tmp_path):
+    import hashlib
+    m, built = run_stage(tmp_path, "demo_stage", _two_files, input_fingerprint="a")
+    assert built and set(m["files"]) == {"a.bin", "sub/b.json"}
+    assert m["files"]["a.bin"] == {"bytes": 1000, "sha256": hashlib.sha256(b"a" * 1000).hexdigest()}
+
+
+@pytest.mark.parametrize("damage,why", [
+    (lambda d: (d / "a.bin").write_bytes(b"a" * 10), "demo_stage/a.bin has 10 bytes"),        # truncated
+    (lambda d: (d / "a.bin").write_bytes(b"b" * 1000), "demo_stage/a.bin was changed"),       # same size
+    (lambda d: (d / "sub" / "b.json").unlink(), "demo_stage/sub/b.json is missing"),
+    (lambda d: (d / "manifest.json").write_text('{"stage": "demo'), "demo_stage/manifest.json is unreadable"),
+    (lambda d: (d / "manifest.json").write_text('[1, 2]'), "demo_stage/manifest.json is unreadable"),
+])
+def test_up_to_date_check_rebuilds_damaged_files_and_logs_why(tmp_path, caplog, damage, why):
+    run_stage(tmp_path, "demo_stage", _two_files, input_fingerprint="a")
+    damage(tmp_path / "demo_stage")
+    with caplog.at_level("WARNING", logger="recsys.artifacts"):
+        m, built = run_stage(tmp_path, "demo_stage", _two_files, input_fingerprint="a")
+    assert built and why in caplog.text
+    assert (tmp_path / "demo_stage" / "a.bin").read_bytes() == b"a" * 1000
+    assert run_stage(tmp_path, "demo_stage", _two_files, input_fingerprint="a")[1] is False
+
+
+def test_loaders_check_sizes_and_name_the_damaged_file(tmp_path):
+    from recsys.artifacts import DamagedStage, require_stage
+    run_stage(tmp_path, "demo_stage", _two_files, input_fingerprint="a")
+    assert require_stage(tmp_path, "demo_stage") == tmp_path / "demo_stage"
+    (tmp_path / "demo_stage" / "a.bin").write_bytes(b"a" * 999)
+    with pytest.raises(DamagedStage) as err:
+        require_stage(tmp_path, "demo_stage")
+    msg = str(err.value)
+    assert msg.startswith("the demo_stage stage is damaged (demo_stage/a.bin has 999 bytes")
+    assert "python -m recsys build" in msg and str(tmp_path) not in msg
+    assert require_stage(tmp_path, "demo_stage", files=["sub/b.json"]) == tmp_path / "demo_stage"
+
+
+def test_old_manifests_without_hashes_still_verify_sizes(tmp_path):
+    run_stage(tmp_path, "demo_stage", _two_files, input_fingerprint="a")
+    path = tmp_path / "demo_stage" / "manifest.json"
+    m = json.loads(path.read_text())
+    m["files"] = {k: {"bytes": v["bytes"]} for k, v in m["files"].items()}
+    path.write_text(json.dumps(m))
+    assert run_stage(tmp_path, "demo_stage", _two_files, input_fingerprint="a")[1] is False
+    (tmp_path / "demo_stage" / "a.bin").write_bytes(b"a")
+    assert run_stage(tmp_path, "demo_stage", _two_files, input_fingerprint="a")[1] is True
+
+
+def test_a_stage_lost_between_renames_is_restored_and_reused(tmp_path):
+    """A build killed between its two renames leaves only .old-<stage>-<pid>: the next build puts it back, checks
+    it against its manifest and reuses it instead of rebuilding."""
+    import subprocess
+    import sys
+    run_stage(tmp_path, "demo_stage", _two_files, input_fingerprint="a")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    (tmp_path / "demo_stage").rename(tmp_path / f".old-demo_stage-{dead}")
+    assert run_stage(tmp_path, "demo_stage", _two_files, input_fingerprint="a")[1] is False
+    assert [p.name for p in tmp_path.iterdir()] == ["demo_stage"]
