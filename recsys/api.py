@@ -1,9 +1,11 @@
 """The REST API (FastAPI): recommendations, similar and complementary products, text search, health.
 
-Artifacts are loaded once at start-up (lifespan) by the same library classes the app uses. Bad input never
-reaches the handlers: pydantic validates bodies, paths and queries (422 with a message per field); unknown
-ids are 404; a stage that is not built is 503 with the command that builds it. A last-resort handler logs any
-unexpected error and answers with a JSON message instead of a traceback.
+Artifacts are loaded once at start-up (lifespan) by the same library classes the app uses. A stage that is not
+built or is damaged costs only the endpoints that read it: they answer 503 with what to rebuild (paths relative
+to the artifacts directory; the exception goes to the server log), the others keep serving. Bad input never
+reaches the handlers: pydantic validates bodies (strict types), paths and queries (422 with a message per
+field); a body that is not JSON is 400; unknown ids are 404. Every error body is the one ``Error`` model. A
+last-resort handler logs any unexpected error and answers with a JSON 500 instead of a traceback.
 
 Run: ``python -m recsys serve --host 127.0.0.1 --port 8000 [--artifacts DIR]``; docs at ``/docs``.
 """
@@ -12,7 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -21,9 +25,11 @@ from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from recsys.artifacts import ArtifactError, artifacts_root, read_manifest
+from recsys.artifacts import (BUILD_COMMAND, ArtifactError, DamagedStage, artifacts_root, diagnose, read_manifest,
+                              stage_problem)
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +40,48 @@ UserId = Annotated[int, Path(ge=0, le=MAX_ID, description="a user_id of the stor
 Count = Annotated[int, Query(ge=1, le=MAX_ITEMS, description="how many items to return")]
 Weight = Annotated[float, Query(ge=0.0, le=1.0, allow_inf_nan=False,
                                 description="0 = pure relevance, 1 = spread across categories")]
+SERVED_STAGES = ("events", "rules", "model", "index", "products")  # what /health reports on
+RECOMMENDER_STAGES = ("model", "index")
+PRODUCT_STAGES = ("products",)  # the model's embeddings are optional there (feature neighbours without them)
+BLANK_QUERY = "the query is blank; type a few words"
+
+
+def _not_blank(q: str) -> str:
+    if not q.strip():
+        raise ValueError(BLANK_QUERY)
+    return q
+
+
+SearchQuery = Annotated[str, Query(min_length=1, max_length=200, description="e.g. 'cheap headphones'",
+                                   json_schema_extra={"pattern": r"\S"}), AfterValidator(_not_blank)]
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="where: body.<name>, query.<name>, path.<name>, or body for the whole body")
+    message: str
+
+
+class Error(BaseModel):
+    """The body of every error answer (400, 404, 422, 500, 503)."""
+    detail: str = Field(description="what went wrong and what to do about it")
+    errors: list[FieldError] = Field(description="one entry per invalid field (400, 422); empty otherwise")
+
+
+ERROR_TEXTS = {400: "the body is not JSON", 422: "invalid request: one `errors` entry per invalid field",
+               500: "unexpected error (logged on the server)"}
+
+
+def error_responses(texts: dict[int, str] | None = None, *, body: bool = False,
+                    params: bool = True) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` of a route: the ``Error`` model for every error it can answer (``texts``: 404, 503)."""
+    codes = ({400: ERROR_TEXTS[400]} if body else {}) | ({422: ERROR_TEXTS[422]} if params else {})
+    codes |= (texts or {}) | {500: ERROR_TEXTS[500]}
+    return {c: {"model": Error, "description": codes[c]} for c in sorted(codes)}
 
 
 class RecommendRequest(BaseModel):
-    """The original Flask project's payload, plus the diversity weight."""
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
+    """The original Flask project's payload, plus the diversity weight. Types are strict: `true` is not user 1."""
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
         "examples": [{"user_id": 512475445, "num_recommendations": 5, "diversity_weight": 0.3}]})
     user_id: int = Field(ge=0, le=MAX_ID, description="a user_id of the store (int64)")
     num_recommendations: int = Field(5, ge=1, le=MAX_ITEMS, description="how many products to return")
@@ -86,8 +129,8 @@ class SearchResults(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "degraded"]
-    artifacts: str
+    status: Literal["ok", "degraded"] = Field(description="degraded when a stage is missing or damaged")
+    artifacts: str = Field(description="name of the artifacts directory (its path is in the server log)")
     products: bool
     recommender: bool
     problems: list[str]
@@ -114,16 +157,50 @@ def _json(payload: dict[str, Any]) -> JSONResponse:
     return JSONResponse(payload)
 
 
-def load_recommender(root: str | os.PathLike | None) -> tuple[Any | None, str | None]:
+def load_part(root: FilePath, what: str, stages: tuple[str, ...], load: Callable[[], Any]) -> tuple[Any | None, str]:
+    """``load()``, or (None, why) when it fails: which of ``stages`` is not built or damaged, with paths relative to
+    the artifacts directory. The exception and its traceback go to the server log, never to a client."""
+    try:
+        return load(), ""
+    except Exception as exc:  # a damaged file must cost its endpoints, not the whole server
+        why = diagnose(root, stages, exc)
+        log.warning("%s unavailable (artifacts %s): %s: %s", what, root, type(exc).__name__, exc,
+                    exc_info=not isinstance(exc, ArtifactError))
+        if why is not None:
+            return None, str(why)
+        names = f"{' and '.join(stages)} stage{'s' if len(stages) > 1 else ''}"
+        return None, f"the {names} could not be loaded (the server log says why); run `{BUILD_COMMAND} --force`"
+
+
+def load_products(root: FilePath) -> tuple[Any | None, str]:
+    """The products service (similar, complements, search), or (None, why)."""
+    from recsys.products import ProductService
+    return load_part(root, "products", PRODUCT_STAGES, lambda: ProductService(root))
+
+
+def load_recommender(root: FilePath) -> tuple[Any | None, str]:
     """The two-tower recommender service, or (None, why it is unavailable)."""
     try:
         from recsys.recommend import load_recommender_service
     except ImportError as exc:
-        return None, f"the two-tower recommender is not part of this installation ({exc})"
-    try:
-        return load_recommender_service(root), None
-    except (ArtifactError, FileNotFoundError, OSError, ValueError, KeyError) as exc:
-        return None, f"model not built: {exc}"
+        log.warning("the two-tower recommender cannot be imported: %s", exc)
+        return None, "the two-tower recommender is not part of this installation"
+    return load_part(root, "recommender", RECOMMENDER_STAGES, lambda: load_recommender_service(root))
+
+
+def stage_report(root: FilePath) -> tuple[dict[str, str | None], list[str]]:
+    """Build time of each served stage (None when not built) and what is damaged (sizes only: cheap)."""
+    stages, damaged = {}, []
+    for stage in SERVED_STAGES:
+        try:
+            m = read_manifest(root, stage)
+        except ArtifactError:
+            m = None
+        stages[stage] = m.get("built_at") if m else None
+        problem = stage_problem(root, stage, hashes=False)
+        if isinstance(problem, DamagedStage):
+            damaged.append(str(problem))
+    return stages, damaged
 
 
 def single_threaded_math() -> None:
@@ -149,56 +226,59 @@ def create_app(root: str | os.PathLike | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         t0 = time.perf_counter()
         single_threaded_math()
-        app.state.problems = []
-        try:
-            from recsys.products import ProductService
-            app.state.products = ProductService(root)
-        except (ArtifactError, OSError, ValueError) as exc:
-            app.state.products = None
-            app.state.problems.append(f"products stage unavailable: {exc}")
-        app.state.recommender, why = load_recommender(root)
-        if why:
-            app.state.problems.append(why)
-        app.state.stages = {}
-        for stage in ("events", "rules", "model", "index", "products"):
-            try:
-                m = read_manifest(root, stage)
-            except ArtifactError:
-                m = None
-            app.state.stages[stage] = m.get("built_at") if m else None
-        log.info("API loaded artifacts from %s in %.2f s", root, time.perf_counter() - t0)
+        st = app.state
+        st.products, st.products_why = load_products(root)
+        st.recommender, st.recommender_why = load_recommender(root)
+        st.stages, damaged = stage_report(root)
+        st.problems = list(dict.fromkeys([p for p in (st.products_why, st.recommender_why) if p] + damaged))
+        log.info("API loaded artifacts from %s in %.2f s; problems: %s", root, time.perf_counter() - t0,
+                 st.problems or "none")
         yield
 
     # FastAPIOffline serves the Swagger UI / ReDoc assets from the package: /docs works without a CDN
     app = FastAPIOffline(title="Store recommendations API", version="1.0", lifespan=lifespan,
-                  description="Recommendations, similar and complementary products and text search over the "
-                              "store's built artifacts. Every error is JSON with a `detail` message.")
+                         description="Recommendations, similar and complementary products and text search over the "
+                                     "store's built artifacts. Every error is JSON: the `Error` model, a `detail` "
+                                     "message and one `errors` entry per invalid field.")
+
+    def error(status: int, detail: str, errors: list[dict[str, str]] | None = None,
+              headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse(status_code=status, content={"detail": detail, "errors": errors or []}, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": ".".join(str(x) for x in e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
-                  for e in exc.errors()]
+        bad_json = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+        if bad_json is not None:
+            why = f"{bad_json.get('ctx', {}).get('error', 'JSON decode error')} at character {bad_json['loc'][-1]}"
+            return error(400, f"invalid request: the body is not JSON ({why})", [{"field": "body", "message": why}])
+        errors = [{"field": ".".join(str(x) for x in e.get("loc", ())),
+                   "message": str(e.get("msg", "invalid")).removeprefix("Value error, ")} for e in exc.errors()]
         text = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return JSONResponse(status_code=422, content={"detail": f"invalid request: {text}", "errors": errors})
+        return error(422, f"invalid request: {text}", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's own, for a body it cannot decode at all (bytes that are not UTF-8)
+            why = "it cannot be decoded as JSON text"
+            return error(400, f"invalid request: the body is not JSON ({why})", [{"field": "body", "message": why}],
+                         exc.headers)
+        return error(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(status_code=500, content={"detail": f"internal error ({type(exc).__name__}); "
-                                                                "the server log has the details"})
+        return error(500, f"internal error ({type(exc).__name__}); the server log has the details")
 
     def products(request: Request):
         svc = request.app.state.products
         if svc is None:
-            raise HTTPException(503, f"products stage not built in {root}: run `python -m recsys build "
-                                     f"--artifacts {root}`")
+            raise HTTPException(503, request.app.state.products_why)
         return svc
 
     def recommender(request: Request):
         svc = request.app.state.recommender
         if svc is None:
-            why = next((p for p in request.app.state.problems if "recommender" in p or "model" in p), "")
-            raise HTTPException(503, f"model not built ({why}); run `python -m recsys build --artifacts {root}`")
+            raise HTTPException(503, request.app.state.recommender_why)
         return svc
 
     def recommend(request: Request, user_id: int, n: int, weight: float) -> JSONResponse:
@@ -209,21 +289,24 @@ def create_app(root: str | os.PathLike | None = None) -> FastAPI:
             raise HTTPException(404, f"unknown user_id {user_id}: no such user in this store") from exc
         return _json({"user_id": user_id, "diversity_weight": weight, "recommendations": _products(df, svc.source)})
 
+    rec_texts = {404: "unknown user", 503: "the model or index stage is not built or damaged"}
+    product_texts = {404: "unknown product", 503: "the products stage is not built or damaged"}
+
     @app.post("/recommend", response_model=Recommendations, tags=["recommendations"],
-              responses={404: {"description": "unknown user"}, 503: {"description": "model not built"}})
+              responses=error_responses(rec_texts, body=True))
     async def post_recommend(body: RecommendRequest, request: Request) -> JSONResponse:
         """Top products for a user from the two-tower model with category-aware diversity re-ranking."""
         return recommend(request, body.user_id, body.num_recommendations, body.diversity_weight)
 
     @app.get("/users/{user_id}/recommendations", response_model=Recommendations, tags=["recommendations"],
-             responses={404: {"description": "unknown user"}, 503: {"description": "model not built"}})
+             responses=error_responses(rec_texts))
     async def get_recommend(user_id: UserId, request: Request, num_recommendations: Count = 5,
                             diversity_weight: Weight = 0.3) -> JSONResponse:
         """The same as POST /recommend with query parameters."""
         return recommend(request, user_id, num_recommendations, diversity_weight)
 
     @app.get("/products/{product_id}/similar", response_model=Similar, tags=["products"],
-             responses={404: {"description": "unknown product"}})
+             responses=error_responses(product_texts))
     async def get_similar(product_id: ProductId, request: Request, k: Count = 10) -> JSONResponse:
         """Substitutes: embedding (or, without a model, feature) neighbours and co-view substitutes."""
         svc = products(request)
@@ -238,7 +321,7 @@ def create_app(root: str | os.PathLike | None = None) -> FastAPI:
                       "co_view": {"source": "co-view", "items": _products(lists["co_view"])}})
 
     @app.get("/products/{product_id}/complements", response_model=Complements, tags=["products"],
-             responses={404: {"description": "unknown product"}})
+             responses=error_responses(product_texts))
     async def get_complements(product_id: ProductId, request: Request, k: Count = 10) -> JSONResponse:
         """Bought together (lift, minimum support) plus the best item of each top complementary category."""
         svc = products(request)
@@ -247,26 +330,38 @@ def create_app(root: str | os.PathLike | None = None) -> FastAPI:
         except KeyError as exc:
             raise HTTPException(404, exc.args[0]) from exc
 
-    @app.get("/search", response_model=SearchResults, tags=["products"])
-    async def get_search(request: Request,
-                   q: Annotated[str, Query(min_length=1, max_length=200, description="e.g. 'cheap headphones'")],
-                   k: Count = 10, method: Literal["bm25", "tower"] | None = None) -> JSONResponse:
+    @app.get("/search", response_model=SearchResults, tags=["products"],
+             responses=error_responses({503: product_texts[503]}))
+    async def get_search(request: Request, q: SearchQuery, k: Count = 10,
+                         method: Literal["bm25", "tower"] | None = None) -> JSONResponse:
         """Products ranked for a text query (empty list when no word is known to the catalog)."""
         svc = products(request)
-        if not q.strip():
-            raise HTTPException(422, "invalid request: query.q: the query is blank; type a few words")
         df = svc.search(q, k, method)
         return _json({"query": q, "method": method or svc.search_index.default, "items": _products(df)})
 
-    @app.get("/health", response_model=Health, tags=["service"])
+    @app.get("/health", response_model=Health, tags=["service"], responses=error_responses(params=False))
     async def health(request: Request) -> Health:
-        """Which artifacts are loaded and what is missing."""
+        """Which artifacts are loaded, their build times, and what is missing or damaged (and how to rebuild it)."""
         st = request.app.state
-        ok = st.products is not None and st.recommender is not None
-        return Health(status="ok" if ok else "degraded", artifacts=str(root), products=st.products is not None,
+        ok = st.products is not None and st.recommender is not None and not st.problems
+        return Health(status="ok" if ok else "degraded", artifacts=root.name, products=st.products is not None,
                       recommender=st.recommender is not None, problems=list(st.problems), stages=st.stages)
 
+    app.openapi = _exact_integer_bounds(app.openapi, [RecommendRequest])
     return app
+
+
+def _exact_integer_bounds(openapi: Callable[[], dict[str, Any]], models: list[type[BaseModel]]
+                          ) -> Callable[[], dict[str, Any]]:
+    """FastAPI's OpenAPI model types every ``minimum``/``maximum`` as a float, which publishes ``le=2**63-1`` as
+    9.223372036854776e18 (that is 2**63); put back the request models' schemas exactly as pydantic writes them."""
+    def patched() -> dict[str, Any]:
+        spec = openapi()
+        for model in models:
+            spec["components"]["schemas"][model.__name__] = model.model_json_schema(
+                ref_template="#/components/schemas/{model}")
+        return spec
+    return patched
 
 
 def serve(root: str | os.PathLike | None = None, host: str = "127.0.0.1", port: int = 8000,

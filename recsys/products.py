@@ -33,6 +33,9 @@ STAGE = "products"
 CARDS, SUBSTITUTES, COMPLEMENTS, CAT_COMPLEMENTS = ("products.parquet", "substitutes.parquet",
                                                    "complements.parquet", "category_complements.parquet")
 OPTIONAL_UPSTREAM = ("rules", "model")
+# what model_item_embeddings may read from the model stage
+MODEL_FILES = ("item_embeddings.npy", "item_ids.npy", "product_ids.npy", "items.parquet", "item_ids.parquet",
+               "catalog.parquet")
 PRICE_BANDS = ("budget", "mid-range", "premium")
 
 
@@ -263,7 +266,7 @@ def model_item_embeddings(root: str | os.PathLike | None, product_ids: np.ndarra
     """The two-tower's item embeddings aligned to ``product_ids`` (None when the model stage is absent)."""
     if read_manifest(root, "model") is None:
         return None
-    d = require_stage(root, "model")
+    d = require_stage(root, "model", files=MODEL_FILES)  # a damaged checkpoint does not spoil the embeddings
     path = d / "item_embeddings.npy"
     if not path.exists():
         return None
@@ -340,7 +343,11 @@ class ProductService:
         self._subs = {c: self.subs[c].to_numpy() for c in self.subs.columns}
         self._comps = {c: self.comps[c].to_numpy() for c in self.comps.columns}
         self._cat_rows = {k: list(g.itertuples()) for k, g in self.cats.groupby("category", sort=False)}
-        self.embeddings = model_item_embeddings(root, self.ids)
+        try:
+            self.embeddings = model_item_embeddings(root, self.ids)
+        except (ArtifactError, OSError, ValueError) as exc:  # the products still serve, with feature neighbours
+            log.warning("model item embeddings unavailable, similar products fall back to features: %s", exc)
+            self.embeddings = None
         if self.embeddings is not None:
             norms = np.linalg.norm(self.embeddings, axis=1, keepdims=True)
             self.embeddings = self.embeddings / np.maximum(norms, 1e-9)

@@ -90,22 +90,86 @@ def test_bad_recommend_payload_is_422_with_the_field(client, payload, field):
     assert body["detail"].startswith("invalid request") and field in [e["field"] for e in body["errors"]]
 
 
+@pytest.mark.parametrize("payload,field", [
+    ({"user_id": True}, "body.user_id"),
+    ({"user_id": 1.0}, "body.user_id"),
+    ({"user_id": "5"}, "body.user_id"),
+    ({"user_id": 5, "num_recommendations": True}, "body.num_recommendations"),
+    ({"user_id": 5, "diversity_weight": True}, "body.diversity_weight"),
+])
+def test_recommend_payload_types_are_strict(client, payload, field):
+    r = client.post("/recommend", json=payload)
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == [field]
+
+
 def test_bad_query_and_path_values_are_422(client):
     assert client.get("/products/abc/similar").status_code == 422
     assert client.get("/products/-1/complements").status_code == 422
     assert client.get("/search", params={"q": ""}).status_code == 422
-    assert client.get("/search", params={"q": "   "}).status_code == 422
     assert client.get("/search", params={"q": "phone", "method": "magic"}).status_code == 422
     assert client.get("/users/5/recommendations", params={"diversity_weight": "nan"}).status_code == 422
-    assert client.post("/recommend", content=b"{not json", headers={"content-type": "application/json"}
-                       ).status_code == 422
+    blank = client.get("/search", params={"q": "   "})
+    assert blank.status_code == 422 and blank.json()["errors"] == [{"field": "query.q",
+                                                                     "message": "the query is blank; type a few words"}]
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"\x80abc", b'{"user_id": 1'])
+def test_unparsable_body_is_400_with_the_error_model(client, body):
+    r = client.post("/recommend", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["detail"].startswith("invalid request: the body is not JSON")
+    assert [e["field"] for e in r.json()["errors"]] == ["body"]
+
+
+def _error_bodies(client, ids):
+    """One real answer of every error status the API documents."""
+    return {400: client.post("/recommend", content=b"{", headers={"content-type": "application/json"}),
+            404: client.get(f"/products/{ids['missing_product']}/similar"),
+            422: client.get("/search", params={"q": " "})}
+
+
+def test_error_bodies_match_the_documented_error_model(client, ids, tmp_path):
+    spec = client.get("/openapi.json").json()
+    error = spec["components"]["schemas"]["Error"]
+    assert set(error["required"]) == {"detail", "errors"}
+    assert "HTTPValidationError" not in spec["components"]["schemas"]  # FastAPI's default 422 is not what we send
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            codes = {int(c) for c in op["responses"] if c != "200"}
+            assert {422, 503} <= codes or path == "/health", (path, method)
+            assert 400 in codes if "requestBody" in op else 400 not in codes, (path, method)
+            for code in codes:
+                ref = op["responses"][str(code)]["content"]["application/json"]["schema"]["$ref"]
+                assert ref == "#/components/schemas/Error", (path, method, code)
+    with TestClient(create_app(tmp_path / "nothing")) as bare:
+        answers = {**_error_bodies(client, ids), 503: bare.get("/search", params={"q": "phone"})}
+    for code, r in answers.items():
+        body = r.json()
+        assert r.status_code == code and set(body) == {"detail", "errors"}, (code, body)
+        assert isinstance(body["detail"], str) and all(set(e) == {"field", "message"} for e in body["errors"])
+
+
+def test_openapi_integer_bounds_are_integers(client):
+    spec = client.get("/openapi.json").json()
+    user_id = spec["components"]["schemas"]["RecommendRequest"]["properties"]["user_id"]
+    assert user_id["maximum"] == 2**63 - 1 and type(user_id["maximum"]) is int and type(user_id["minimum"]) is int
+    n = spec["components"]["schemas"]["RecommendRequest"]["properties"]["num_recommendations"]
+    assert type(n["maximum"]) is int and type(n["minimum"]) is int
+
+
+def test_health_and_errors_reveal_no_paths(demo_artifacts, tmp_path):
+    with TestClient(create_app(demo_artifacts)) as c:
+        assert str(demo_artifacts) not in c.get("/health").text
+    with TestClient(create_app(tmp_path / "nothing")) as c:
+        texts = [c.get("/health").text, c.get("/search", params={"q": "x"}).text,
+                 c.post("/recommend", json={"user_id": 1}).text]
+    assert all(str(tmp_path) not in t for t in texts), texts
 
 
 def test_recommend_serves_users_or_says_model_not_built(client, ids, demo_artifacts):
     from recsys.artifacts import read_manifest
     r = client.post("/recommend", json={"user_id": ids["user"], "num_recommendations": 5, "diversity_weight": 0.3})
     if read_manifest(demo_artifacts, "model") is None:  # a build without the two-tower stage
-        assert r.status_code == 503 and "model not built" in r.json()["detail"]
+        assert r.status_code == 503 and "the model stage is not built" in r.json()["detail"]
         return
     assert r.status_code == 200
     recs = r.json()["recommendations"]
@@ -120,7 +184,7 @@ def test_without_a_model_recommendations_are_503(demo_artifacts, tmp_path, ids):
     shutil.copytree(demo_artifacts, root, ignore=shutil.ignore_patterns("model", "index"))
     with TestClient(create_app(root)) as c:
         r = c.post("/recommend", json={"user_id": ids["user"]})
-        assert r.status_code == 503 and "model not built" in r.json()["detail"]
+        assert r.status_code == 503 and "the model stage is not built" in r.json()["detail"]
         assert c.get("/health").json()["status"] == "degraded"
         assert c.get("/search", params={"q": "kitchen mixer"}).status_code == 200  # the rest still works
 
