@@ -283,7 +283,8 @@ def _popular(pop: np.ndarray, rank: int, n_items: int) -> str:
     total, bought = int(pop[2]), int(pop[4])
     if bought and rank <= max(20, int(MOST_BOUGHT * n_items)):
         return f"among the store's most bought: #{rank:,} (carted or bought {_times(bought)})"
-    return f"carted or bought {_times(bought)} in this store" if bought else f"viewed {_times(total)} in this store"
+    return (f"popular in this store: carted or bought {_times(bought)}" if bought else
+            f"popular in this store: viewed {_times(total)}")
 
 
 def _short(category: str) -> str:
