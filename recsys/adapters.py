@@ -18,6 +18,8 @@ Country; the "Online Retail II" spellings Invoice, Price, Customer ID are accept
   user and are dropped; rows with Quantity <= 0 or a negative UnitPrice are dropped as invalid; all counted;
 - numeric StockCodes keep their number as product_id; others (``85123A``, ``POST``) get a stable id from a hash,
   listed with their code and description in ``item_names.parquet``; there are no views, categories or brands.
+  A product's name is its most frequent non-empty Description among the kept rows (ties: the first
+  alphabetically). Other stages read the names only through :func:`load_product_names`.
 """
 from __future__ import annotations
 
@@ -36,13 +38,15 @@ import numpy as np
 import pandas as pd
 
 from recsys import schema as S
-from recsys.artifacts import (EVENTS_FILE, EVENTS_STAGE, Progress, StageResult, file_fingerprint, fingerprint,
-                              no_progress, run_stage, sql_literal, write_json)
+from recsys.artifacts import (EVENTS_FILE, EVENTS_STAGE, ArtifactError, Progress, StageResult, check_files,
+                              file_fingerprint, fingerprint, no_progress, read_manifest, run_stage, sql_literal,
+                              stage_dir, write_json)
 
 log = logging.getLogger(__name__)
 
 QUALITY_FILE = "quality.json"
 ITEM_NAMES_FILE = "item_names.parquet"
+NAME_COLUMNS = ("product_id", "stock_code", "name")
 SESSION_GAP_S = 30 * 60
 
 RR_EVENTS = {"timestamp", "visitorid", "event", "itemid", "transactionid"}
@@ -281,6 +285,17 @@ def stock_code_id(code: str) -> int:
     return 10 ** 16 + int(hashlib.md5(code.encode()).hexdigest()[:12], 16)
 
 
+def product_names(product_id: pd.Series, stock_code: pd.Series, description: pd.Series) -> pd.DataFrame:
+    """One row per product: its stock code and most frequent non-empty description (ties: alphabetical)."""
+    df = pd.DataFrame({"product_id": product_id.to_numpy(np.int64), "stock_code": stock_code.astype(str).to_numpy(),
+                       "name": [" ".join(str(v).split()) if pd.notna(v) else "" for v in description]})
+    counts = df.groupby(list(NAME_COLUMNS), sort=False).size().rename("n").reset_index()
+    counts["empty"] = counts["name"] == ""
+    counts = counts.sort_values(["product_id", "empty", "n", "name", "stock_code"],
+                                ascending=[True, True, False, True, True], kind="stable")
+    return counts.drop_duplicates("product_id")[list(NAME_COLUMNS)].reset_index(drop=True)
+
+
 def ingest_uci(paths: list[Path], out_dir: Path, source: str = "files",
                progress: Progress = no_progress) -> dict[str, Any]:
     """UCI Online Retail files -> ``out_dir/events.parquet`` + ``quality.json``; returns the report."""
@@ -310,10 +325,11 @@ def ingest_uci(paths: list[Path], out_dir: Path, source: str = "files",
                 "error": "unparsable InvoiceDate, Quantity or UnitPrice, or no InvoiceNo/StockCode",
                 "content": ",".join(str(v) for v in df.loc[i].tolist())[:300]}
                for i in df.index[bad][:5]]
+    ids = code[keep].map(stock_code_id).astype("int64")
     ev = pd.DataFrame({
         S.EVENT_TIME: when[keep].dt.tz_localize("UTC"),
         S.EVENT_TYPE: S.PURCHASE,
-        S.PRODUCT_ID: code[keep].map(stock_code_id).astype("int64"),
+        S.PRODUCT_ID: ids,
         S.CATEGORY_ID: np.int64(0),
         S.CATEGORY_CODE: S.UNKNOWN_CATEGORY,
         S.BRAND: S.UNKNOWN_BRAND,
@@ -328,11 +344,8 @@ def ingest_uci(paths: list[Path], out_dir: Path, source: str = "files",
         raise AdapterError(f"{paths[0]}: no row survived cleaning (cancelled {int(cancelled.sum()):,}, without "
                            f"CustomerID {int(no_customer.sum()):,}, invalid {int(invalid.sum()):,})")
     S.validate_events(ev, where=str(paths[0]))
-    names = pd.DataFrame({"product_id": code[keep].map(stock_code_id).astype("int64"),
-                          "stock_code": code[keep].astype(str),
-                          "name": df.loc[keep, "Description"].astype("string").fillna("").str.strip()})
-    names = names.drop_duplicates("product_id").sort_values("product_id")
-    names.to_parquet(out_dir / ITEM_NAMES_FILE, index=False)
+    product_names(ids, code[keep], df.loc[keep, "Description"]).to_parquet(
+        out_dir / ITEM_NAMES_FILE, index=False)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.register("ev", ev)
@@ -404,3 +417,34 @@ def build_adapted_events(root: str | os.PathLike | None, paths: list[Path], para
                            extra={"schema": {f.name: str(f.type) for f in S.ARROW_SCHEMA}})
 
     return run_stage(root, EVENTS_STAGE, run, input_fingerprint=fp, force=force, progress=progress)
+
+
+# ---- product names, for every consumer ----------------------------------------------------------------------
+
+def load_product_names(root: str | os.PathLike | None = None) -> pd.DataFrame | None:
+    """The store's product names (product_id int64, stock_code, name; sorted by product_id), or None when it has
+    none (REES46, RetailRocket) or the file fails its check against the events manifest (logged, never raised)."""
+    try:
+        manifest = read_manifest(root, EVENTS_STAGE)
+    except ArtifactError as exc:
+        log.warning("product names unavailable: %s", exc)
+        return None
+    path = stage_dir(root, EVENTS_STAGE) / ITEM_NAMES_FILE
+    if manifest is None or ITEM_NAMES_FILE not in (manifest.get("files") or {}):
+        if manifest is not None and path.exists():
+            log.warning("%s/%s is not in the stage's manifest: ignored", EVENTS_STAGE, ITEM_NAMES_FILE)
+        return None
+    problem = check_files(root, EVENTS_STAGE, manifest, hashes=True, files=[ITEM_NAMES_FILE])
+    if problem is None:
+        try:
+            df = pd.read_parquet(path, columns=list(NAME_COLUMNS))
+            names = pd.DataFrame({"product_id": pd.to_numeric(df["product_id"], errors="raise").astype("int64"),
+                                  "stock_code": df["stock_code"].fillna("").astype(str),
+                                  "name": df["name"].fillna("").astype(str).map(lambda v: " ".join(v.split()))})
+        except Exception as exc:  # pyarrow and pandas raise many kinds; any of them means "no names"
+            problem = f"{EVENTS_STAGE}/{ITEM_NAMES_FILE} is unreadable ({type(exc).__name__})"
+    if problem:  # the names only decorate: products are still shown, by code and id
+        log.warning("product names unavailable (%s): labels fall back to ids; rebuild with "
+                    "`python -m recsys build --force`", problem)
+        return None
+    return names.drop_duplicates("product_id").sort_values("product_id", kind="stable").reset_index(drop=True)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from recsys import schema as S
-from recsys.adapters import AdapterError, detect_format, stock_code_id
+from recsys.adapters import AdapterError, detect_format, load_product_names, stock_code_id
 from recsys.ingest import build_events, load_quality
 
 MIN = 60_000  # one minute in RetailRocket milliseconds
@@ -160,6 +160,63 @@ def test_uci_cancellations_missing_customers_and_counts(writer, tmp_path):
     names = pd.read_parquet(root / "events" / "item_names.parquet").set_index("product_id")
     assert names.loc[stock_code_id("85123A"), "stock_code"] == "85123A"
     assert names.loc[71053, "name"] == "WHITE METAL LANTERN"
+
+
+NAMED = [("85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 2.55), ("71053", "WHITE METAL LANTERN", 3.39),
+         ("84406B", "CREAM CUPID HEARTS COAT HANGER", 2.75), ("22633", "HAND WARMER UNION JACK", 2.10),
+         ("22632", "HAND WARMER RED POLKA DOT", 1.85), ("21730", "GLASS STAR FROSTED T-LIGHT HOLDER", 4.25)]
+
+
+def write_named_uci(path: Path, invoices: int = 24) -> Path:
+    """A small UCI log with real descriptions: the heart holder goes with the lantern, one hand warmer with the
+    other; the coat hanger and the glass holder now and then. A few lines have another or no Description."""
+    rows = []
+    for i in range(invoices):
+        lines = (NAMED[:2] if i % 2 == 0 else NAMED[3:5]) + ([NAMED[2 + 3 * (i % 2)]] if i % 3 == 0 else [])
+        rows += [(str(537000 + i), code, name, 6, f"12/{1 + i}/2010 9:00", price, str(17000 + i % 8),
+                  "United Kingdom") for code, name, price in lines]
+    rows += [("537900", "85123A", "?", 1, "12/30/2010 9:00", 2.55, "17001", "United Kingdom"),
+             ("537901", "71053", "", 1, "12/30/2010 9:05", 3.39, "17002", "United Kingdom"),
+             ("537902", "71053", "", 1, "12/30/2010 9:06", 3.39, "17003", "United Kingdom")]
+    return write_uci_csv(path, rows)
+
+
+@pytest.fixture()
+def named_store(tmp_path) -> Path:
+    root = tmp_path / "art"
+    build_events(root, [write_named_uci(tmp_path / "retail.csv")])
+    return root
+
+
+def test_product_names_load_from_the_events_stage(named_store):
+    names = load_product_names(named_store)
+    assert list(names.columns) == ["product_id", "stock_code", "name"] and names["product_id"].is_monotonic_increasing
+    by_code = names.set_index("stock_code")["name"]
+    # the most frequent Description wins over a stray "?" and empty ones
+    assert by_code["85123A"] == "WHITE HANGING HEART T-LIGHT HOLDER" and by_code["71053"] == "WHITE METAL LANTERN"
+    assert set(names["product_id"]) == {stock_code_id(c) for c, _, _ in NAMED}
+
+
+def test_a_store_without_names_has_none(tmp_path, rr_dir):
+    assert load_product_names(tmp_path / "never-built") is None
+    build_events(tmp_path / "rr", [rr_dir / "events.csv"])
+    assert load_product_names(tmp_path / "rr") is None
+
+
+@pytest.mark.parametrize("damage", ["garble", "truncate", "delete"])
+def test_a_damaged_names_file_means_no_names_and_a_warning(named_store, damage, caplog):
+    path = named_store / "events" / "item_names.parquet"
+    if damage == "garble":  # same size, other bytes: only the hash tells
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2:len(data) // 2 + 16] = b"\xff" * 16
+        path.write_bytes(bytes(data))
+    elif damage == "truncate":
+        path.write_bytes(path.read_bytes()[:40])
+    else:
+        path.unlink()
+    with caplog.at_level("WARNING", logger="recsys.adapters"):
+        assert load_product_names(named_store) is None
+    assert "item_names.parquet" in caplog.text and "labels fall back" in caplog.text
 
 
 def test_stock_codes_get_stable_distinct_ids():
