@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from recsys import schema as S
+from recsys.adapters import load_product_names
 from recsys.artifacts import (Progress, StageResult, connect, no_progress, read_manifest, require_stage, run_stage,
                               upstream_fingerprint)
 
@@ -307,16 +308,16 @@ def rules_from_itemsets(itemsets: pd.DataFrame, n_rows: int, item_counts: pd.Ser
 
 # ---- labels -------------------------------------------------------------------------------------------------
 
-def item_labels(con, items: pd.DataFrame, granularity: str) -> pd.DataFrame:
-    """Readable label and top-level category (the colour group) for each item key."""
+def item_labels(con, items: pd.DataFrame, granularity: str, names: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Readable label (plain text: shop data, escaped where it is drawn) and top-level category (the colour group)
+    for each item key; products with a name in ``names`` (``recsys.adapters.load_product_names``) are labelled by
+    it and their stock code."""
     con.register("want", items[["item"]])
     if granularity == "product":
         df = con.execute(f"""SELECT w.item, mode({S.BRAND}) AS brand, mode({S.CATEGORY_CODE}) AS category_code,
                    coalesce(median({S.PRICE}) FILTER (WHERE {S.PRICE} > 0), 0.0) AS price
             FROM want w JOIN events e ON e.{S.PRODUCT_ID} = w.item::BIGINT GROUP BY w.item""").df()
-        leaf = df["category_code"].str.rsplit(".", n=1).str[-1].replace(S.UNKNOWN_CATEGORY, "uncategorised")
-        brand = df["brand"].replace(S.UNKNOWN_BRAND, "no brand")
-        df["label"] = brand + " · " + leaf + " · #" + df["item"] + " · $" + df["price"].map("{:,.2f}".format)
+        df["label"] = _product_labels(df, names)
         df["top_category"] = df["category_code"].str.split(".").str[0]
     elif granularity == "brand":
         df = con.execute(f"""SELECT w.item, mode(split_part({S.CATEGORY_CODE}, '.', 1))
@@ -333,10 +334,30 @@ def item_labels(con, items: pd.DataFrame, granularity: str) -> pd.DataFrame:
     return items.merge(df[keep], on="item", how="left")
 
 
+def _product_labels(df: pd.DataFrame, names: pd.DataFrame | None) -> pd.Series:
+    """``name · brand · leaf · #code · $price`` (unknown brand and category left out) for a product with a name,
+    else ``brand · leaf · #id · $price`` with "no brand" / "uncategorised"; the code or id keeps labels distinct."""
+    leaf = df["category_code"].str.rsplit(".", n=1).str[-1]
+    price = " · $" + df["price"].map("{:,.2f}".format)
+    plain = (df["brand"].replace(S.UNKNOWN_BRAND, "no brand") + " · "
+             + leaf.replace(S.UNKNOWN_CATEGORY, "uncategorised") + " · #" + df["item"] + price)
+    if names is None or names.empty:
+        return plain
+    named = names[names["name"] != ""].drop_duplicates("product_id")
+    named = named.set_index(named["product_id"].astype(str))
+    name, code = df["item"].map(named["name"]), df["item"].map(named["stock_code"]).fillna("")
+    brand = (" · " + df["brand"]).where(df["brand"] != S.UNKNOWN_BRAND, "")
+    cat = (" · " + leaf).where(df["category_code"] != S.UNKNOWN_CATEGORY, "")
+    label = name + brand + cat + " · #" + code.where(code != "", df["item"]) + price
+    return label.where(name.notna(), plain)
+
+
 # ---- the pipeline -------------------------------------------------------------------------------------------
 
-def mine_rules_con(con, params: RuleParams = RuleParams(), progress: Progress = no_progress) -> RulesResult:
-    """Baskets -> guards -> frequent itemsets -> rules with labels, over a connection with an ``events`` view."""
+def mine_rules_con(con, params: RuleParams = RuleParams(), progress: Progress = no_progress,
+                   names: pd.DataFrame | None = None) -> RulesResult:
+    """Baskets -> guards -> frequent itemsets -> rules with labels (product ``names`` when the store has them),
+    over a connection with an ``events`` view."""
     params.validate()
     t0 = time.perf_counter()
     progress(0.05, "collecting baskets")
@@ -366,7 +387,7 @@ def mine_rules_con(con, params: RuleParams = RuleParams(), progress: Progress = 
     mine_s = time.perf_counter() - t1
     progress(0.85, "labelling items")
     items["support"] = items["baskets"] / n_baskets
-    items = item_labels(con, items, params.granularity)
+    items = item_labels(con, items, params.granularity, names)
     label = items.set_index("item")["label"]
     rules["antecedent"] = rules["antecedent_items"].map(lambda xs: " + ".join(label[x] for x in xs))
     rules["consequent"] = rules["consequent_items"].map(lambda xs: " + ".join(label[x] for x in xs))
@@ -383,10 +404,11 @@ def mine_rules_con(con, params: RuleParams = RuleParams(), progress: Progress = 
 def mine_rules(root: str | os.PathLike | None, params: RuleParams = RuleParams(),
                progress: Progress = no_progress) -> RulesResult:
     """Mine rules over the built events of ``root`` (ValueError with a suggestion when the settings explode)."""
+    names = load_product_names(root) if params.granularity == "product" else None
     con = connect(root, memory_limit="4GB")
     con.execute("SET enable_progress_bar = false")  # progress goes through the callback, not stderr
     try:
-        return mine_rules_con(con, params, progress)
+        return mine_rules_con(con, params, progress, names)
     finally:
         con.close()
 
@@ -463,7 +485,8 @@ def build_rules(root: str | os.PathLike | None, out, params: RuleParams = RulePa
         params = replace(params, scope="purchases_carts")
         note = "The store has no views: the default rules are mined from carts and purchases."
     try:
-        res = mine_rules_con(con, params, lambda f, m: progress(0.8 * f, m))
+        res = mine_rules_con(con, params, lambda f, m: progress(0.8 * f, m),
+                             load_product_names(root) if params.granularity == "product" else None)
     except ValueError as exc:  # data that explodes at the defaults must not break the whole build
         note = f"{note} {exc}" if note else str(exc)
         log.warning("rules: %s", note)

@@ -260,6 +260,51 @@ def test_href_in_a_title_keeps_the_text_tooltip():
     assert text_tooltip('see href here') != 'see href here' and "href" not in text_tooltip("href")
 
 
+def test_product_labels_use_names_and_keep_known_brand_and_category():
+    baskets = [["A", "B"]] * 3 + [["A"]]
+    names = pd.DataFrame({"product_id": [product_id("A"), product_id("B")], "stock_code": ["85123A", "71053"],
+                          "name": ["WHITE HANGING HEART T-LIGHT HOLDER", XSS]})
+    con = con_over(events_from_baskets(baskets, category={"A": "home.decor.candle"}))
+    params = RuleParams(scope="purchases", granularity="product", min_support=0.1, min_confidence=0.0, min_lift=0.0,
+                        min_baskets=1)
+    label = mine_rules_con(con, params, names=names).items.set_index("item")["label"]
+    pa, pb = str(product_id("A")), str(product_id("B"))
+    price = lambda p: f"${10.0 + int(p) % 7:,.2f}"  # noqa: E731  (events_from_baskets' price)
+    assert label[pa] == f"WHITE HANGING HEART T-LIGHT HOLDER · A · candle · #85123A · {price(pa)}"
+    assert label[pb] == f"{XSS} · B · #71053 · {price(pb)}"  # plain text: escaped where it is drawn
+    assert mine_rules_con(con, params).items.set_index("item")["label"][pa] == f"A · candle · #{pa} · {price(pa)}"
+    res = mine_rules_con(con, params, names=names)
+    html = network_html(rules_graph(res.rules, res.items))
+    assert "WHITE HANGING HEART T-LIGHT HOLDER" in html and "<img" not in html
+
+
+UCI_PARAMS = RuleParams(scope="purchases", granularity="product", min_support=0.1, min_confidence=0.0, min_lift=0.0,
+                        min_baskets=1)
+
+
+def test_rules_over_a_uci_store_are_labelled_by_description(tmp_path):
+    from recsys.ingest import build_events
+    from recsys.rules import mine_rules
+    from tests.test_adapters import write_named_uci
+    build_events(tmp_path, [write_named_uci(tmp_path / "retail.csv")])
+    res = mine_rules(tmp_path, UCI_PARAMS)
+    assert "WHITE HANGING HEART T-LIGHT HOLDER · #85123A · $2.55" in set(res.items["label"])
+    assert "HAND WARMER UNION JACK" in " ".join(res.rules["antecedent"])
+
+
+def test_a_damaged_names_file_falls_back_to_ids(tmp_path, caplog):
+    from recsys.adapters import stock_code_id
+    from recsys.ingest import build_events
+    from recsys.rules import mine_rules
+    from tests.test_adapters import write_named_uci
+    build_events(tmp_path, [write_named_uci(tmp_path / "retail.csv")])
+    (tmp_path / "events" / "item_names.parquet").write_bytes(b"PAR1 not a parquet file PAR1")
+    with caplog.at_level("WARNING", logger="recsys.adapters"):
+        res = mine_rules(tmp_path, UCI_PARAMS)
+    assert f"no brand · uncategorised · #{stock_code_id('85123A')} · $2.55" in set(res.items["label"])
+    assert "labels fall back" in caplog.text
+
+
 def test_build_stage_on_the_demo_store(demo_artifacts):
     m, built = build_rules_stage(demo_artifacts)
     assert not built  # the full build already made it, and nothing changed
