@@ -1,6 +1,7 @@
 """Product facts, co-view substitutes and co-purchase complements, precomputed once as the "products" stage.
 
-- **card**: brand, category, price, price band within its category, funnel counts and rates;
+- **card**: name and stock code (stores whose files have them, e.g. UCI Online Retail; empty otherwise), brand,
+  category, price, price band within its category, funnel counts and rates;
 - **substitutes**: items co-viewed in sessions where at most one of the pair was bought, ranked by cosine of
   co-view sessions (``n_ab / sqrt(n_a * n_b)``), with a minimum number of shared sessions;
 - **complements**: items bought by the same user in the same session or within ``copurchase_days``, ranked by
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from recsys import schema as S
+from recsys.adapters import load_product_names
 from recsys.artifacts import (ArtifactError, Progress, StageResult, connect, no_progress, read_manifest,
                               require_stage, run_stage, sql_literal, upstream_fingerprint)
 
@@ -94,6 +96,17 @@ def product_cards(con) -> pd.DataFrame:
     df["purchase_rate"] = (df["purchases"] / df["views"].where(df["views"] > 0)).fillna(0.0)
     df["price_band"] = price_bands(df)
     return df
+
+
+def with_names(cards: pd.DataFrame, names: pd.DataFrame | None) -> pd.DataFrame:
+    """The cards with ``name`` and ``stock_code`` after ``product_id`` (empty strings for products without)."""
+    out = cards.drop(columns=[c for c in ("name", "stock_code") if c in cards])
+    got = (names if names is not None else pd.DataFrame(columns=["product_id", "stock_code", "name"]))
+    got = got.drop_duplicates("product_id").set_index("product_id")
+    ids = out["product_id"]
+    out.insert(1, "name", ids.map(got["name"]).fillna("").astype(str).to_numpy(object))
+    out.insert(2, "stock_code", ids.map(got["stock_code"]).fillna("").astype(str).to_numpy(object))
+    return out
 
 
 def price_bands(df: pd.DataFrame) -> pd.Series:
@@ -234,7 +247,7 @@ def build_products(root: str | os.PathLike | None, out: Path, params: ProductPar
     spill = out / ".spill"  # DuckDB would otherwise spill into ./.tmp of the working directory
     con.execute(f"SET temp_directory = {sql_literal(spill)}")
     progress(0.05, "product cards")
-    cards = product_cards(con)
+    cards = with_names(product_cards(con), load_product_names(root))
     cards.to_parquet(out / CARDS, index=False)
     progress(0.2, "co-view substitutes")
     subs = coview_substitutes(con, params)
@@ -322,6 +335,8 @@ class ProductService:
         self.root, self.manifest = root, read_manifest(root, STAGE)
         try:
             self.cards = pd.read_parquet(d / CARDS)
+            if "name" not in self.cards:  # a stage built before cards had names
+                self.cards = with_names(self.cards, None)
             self.subs = pd.read_parquet(d / SUBSTITUTES)
             self.comps = pd.read_parquet(d / COMPLEMENTS)
             self.cats = pd.read_parquet(d / CAT_COMPLEMENTS)
@@ -335,6 +350,7 @@ class ProductService:
         self._groups = {k: np.asarray(v, np.int64) for k, v in self.cards.groupby("category_key").indices.items()}
         self._log_price = np.log1p(self.cards["price"].to_numpy(float))
         self._brand = self.cards["brand"].to_numpy(object)
+        self._name = self.cards["name"].to_numpy(object)
         self._pop = np.log1p(self.cards["views"].to_numpy(float) + 5 * self.cards["purchases"].to_numpy(float))
         self._code = self.cards["category_code"].to_numpy(object)
         self._key = self.cards["category_key"].to_numpy(object)
@@ -362,10 +378,11 @@ class ProductService:
     def example_products(self) -> dict[str, int]:
         """A few telling products: best seller, most viewed, one with bought-together items, a cold-start one."""
         c, out = self.cards, {}
-        def add(name: str, pos: int) -> None:
+        def add(what: str, pos: int) -> None:
             r = c.iloc[pos]
-            out[f"{name}: {r['brand']} {str(r['category_code']).split('.')[-1]} #{r['product_id']}"] = int(
-                r["product_id"])
+            shown = (f"{r['name']} #{r['stock_code'] or r['product_id']}" if r["name"] else
+                     f"{r['brand']} {str(r['category_code']).split('.')[-1]} #{r['product_id']}")
+            out[f"{what}: {shown}"] = int(r["product_id"])
         if len(c):
             add("best seller", int(c["purchases"].to_numpy().argmax()))
             add("most viewed", int(c["views"].to_numpy().argmax()))
@@ -377,15 +394,15 @@ class ProductService:
         return out
 
     def card(self, product_id: int) -> dict:
-        """Brand, category, price, price band and funnel figures of one product."""
+        """Name (empty when the store has none), brand, category, price, price band and funnel figures."""
         row = self.cards.iloc[self.position(product_id)]
         return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
 
     def _frame(self, positions, **extra) -> pd.DataFrame:
-        """Labelled products at cards positions (product_id, brand, category, price) plus extra columns."""
+        """Labelled products at cards positions (product_id, name, brand, category, price) plus extra columns."""
         pos = np.asarray(positions, np.int64)
-        data = {"product_id": self.ids[pos], "brand": self._brand[pos], "category": self._code[pos],
-                "price": self._price[pos]}
+        data = {"product_id": self.ids[pos], "name": self._name[pos], "brand": self._brand[pos],
+                "category": self._code[pos], "price": self._price[pos]}
         data.update({k: (v if np.ndim(v) else np.full(len(pos), v, dtype=object)) for k, v in extra.items()})
         return pd.DataFrame(data)
 

@@ -1,7 +1,8 @@
 """Text search over the catalog: a BM25 baseline and a contrastively trained query tower, compared at build time.
 
 Each product is described by words built from its features: the ``category_code`` tokens (with a few common
-synonyms, e.g. smartphone -> phone), its brand, and price words from its price band within its category
+synonyms, e.g. smartphone -> phone), its brand, its name when the store has one (a UCI Description such as
+"WHITE HANGING HEART T-LIGHT HOLDER"), and price words from its price band within its category
 (budget -> cheap/budget/affordable, premium -> premium/expensive/luxury). Both methods read those words:
 
 - **bm25**: Okapi BM25 over the words (a sparse item x word matrix; a query sums its words' columns);
@@ -59,30 +60,36 @@ def tokenize(text: str) -> list[str]:
 
 
 def product_fields(cards: pd.DataFrame) -> list[dict[str, list[str]]]:
-    """Per product: its category words, synonyms, brand words and price words (all stemmed)."""
+    """Per product: its category words, synonyms, brand words, name words and price words (all stemmed)."""
     out = []
-    for code, brand, band in zip(cards["category_code"], cards["brand"], cards["price_band"]):
+    names = cards["name"] if "name" in cards else [""] * len(cards)
+    for code, brand, name, band in zip(cards["category_code"], cards["brand"], names, cards["price_band"]):
         cat = [] if code == "unknown_category" else tokenize(str(code).replace(".", " ").replace("_", " "))
         syn = [stem(s) for w in cat for s in SYNONYMS.get(w, [])]
         br = [] if brand == "unknown_brand" else tokenize(str(brand).replace("_", " "))
         out.append({"category": cat, "synonyms": syn, "brand": br,
+                    "name": tokenize(name) if isinstance(name, str) else [],
                     "price": [stem(w) for w in PRICE_WORDS.get(band, [])]})
     return out
 
 
 def full_text(fields: dict[str, list[str]]) -> list[str]:
     """Every word describing a product (the BM25 document)."""
-    return fields["category"] + fields["synonyms"] + fields["brand"] + fields["price"]
+    return fields["category"] + fields["synonyms"] + fields["brand"] + fields.get("name", []) + fields["price"]
 
 
 def text_variant(fields: dict[str, list[str]], rng: np.random.Generator) -> list[str]:
-    """A query a shopper might type for this product: some category words, maybe the brand, maybe a price word."""
+    """A query a shopper might type for this product: some category words, maybe a few words of its name, maybe
+    the brand, maybe a price word."""
     words: list[str] = []
-    cat = fields["category"]
+    cat, name = fields["category"], fields.get("name", [])
     if cat:
         leaf = cat[-1:] if rng.random() < 0.5 else cat[rng.integers(0, len(cat)):]
         syn = [s for s in fields["synonyms"]]
         words += [syn[rng.integers(0, len(syn))]] if syn and rng.random() < 0.3 else leaf
+    if name and (not cat or rng.random() < 0.5):  # no rng draw without a name: REES46 variants stay as they were
+        k = int(rng.integers(1, min(3, len(name)) + 1))
+        words += [name[i] for i in np.sort(rng.choice(len(name), size=k, replace=False))]
     if fields["brand"] and (rng.random() < 0.7 or not words):
         words += fields["brand"]
     if fields["price"] and (rng.random() < 0.35 or not words):

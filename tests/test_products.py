@@ -53,6 +53,7 @@ def svc(tiny) -> ProductService:
 def test_card_has_funnel_and_price_band(svc):
     card = svc.card(1)
     assert (card["brand"], card["category_code"], card["price"]) == ("samsung", PHONE, 300.0)
+    assert (card["name"], card["stock_code"]) == ("", "")     # a REES46 store has no names
     assert (card["views"], card["purchases"], card["buyers"]) == (4, 4, 4)
     assert card["purchase_rate"] == pytest.approx(1.0) and card["revenue"] == pytest.approx(1200.0)
     bands = {p: svc.card(p)["price_band"] for p in (1, 6, 2)}
@@ -149,3 +150,46 @@ def test_category_complements_come_from_the_rules_stage_when_built(tiny, tmp_pat
     cats = ProductService(root).cats.set_index(["category", "other_category"])
     assert cats.loc[(PHONE, CASE), "co_purchases"] == 1    # rules baskets are sessions: only s2 holds both
     assert cats.loc[(PHONE, CASE), "best_product_id"] == 3
+
+
+@pytest.fixture(scope="module")
+def uci(tmp_path_factory):
+    """Events and products of a small UCI log with real descriptions."""
+    from tests.test_adapters import write_named_uci
+    root = tmp_path_factory.mktemp("uci-names")
+    build_events(root, [write_named_uci(root / "retail.csv")])
+    build_products_stage(root)
+    return root
+
+
+def test_uci_cards_and_lists_carry_the_description(uci):
+    from recsys.adapters import stock_code_id
+    svc = ProductService(uci)
+    heart, lantern = stock_code_id("85123A"), stock_code_id("71053")
+    card = svc.card(heart)
+    assert (card["name"], card["stock_code"]) == ("WHITE HANGING HEART T-LIGHT HOLDER", "85123A")
+    comp = svc.complements(heart)
+    assert comp.set_index("product_id").loc[lantern, "name"] == "WHITE METAL LANTERN"
+    shown, pid = next(iter(svc.example_products().items()))
+    best = svc.card(pid)
+    assert best["name"] and shown == f"best seller: {best['name']} #{best['stock_code']}"
+
+
+@pytest.mark.parametrize("query,code", [("heart t-light", "85123A"), ("hand warmer union jack", "22633"),
+                                        ("lantern", "71053"), ("glass star holder", "21730")])
+def test_bm25_finds_a_product_by_words_of_its_description(uci, query, code):
+    from recsys.adapters import stock_code_id
+    res = ProductService(uci).search(query, 5, "bm25")
+    assert res["product_id"].iat[0] == stock_code_id(code)
+
+
+def test_a_damaged_names_file_does_not_break_the_products_stage(uci, tmp_path, caplog):
+    import shutil
+    root = tmp_path / "damaged"
+    shutil.copytree(uci, root)
+    (root / "events" / "item_names.parquet").write_bytes(b"garbage")
+    with caplog.at_level("WARNING", logger="recsys.adapters"):
+        manifest, built = build_products_stage(root, force=True)
+    assert built and "labels fall back" in caplog.text
+    svc = ProductService(root)
+    assert svc.cards["name"].eq("").all() and len(svc.complements(int(svc.ids[0]))) >= 0

@@ -36,7 +36,30 @@ def test_fields_use_category_brand_price_words_and_synonyms():
     f = product_fields(TINY)
     assert f[0]["category"] == ["electronic", "smartphone"] and "phone" in f[0]["synonyms"]
     assert f[0]["brand"] == ["samsung"] and f[2]["price"][0] == "cheap"
-    assert f[6] == {"category": [], "synonyms": [], "brand": [], "price": []}  # unknowns add no words
+    assert f[6] == {"category": [], "synonyms": [], "brand": [], "name": [], "price": []}  # unknowns add no words
+
+
+NAMED = cards([(i, "unknown_category", "unknown_brand", "mid-range", v, 0, p) for i, v, p in
+               [(1, 0, 9), (2, 0, 3), (3, 0, 5), (4, 0, 1)]]).assign(
+    name=["WHITE HANGING HEART T-LIGHT HOLDER", "GLASS STAR FROSTED T-LIGHT HOLDER", "CREAM CUPID HEARTS COAT HANGER",
+          ""])
+
+
+def test_names_are_words_of_the_product():
+    f = product_fields(NAMED)
+    assert f[0]["name"] == ["white", "hanging", "heart", "t", "light", "holder"]
+    assert f[2]["name"][2] == "heart" and f[3]["name"] == []   # plurals stemmed; no name, no words
+    variants = [text_variant(f[1], np.random.default_rng(i)) for i in range(20)]
+    assert all(set(v) & set(f[1]["name"]) for v in variants)    # a store without categories is searched by name
+
+
+def test_bm25_ranks_the_product_whose_name_has_every_query_word_first(tmp_path):
+    build_search(NAMED, tmp_path, seed=5, eval_items=4)
+    idx = SearchIndex.load(tmp_path, NAMED)
+    pos, _ = idx.search("heart t-light", 4, "bm25")
+    assert NAMED["product_id"].iat[pos[0]] == 1 and set(NAMED["product_id"].iloc[pos]) == {1, 2, 3}
+    pos, _ = idx.search("frosted holders", 4, "bm25")
+    assert NAMED["product_id"].iat[pos[0]] == 2
 
 
 def test_vocabulary_corrects_misspellings():
