@@ -2,7 +2,7 @@
 import streamlit as st
 
 from pages.common import md, root, version
-from pages.product_ui import pick_product, product_service, show_list
+from pages.product_ui import card_heading, pick_product, product_service, show_list
 
 st.title("🔎 Product explorer")
 svc = product_service(str(root()), version("events", "products", "model"))
@@ -17,7 +17,10 @@ except KeyError as exc:
     st.warning(f"{md(exc.args[0])}. Search for it by name instead, or pick a telling product.")
     st.stop()
 
-st.subheader(f"{md(card['brand'])} · {md(card['category_code'])} · #{card['product_id']}")
+title, caption = card_heading(card)
+st.subheader(title)
+if caption:
+    st.caption(caption)
 c = st.columns(4)
 c[0].metric("Price", f"${card['price']:,.2f}", help=f"{card['price_band']} within its category")
 c[1].metric("Views", f"{card['views']:,}")

@@ -15,16 +15,35 @@ def product_service(root_dir: str, ver: str) -> ProductService:
 
 
 def label(row: pd.Series | dict) -> str:
-    """A readable product label: brand, category leaf, price and id."""
+    """A readable product label (plain text, for a selectbox): name or brand and category leaf, price and id."""
+    if row.get("name"):
+        return f"{row['name']} · ${row['price']:,.2f} · #{row['product_id']}"
     cat = str(row["category"]).split(".")[-1] if row["category"] != "unknown_category" else "no category"
     return f"{row['brand']} · {cat} · ${row['price']:,.2f} · #{row['product_id']}"
+
+
+def card_heading(card: dict) -> tuple[str, str | None]:
+    """The card's title and caption as escaped Markdown: the name and its stock code when the store has names,
+    else brand · category · id as before."""
+    if not card.get("name"):
+        return f"{md(card['brand'])} · {md(card['category_code'])} · #{card['product_id']}", None
+    known = [v for v, unknown in ((card["brand"], "unknown_brand"), (card["category_code"], "unknown_category"))
+             if v != unknown]
+    caption = " · ".join([f"stock code {card['stock_code']}"] * bool(card.get("stock_code")) + known
+                         + [f"product id {card['product_id']}"])
+    return md(card["name"]), md(caption)
+
+
+def without_empty_names(df: pd.DataFrame) -> pd.DataFrame:
+    """A product list without its ``name`` column when no product in it has one (stores without names)."""
+    return df.drop(columns=["name"]) if "name" in df and not df["name"].astype(bool).any() else df
 
 
 def pick_product(svc: ProductService) -> int | None:
     """Search box, id box and quick picks; returns the chosen product id (None when nothing is chosen)."""
     left, mid, right = st.columns([3, 2, 2])
     query = left.text_input("Search products", value="samsung smartphone", key="product_query",
-                            help="Words from categories, brands and price levels, e.g. 'cheap headphones'")
+                            help="Words from names, categories, brands and price levels, e.g. 'cheap headphones'")
     typed = mid.text_input("…or a product id", key="product_id", placeholder="e.g. 1004767")
     examples = svc.example_products()
     pick = right.selectbox("…or a telling product", ["—"] + list(examples), key="product_pick")
@@ -43,7 +62,7 @@ def pick_product(svc: ProductService) -> int | None:
         st.info(f"No product matches '{md(query)}'. Try category or brand words such as 'smartphone' or 'bosch'.")
         return None
     st.caption(f"Search results for “{md(query)}” ({svc.search_index.default} ranking; best first)")
-    st.dataframe(results.drop(columns=["source"]), hide_index=True, width="stretch", height=220,
+    st.dataframe(without_empty_names(results.drop(columns=["source"])), hide_index=True, width="stretch", height=220,
                  key="search_results")
     options = {label(r): int(r["product_id"]) for _, r in results.iterrows()}
     return options[st.selectbox("Open a product", list(options), key="product_open")]
@@ -55,4 +74,5 @@ def show_list(df: pd.DataFrame, source: str, empty: str, key: str) -> None:
     if df is None or df.empty:
         st.info(empty)
         return
-    st.dataframe(df.drop(columns=[c for c in ("source",) if c in df]), hide_index=True, width="stretch", key=key)
+    st.dataframe(without_empty_names(df.drop(columns=[c for c in ("source",) if c in df])), hide_index=True,
+                 width="stretch", key=key)

@@ -59,3 +59,23 @@ def test_query_that_matches_nothing_says_so(app_env):
     at = open_page(app_env)
     at.text_input(key="product_query").set_value("xyzzy qwerty").run()
     assert not at.exception and any("No product matches" in i.value for i in at.info)
+
+
+def test_a_uci_store_shows_the_description_as_text(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from recsys.ingest import build_events
+    from recsys.products import build_products_stage
+    from tests.conftest import REPO
+    from tests.test_adapters import write_named_uci
+    build_events(tmp_path, [write_named_uci(tmp_path / "retail.csv")])
+    build_products_stage(tmp_path)
+    monkeypatch.setenv("RECSYS_ARTIFACTS", str(tmp_path))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    at.switch_page(PAGE).run()
+    at.text_input(key="product_query").set_value("heart t-light").run()
+    assert not at.exception
+    assert at.subheader[0].value == r"WHITE HANGING HEART T\-LIGHT HOLDER"  # Markdown-escaped store text
+    assert any("stock code 85123A" in c.value for c in at.caption)
+    assert at.selectbox(key="product_open").options[0].startswith("WHITE HANGING HEART T-LIGHT HOLDER · $2.55")
+    assert "name" in at.dataframe[0].value.columns
