@@ -1,6 +1,7 @@
 """``python -m recsys <command>``: a thin CLI over the library, with progress bars.
 
-Each command is one library call; errors the user can fix print one line and exit 2.
+Each command is one library call; errors the user can fix (bad input, a stage not built or damaged) print one
+line and exit 2; anything else prints one line too and exits 1 (``-v`` logs the traceback).
 """
 from __future__ import annotations
 
@@ -12,10 +13,33 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from recsys.artifacts import ArtifactError, Progress
+from recsys.artifacts import BUILD_COMMAND, ArtifactError, Progress, artifacts_root, diagnose
 from recsys.schema import SchemaError
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, ArtifactError, SchemaError, FileNotFoundError, KeyError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, ArtifactError, SchemaError, OSError, KeyError)
+MAX_ID = 2**63 - 1  # ids are int64 in the column contract
+
+log = logging.getLogger(__name__)
+
+
+def store_id(text: str) -> int:
+    """An argparse type: a store id (int64)."""
+    value = int(text)
+    if not -MAX_ID - 1 <= value <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"{text} is not an id of this store (ids are 64-bit integers)")
+    return value
+
+
+def loaded(root: str | None, stages: tuple[str, ...], load: Callable[[], object]) -> object:
+    """``load()``; when it fails on damaged or missing artifacts, an ArtifactError that names the file instead."""
+    try:
+        return load()
+    except Exception as exc:
+        why = diagnose(root, stages, exc)
+        if why is None or why is exc:
+            raise
+        log.debug("loading %s failed", stages, exc_info=True)
+        raise why from exc
 
 
 @contextmanager
@@ -72,16 +96,17 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from recsys.api import serve
-    from recsys.artifacts import require_stage
-    require_stage(args.artifacts, "events")  # fail fast with the build command rather than serve nothing
-    serve(args.artifacts, host=args.host, port=args.port, workers=args.workers)
+    from recsys.api import SERVED_STAGES, serve
+    root = artifacts_root(args.artifacts)
+    if not any((root / s).is_dir() for s in SERVED_STAGES):  # a wrong --artifacts: fail fast, not serve nothing
+        raise ArtifactError(f"nothing is built in {root}; run `{BUILD_COMMAND}`")
+    serve(args.artifacts, host=args.host, port=args.port, workers=args.workers)  # damaged stages: 503, not a crash
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from recsys.evaluation import evaluation_records, format_evaluation, load_evaluation
-    res = load_evaluation(args.artifacts)
+    from recsys.evaluation import STAGE, evaluation_records, format_evaluation, load_evaluation
+    res = loaded(args.artifacts, (STAGE,), lambda: load_evaluation(args.artifacts))
     if args.json:
         print(json.dumps(evaluation_records(res.results, targets=args.targets, exclude_seen=args.exclude_seen,
                                             every_setting=args.all)))
@@ -93,7 +118,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     from recsys.recommend import load_recommender_service
-    svc = load_recommender_service(args.artifacts)
+    svc = loaded(args.artifacts, ("model", "index"), lambda: load_recommender_service(args.artifacts))
     if args.user is not None:
         df = svc.recommend_for_user(args.user, args.top_n, args.diversity, exclude_purchased=args.exclude_purchased)
     else:
@@ -162,8 +187,8 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("recommend", help="two-tower recommendations for a user id or a new visitor's products")
     who = r.add_mutually_exclusive_group(required=True)
-    who.add_argument("--user", type=int, help="a known user id")
-    who.add_argument("--products", type=int, nargs="+", help="product ids a new visitor viewed")
+    who.add_argument("--user", type=store_id, help="a known user id")
+    who.add_argument("--products", type=store_id, nargs="+", help="product ids a new visitor viewed")
     r.add_argument("--top-n", type=int, default=10)
     r.add_argument("--diversity", type=float, default=0.3, help="0 = pure relevance, 1 = most categories")
     r.add_argument("--exclude-purchased", action=argparse.BooleanOptionalAction, default=None,
@@ -181,5 +206,20 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except USER_ERRORS as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {one_line(msg, args)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug or an unforeseen failure: still one line; -v logs the traceback
+        if args.verbose:
+            log.exception("%s failed", args.command)
+        print(f"error: unexpected {type(exc).__name__} in `{args.command}`: {one_line(exc, args)}"
+              f"{'' if args.verbose else ' (-v shows the traceback)'}", file=sys.stderr)
+        return 1
+
+
+def one_line(msg: object, args: argparse.Namespace) -> str:
+    """An error message on one line, its build command pointed at the user's artifacts directory."""
+    text = " ".join(str(msg).split())
+    artifacts = getattr(args, "artifacts", None)
+    if artifacts and f"`{BUILD_COMMAND}" in text and "--artifacts" not in text:
+        text = text.replace(f"`{BUILD_COMMAND}", f"`{BUILD_COMMAND} --artifacts {artifacts}")
+    return text

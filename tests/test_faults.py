@@ -1,0 +1,266 @@
+"""Damaged and missing artifacts: the API keeps serving what is intact (503 naming the damaged file elsewhere), the
+CLI prints one line instead of a traceback, and ``build`` rebuilds what fails its manifest's check (and only what
+depends on it). Every test damages a copy of the shared demo build, never the build itself."""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from recsys.api import create_app
+from recsys.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+PRODUCT_ENDPOINTS = {"similar", "complements", "search"}
+EVERY_ENDPOINT = {"recommend", *PRODUCT_ENDPOINTS}
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def garble(path: Path) -> None:
+    """Same size, other bytes: only the recorded hash tells."""
+    path.write_bytes(np.random.default_rng(0).bytes(path.stat().st_size))
+
+
+def delete(path: Path) -> None:
+    path.unlink()
+
+
+@pytest.fixture()
+def store(demo_artifacts, tmp_path) -> Path:
+    """A private copy of the demo build to damage."""
+    root = tmp_path / "artifacts"
+    shutil.copytree(demo_artifacts, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def known(demo_artifacts) -> dict[str, int]:
+    cards = pd.read_parquet(demo_artifacts / "products" / "products.parquet")
+    return {"user": int(np.load(demo_artifacts / "model" / "user_ids.npy")[0]),
+            "product": int(cards["product_id"].iat[len(cards) // 2])}
+
+
+def answers(c: TestClient, known: dict[str, int]) -> dict[str, tuple[int, dict]]:
+    """(status, body) of one request to each endpoint that reads artifacts."""
+    p = known["product"]
+    rs = {"recommend": c.post("/recommend", json={"user_id": known["user"]}),
+          "similar": c.get(f"/products/{p}/similar"), "complements": c.get(f"/products/{p}/complements"),
+          "search": c.get("/search", params={"q": "phone"})}
+    return {k: (r.status_code, r.json()) for k, r in rs.items()}
+
+
+# (file, damage, endpoints that must answer 503)
+API_CASES = [
+    ("model/model.pt", truncate, {"recommend"}),
+    ("model/model.pt", garble, {"recommend"}),
+    ("model/manifest.json", truncate, {"recommend"}),
+    ("model/item_embeddings.npy", delete, {"recommend"}),
+    ("index/items.faiss", delete, {"recommend"}),
+    ("index/items.faiss", truncate, {"recommend"}),
+    ("products/products.parquet", garble, PRODUCT_ENDPOINTS),
+    ("products/substitutes.parquet", truncate, PRODUCT_ENDPOINTS),
+    ("products/manifest.json", delete, PRODUCT_ENDPOINTS),
+    ("events/events.parquet", truncate, set()),
+]
+
+
+@pytest.mark.parametrize("file,damage,down", API_CASES, ids=[f"{f}-{d.__name__}" for f, d, _ in API_CASES])
+def test_api_starts_and_answers_503_only_where_artifacts_are_damaged(store, known, file, damage, down):
+    damage(store / file)
+    with TestClient(create_app(store), raise_server_exceptions=False) as c:
+        got = answers(c, known)
+        health = c.get("/health")
+    assert {k for k, (status, _) in got.items() if status == 503} == down, got
+    assert all(status == 200 for k, (status, _) in got.items() if k not in down), got
+    stage = file.split("/")[0]
+    for k in down:
+        detail = got[k][1]["detail"]
+        assert f"the {stage} stage is" in detail and "python -m recsys build" in detail, detail
+        if not file.endswith("manifest.json") or damage is not delete:
+            assert file in detail, detail        # names the damaged file, relative to the artifacts directory
+    h = health.json()
+    assert health.status_code == 200 and h["status"] == "degraded"
+    assert any(file in p for p in h["problems"]) or damage is delete and file.endswith("manifest.json"), h
+    for text in [health.text, *(json.dumps(body) for _, body in got.values())]:
+        assert str(store) not in text and str(store.parent) not in text   # no absolute paths
+        assert "PytorchStreamReader" not in text and "Error" not in text  # no exception text
+
+
+def test_api_with_nothing_built_is_503_everywhere_without_paths(tmp_path, known):
+    root = tmp_path / "nothing"
+    with TestClient(create_app(root)) as c:
+        got = answers(c, known)
+        health = c.get("/health").text
+    assert {k for k, (s, _) in got.items() if s == 503} == EVERY_ENDPOINT
+    assert "not built" in got["recommend"][1]["detail"] and "not built" in got["search"][1]["detail"]
+    assert str(tmp_path) not in health and all(str(tmp_path) not in json.dumps(b) for _, b in got.values())
+
+
+# ---- the CLI ----------------------------------------------------------------------------------------------
+
+def one_line_error(capsys, progress: bool = False) -> str:
+    """The one error line on stderr (``progress``: after a progress bar's lines)."""
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "Traceback" not in "\n".join(err) and (len(err) == 1 or progress), err
+    assert err[-1].startswith("error: ") and sum(line.startswith("error: ") for line in err) == 1, err
+    return err[-1]
+
+
+CLI_CASES = [
+    ("model/model.pt", truncate), ("model/model.pt", garble), ("model/manifest.json", truncate),
+    ("model/histories.npz", delete), ("index/items.faiss", delete), ("index/items.faiss", garble),
+]
+
+
+@pytest.mark.parametrize("file,damage", CLI_CASES, ids=[f"{f}-{d.__name__}" for f, d in CLI_CASES])
+def test_cli_recommend_on_damaged_artifacts_prints_one_line(store, known, capsys, file, damage):
+    damage(store / file)
+    assert main(["recommend", "--user", str(known["user"]), "--artifacts", str(store)]) != 0
+    err = one_line_error(capsys)
+    assert file in err and f"python -m recsys build --artifacts {store}" in err, err
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--user", "1"], "unknown user_id 1"),
+    (["--user", "-1"], "unknown user_id -1"),
+    (["--user", str(2**70)], "user"),
+    (["--products", "999999999999"], "unknown product_id"),
+    (["--products", str(2**70)], "product"),
+    (["--user", "{user}", "--top-n", "0"], "top_n"),
+    (["--user", "{user}", "--diversity", "2"], "diversity"),
+])
+def test_cli_recommend_bad_ids_print_one_line(demo_artifacts, known, capsys, args, says):
+    args = [a.format(user=known["user"]) for a in args]
+    assert run_cli(["recommend", *args, "--artifacts", str(demo_artifacts)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and says in err, err
+
+
+def run_cli(args: list[str]) -> int:
+    """main()'s exit code, argparse's usage errors (SystemExit) included."""
+    try:
+        return main(args)
+    except SystemExit as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize("file,damage", [("evaluation/results.parquet", truncate),
+                                         ("evaluation/results.parquet", garble),
+                                         ("evaluation/summary.json", delete),
+                                         ("evaluation/manifest.json", truncate)])
+def test_cli_evaluate_on_damaged_artifacts_prints_one_line(store, capsys, file, damage):
+    damage(store / file)
+    assert main(["evaluate", "--artifacts", str(store)]) != 0
+    assert file in one_line_error(capsys)
+
+
+def test_cli_commands_without_artifacts_print_one_line(tmp_path, capsys):
+    empty = str(tmp_path / "none")
+    for args in (["recommend", "--user", "1"], ["evaluate"], ["serve", "--port", "1"]):
+        assert main([*args, "--artifacts", empty]) == 2
+        err = one_line_error(capsys)
+        assert "python -m recsys build" in err, err
+    assert main(["ingest", str(tmp_path / "missing.csv"), "--artifacts", empty]) == 2
+    one_line_error(capsys, progress=True)
+    assert main(["demo", "--events", "10", "--out", str(tmp_path / "no" / "such" / "dir" / "x.csv")]) == 2
+    one_line_error(capsys, progress=True)
+
+
+def test_cli_unexpected_errors_are_one_line_too(store, capsys, monkeypatch):
+    import recsys.evaluation
+    monkeypatch.setattr(recsys.evaluation, "format_evaluation", lambda *a, **k: 1 / 0)
+    assert main(["evaluate", "--artifacts", str(store)]) == 1
+    assert "ZeroDivisionError" in one_line_error(capsys)
+
+
+def test_cli_recommend_subprocess_has_no_traceback(store, known):
+    truncate(store / "model" / "model.pt")
+    r = subprocess.run([sys.executable, "-m", "recsys", "recommend", "--user", str(known["user"]), "--artifacts",
+                        str(store)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "model/model.pt" in r.stderr, r.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_serve_starts_with_a_damaged_model(store, known):
+    truncate(store / "model" / "model.pt")
+    delete(store / "index" / "items.faiss")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "recsys", "serve", "--port", str(port), "--artifacts", str(store)],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                status, health = _get(f"{url}/health")
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+                time.sleep(0.25)
+        else:
+            pytest.fail("the API did not answer /health within 60 s")
+        assert health["status"] == "degraded" and health["products"] and not health["recommender"]
+        status, body = _get(f"{url}/users/{known['user']}/recommendations")
+        assert status == 503 and "model/model.pt" in body["detail"]
+        assert _get(f"{url}/search?q=phone")[0] == 200
+        assert _get(f"{url}/products/{known['product']}/similar")[0] == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+# ---- build rebuilds what fails the check ------------------------------------------------------------------
+
+ALL_STAGES = {"events", "aggregates", "rules", "model", "index", "products", "evaluation"}
+BUILD_CASES = [
+    ("events/events.parquet", truncate, ALL_STAGES),
+    ("products/products.parquet", garble, {"products"}),
+    ("model/model.pt", truncate, {"model", "index", "products"}),
+    ("index/items.faiss", delete, {"index"}),
+    ("rules/manifest.json", truncate, {"rules", "products"}),
+    ("aggregates/kpis.json", garble, {"aggregates"}),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("file,damage,rebuilt", BUILD_CASES, ids=[f"{f}-{d.__name__}" for f, d, _ in BUILD_CASES])
+def test_build_rebuilds_the_damaged_stage_and_what_depends_on_it(store, known, caplog, file, damage, rebuilt):
+    from recsys.build import build
+    from tests.conftest import SMALL_DEMO_EVENTS
+    damage(store / file)
+    with caplog.at_level("WARNING", logger="recsys.artifacts"):
+        summary = build(store, demo_events=SMALL_DEMO_EVENTS, seed=7)
+    assert {s for s, v in summary.items() if v["built"]} == rebuilt
+    assert file in caplog.text                                   # why it was rebuilt
+    with TestClient(create_app(store)) as c:
+        assert {k: s for k, (s, _) in answers(c, known).items()} == {k: 200 for k in EVERY_ENDPOINT}
+        assert c.get("/health").json()["problems"] == []
+    again = build(store, demo_events=SMALL_DEMO_EVENTS, seed=7)
+    assert not any(v["built"] for v in again.values())
