@@ -294,7 +294,7 @@ class RankerRecommender:
         if len(users) >= MIN_TRAIN_USERS:
             cand_u, cand_i, x = self._features(state, users)
             y = labels_for(labels, cand_u, cand_i, self.n_items)
-            seen = x[:, FEATURES.index("src_own")] > 0
+            seen = touched(x)
             for ex in (False, True):
                 keep = ~seen if ex else np.ones(len(y), bool)
                 self.progress(0.8 + 0.1 * ex, f"ranker ({'new items' if ex else 'all items'})")
@@ -485,12 +485,13 @@ class RankerRecommender:
 
     def score_candidates(self, users: np.ndarray, *, exclude_seen: bool = False
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Ranked candidates of ``users``: (user, item, ranker score, features), own items dropped with exclude_seen."""
+        """Ranked candidates of ``users``: (user, item, ranker score, features); with exclude_seen, every item the
+        user touched in the window is dropped (not only the ``n_own`` recent ones proposed as own items)."""
         if self.state is None:
             raise RuntimeError(f"{self.name}: call fit() before recommend()")
         u, i, x = self._features(self.state, np.unique(np.asarray(users, np.int64)))
         if exclude_seen:
-            keep = x[:, FEATURES.index("src_own")] == 0
+            keep = ~touched(x)
             u, i, x = u[keep], i[keep], x[keep]
         model = self.rankers.get(exclude_seen)
         s = model.predict(x) if model is not None and len(x) else x[:, FEATURES.index("tt_score")]
@@ -540,6 +541,11 @@ class RankerRecommender:
     def similar_items(self, item_code: int, k: int) -> Recommendations:
         """Nearest items by the two-tower's item vectors."""
         return inner_product_neighbours(self.item_vecs, item_code, k)
+
+
+def touched(x: np.ndarray) -> np.ndarray:
+    """Rows whose user viewed, carted or bought the item in the window (what exclude_seen leaves out)."""
+    return x[:, [FEATURES.index(f) for f in ("ui_views", "ui_carts", "ui_purchases")]].sum(1) > 0
 
 
 def labels_for(labels: _PairStats, u: np.ndarray, i: np.ndarray, n_items: int) -> np.ndarray:
