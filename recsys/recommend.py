@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from recsys import schema as S
+from recsys.adapters import load_product_names
 from recsys.artifacts import artifacts_root, read_manifest
 from recsys.diversity import category_coverage, category_keys, intra_list_diversity, rerank_mmr
 from recsys.twotower.features import CART_I, PURCHASE_I, VIEW_I, behaviour_features, pad_history
@@ -61,7 +62,10 @@ class RecommenderService:
         self.prices = cat[S.PRICE].to_numpy(np.float64)
         self.category_ids = cat[S.CATEGORY_ID].to_numpy(np.int64)
         self.cat_key = category_keys(cat)
-        self.labels = np.array([f"{b if b != S.UNKNOWN_BRAND else 'unbranded'} "
+        names = load_product_names(self.root)  # a purchase log's descriptions (UCI); None for REES46
+        named = {} if names is None else {int(p): f"{n} #{c}" for p, n, c in
+                                          zip(names["product_id"], names["name"], names["stock_code"]) if n}
+        self.labels = np.array([named.get(int(p)) or f"{b if b != S.UNKNOWN_BRAND else 'unbranded'} "
                                 f"{c.rsplit('.', 1)[-1] if c != S.UNKNOWN_CATEGORY else 'product'} #{p}"
                                 for b, c, p in zip(self.brands, self.categories, self.product_ids)], dtype=object)
         self.user_ids = art.user_ids

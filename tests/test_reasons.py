@@ -206,3 +206,26 @@ def test_the_two_tower_alone_keeps_its_reasons_and_says_its_source(demo_artifact
     assert (tt["source"] == "two-tower").all() and tt["reason"].str.startswith("because you").all()
     assert np.all(np.diff(tt["score"].to_numpy()) <= 1e-6)  # the retrieval order
     assert tt.attrs["diversity_weight"] == 0.0
+
+
+@pytest.mark.slow
+def test_a_purchase_log_names_its_products_in_served_lists(tmp_path):
+    """A UCI purchase log (the wholesale profile) is served with its descriptions as product labels: the service's
+    labels are 'DESCRIPTION #STOCKCODE', and reasons that name another product use them."""
+    from recsys.adapters import load_product_names
+    from recsys.build import build
+    from recsys.demo_wholesale import write_wholesale_uci
+    from recsys.recommend import RecommenderService
+
+    write_wholesale_uci(tmp_path / "orders.csv", lines=20_000, seed=3)
+    build(tmp_path / "art", inputs=[tmp_path / "orders.csv"], only=["model", "index"])
+    names = load_product_names(tmp_path / "art")
+    svc = RecommenderService(tmp_path / "art")
+    code = {int(p): i for i, p in enumerate(svc.product_ids)}
+    row = names[names["name"] != ""].iloc[0]
+    assert svc.labels[code[int(row["product_id"])]] == f"{row['name']} #{row['stock_code']}"
+    named = [f"{n} #{c}" for n, c in zip(names["name"], names["stock_code"]) if n]
+    reasons = [r for u in svc.user_ids[:200] for r in svc.recommend_for_user(int(u), 10, 0.0)["reason"]]
+    naming = [r for r in reasons if r.startswith(("often bought with", "similar to"))]
+    assert naming and all(any(f"{w} {label} " in r for w in ("with", "to") for label in named) for r in naming)
+    assert not any(re.search(r"unbranded product #\d", r) for r in reasons)  # never the id-only fallback
