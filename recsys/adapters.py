@@ -252,7 +252,8 @@ def _read_uci(path: Path) -> pd.DataFrame:
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         df = pd.read_excel(path, dtype=object, engine="openpyxl")
     else:
-        raw = (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")).read()
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            raw = f.read()
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:  # the public CSV is ISO-8859-1 (pound signs in descriptions)

@@ -101,11 +101,10 @@ def product_cards(con) -> pd.DataFrame:
 def with_names(cards: pd.DataFrame, names: pd.DataFrame | None) -> pd.DataFrame:
     """The cards with ``name`` and ``stock_code`` after ``product_id`` (empty strings for products without)."""
     out = cards.drop(columns=[c for c in ("name", "stock_code") if c in cards])
-    got = (names if names is not None else pd.DataFrame(columns=["product_id", "stock_code", "name"]))
-    got = got.drop_duplicates("product_id").set_index("product_id")
-    ids = out["product_id"]
-    out.insert(1, "name", ids.map(got["name"]).fillna("").astype(str).to_numpy(object))
-    out.insert(2, "stock_code", ids.map(got["stock_code"]).fillna("").astype(str).to_numpy(object))
+    got = None if names is None else names.drop_duplicates("product_id").set_index("product_id")
+    for i, col in enumerate(("name", "stock_code"), start=1):
+        values = [""] * len(out) if got is None else out["product_id"].map(got[col]).astype(object).fillna("")
+        out.insert(i, col, np.asarray(values, dtype=object))
     return out
 
 
