@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from recsys.rules import (ALGORITHMS, BASKETS, GRANULARITIES, SCOPES, RuleParams, RulesResult,
@@ -118,11 +119,14 @@ RULE_COLUMNS = {
 def complements_heatmap(cc: pd.DataFrame) -> None:
     """Lift of each big category's top complements as a heatmap."""
     m = complements_matrix(cc, "lift", 15)
-    if m.empty:
-        return
+    if not m.empty:
+        st.plotly_chart(complements_figure(m), key="aff-heatmap")
+
+
+def complements_figure(m: pd.DataFrame) -> go.Figure:
+    """The category x complement lift matrix as a heatmap."""
     fig = px.imshow(m, color_continuous_scale="Blues", aspect="auto",
                     labels={"x": "complementary category", "y": "category", "color": "lift"},
                     title="Top-3 co-purchased categories: lift (blank = not in the top 3)")
     fig.update_traces(hovertemplate="%{y} → %{x}<br>lift %{z:.2f}<extra></extra>")
-    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 50, "b": 10})
-    st.plotly_chart(fig, key="aff-heatmap")
+    return fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 50, "b": 10})

@@ -5,6 +5,7 @@ from typing import Any
 
 import pandas as pd
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from pages.common import md
@@ -65,16 +66,19 @@ def show_profile(p: dict[str, Any]) -> None:
     c[3].metric("Carts", f"{t['carts']:,}")
     c[4].metric("Purchases", f"{t['purchases']:,}")
     c[5].metric("Spend", f"${t['spend']:,.0f}")
-    tl = p["timeline"]
+    st.plotly_chart(timeline_figure(p["timeline"]), width="stretch", key="rec_timeline")
+    left, right = st.columns(2)
+    left.dataframe(p["top_categories"], hide_index=True, width="stretch", key="rec_top_cats")
+    right.dataframe(p["top_brands"], hide_index=True, width="stretch", key="rec_top_brands")
+
+
+def timeline_figure(tl: pd.DataFrame) -> go.Figure:
+    """One user's recent events over time, one row per event type, product details on hover."""
     fig = px.scatter(tl, x="event_time", y="event_type", color="event_type", color_discrete_map=EVENT_COLORS,
                      hover_data=["product_id", "brand", "category_code", "price"],
                      title=f"History timeline (last {len(tl)} events)",
                      labels={"event_time": "Event time (UTC)", "event_type": "Event type"})
-    fig.update_layout(height=260, showlegend=False, margin=dict(t=40, b=10))
-    st.plotly_chart(fig, width="stretch", key="rec_timeline")
-    left, right = st.columns(2)
-    left.dataframe(p["top_categories"], hide_index=True, width="stretch", key="rec_top_cats")
-    right.dataframe(p["top_brands"], hide_index=True, width="stretch", key="rec_top_brands")
+    return fig.update_layout(height=260, showlegend=False, margin=dict(t=40, b=10))
 
 
 def show_metrics(df: pd.DataFrame, baseline: pd.DataFrame | None = None) -> None:
@@ -98,6 +102,11 @@ def show_metrics(df: pd.DataFrame, baseline: pd.DataFrame | None = None) -> None
 
 def category_mix(df: pd.DataFrame, title: str, key: str) -> None:
     """Bar chart of how many listed items fall in each category."""
+    st.plotly_chart(category_mix_figure(df, title), width="stretch", key=key)
+
+
+def category_mix_figure(df: pd.DataFrame, title: str) -> go.Figure:
+    """How many listed items fall in each category (horizontal bars, mean score on hover)."""
     # the diversity metrics count category_id where the code is unknown: so does the chart
     label = df["category"].where(df["category"] != "unknown_category",
                                  "unknown · id …" + df["category_id"].astype(str).str[-6:])
@@ -106,8 +115,7 @@ def category_mix(df: pd.DataFrame, title: str, key: str) -> None:
     fig = px.bar(mix.sort_values("items"), x="items", y="category", orientation="h", title=title,
                  hover_data={"mean_score": ":.3f"},
                  labels={"items": "Recommended items (count)", "category": "Category"})
-    fig.update_layout(height=80 + 28 * len(mix), margin=dict(t=40, b=10))
-    st.plotly_chart(fig, width="stretch", key=key)
+    return fig.update_layout(height=80 + 28 * len(mix), margin=dict(t=40, b=10))
 
 
 LIST_COLUMNS = ["rank", "product_id", "reason", "source", "score", "brand", "category", "price", "because_product_id"]
