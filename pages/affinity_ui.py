@@ -14,6 +14,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from recsys.eda_charts import plotly_text
 from recsys.rules import (ALGORITHMS, BASKETS, GRANULARITIES, SCOPES, RuleParams, RulesResult,
                           category_complements_con, complements_matrix, load_rules, mine_rules, requested_params)
 
@@ -125,7 +126,7 @@ def complements_heatmap(cc: pd.DataFrame) -> None:
 
 def complements_figure(m: pd.DataFrame) -> go.Figure:
     """The category x complement lift matrix as a heatmap."""
-    fig = px.imshow(m, color_continuous_scale="Blues", aspect="auto",
+    fig = px.imshow(m.rename(index=plotly_text, columns=plotly_text), color_continuous_scale="Blues", aspect="auto",
                     labels={"x": "complementary category", "y": "category", "color": "lift"},
                     title="Top-3 co-purchased categories: lift (blank = not in the top 3)")
     fig.update_traces(hovertemplate="%{y} → %{x}<br>lift %{z:.2f}<extra></extra>")

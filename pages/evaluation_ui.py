@@ -7,6 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from recsys.eda_charts import plotly_text
+
 METRIC_LABELS = {"ndcg": "NDCG", "recall": "Recall", "hit_rate": "HitRate", "mrr": "MRR",
                  "coverage": "Catalog coverage", "diversity": "Intra-list category diversity",
                  "novelty": "Novelty (bits)"}
@@ -23,7 +25,7 @@ def evaluation(root_dir: str, ver: str) -> tuple[pd.DataFrame, pd.DataFrame, dic
 def metric_bars(sel: pd.DataFrame, metric: str, k: int, labels: dict[str, str]) -> go.Figure:
     """One bar per model for metric@k with its 95% bootstrap interval, best first."""
     d = sel[(sel["metric"] == metric) & (sel["k"] == k)].sort_values("value", ascending=False)
-    names = [labels.get(m, m) for m in d["model"]]
+    names = [plotly_text(labels.get(m, m)) for m in d["model"]]
     colours = ["#d62728" if m.startswith("two_tower") else "#1f77b4" for m in d["model"]]
     fig = go.Figure(go.Bar(
         x=names, y=d["value"], marker_color=colours,

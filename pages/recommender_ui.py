@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages.common import md
+from recsys.eda_charts import plotly_columns
 from recsys.recommend import RecommenderService, load_recommender_service
 
 EVENT_COLORS = {"view": "#9aa5b1", "cart": "#f5a623", "purchase": "#2e7d32", "remove_from_cart": "#c62828"}
@@ -74,7 +75,7 @@ def show_profile(p: dict[str, Any]) -> None:
 
 def timeline_figure(tl: pd.DataFrame) -> go.Figure:
     """One user's recent events over time, one row per event type, product details on hover."""
-    fig = px.scatter(tl, x="event_time", y="event_type", color="event_type", color_discrete_map=EVENT_COLORS,
+    fig = px.scatter(plotly_columns(tl, "brand", "category_code"), x="event_time", y="event_type", color="event_type", color_discrete_map=EVENT_COLORS,
                      hover_data=["product_id", "brand", "category_code", "price"],
                      title=f"History timeline (last {len(tl)} events)",
                      labels={"event_time": "Event time (UTC)", "event_type": "Event type"})
@@ -112,7 +113,7 @@ def category_mix_figure(df: pd.DataFrame, title: str) -> go.Figure:
                                  "unknown · id …" + df["category_id"].astype(str).str[-6:])
     mix = df.assign(category=label).groupby("category", as_index=False).agg(items=("product_id", "size"),
                                                                             mean_score=("score", "mean"))
-    fig = px.bar(mix.sort_values("items"), x="items", y="category", orientation="h", title=title,
+    fig = px.bar(plotly_columns(mix.sort_values("items"), "category"), x="items", y="category", orientation="h", title=title,
                  hover_data={"mean_score": ":.3f"},
                  labels={"items": "Recommended items (count)", "category": "Category"})
     return fig.update_layout(height=80 + 28 * len(mix), margin=dict(t=40, b=10))

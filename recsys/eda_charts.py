@@ -3,10 +3,15 @@
 Pure functions DataFrame -> Figure, so pages stay a few lines and figures can be tested without a browser.
 Each figure is built in one pass from plain dicts (traces and a layout with an overlaid right axis where
 needed): Plotly validates once, which is several times cheaper than make_subplots + repeated update_* calls.
+
+Brands, categories and product names are store data, and Plotly reads a subset of HTML (``<b>``, ``<br>``,
+``<a href>``, ``<span style>``...) in tick labels, legends, hover text, titles and annotations: every store string
+reaches a figure through :func:`plotly_text`, here and in the app's other figures.
 """
 from __future__ import annotations
 
-from typing import Any
+import html
+from typing import Any, Iterable
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -14,6 +19,22 @@ import plotly.graph_objects as go
 C = {"view": "#4C78A8", "cart": "#F58518", "purchase": "#54A24B", "remove": "#E45756", "revenue": "#B279A2",
      "new": "#72B7B2", "returning": "#F58518"}
 UTC = "UTC"
+
+
+def plotly_text(value: Any) -> Any:
+    """Store text that Plotly draws literally: ``&``, ``<`` and ``>`` become entities, which Plotly's pseudo-HTML
+    decodes back to the characters after it has looked for tags; numbers, dates and None pass unchanged."""
+    return html.escape(value, quote=False) if isinstance(value, str) else value
+
+
+def plotly_texts(values: Iterable[Any]) -> list[Any]:
+    """:func:`plotly_text` of every value (category values, tick labels, hover columns)."""
+    return [plotly_text(v) for v in values]
+
+
+def plotly_columns(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """A copy of ``df`` whose text ``columns`` are :func:`plotly_text` (for ``plotly.express`` figures)."""
+    return df.assign(**{c: df[c].map(plotly_text) for c in columns if c in df})
 
 
 def _fig(traces: list[dict], title: str, x: dict | None = None, y: dict | None = None, y2: dict | None = None,
@@ -44,7 +65,7 @@ def rates_by(df: pd.DataFrame, key: str, title: str, label: str) -> go.Figure:
     """Per value of ``key`` (a month, a brand...): cart / view and purchase / view as bars (left axis) and
     purchase / cart as markers on the right axis (it is ~30x larger, so it would flatten the others)."""
     custom = df[["views", "carts", "purchases"]].to_numpy().tolist()
-    x = df[key].astype(str).tolist()
+    x = plotly_texts(df[key].astype(str))
     hover = ("%{{x}}<br>{name}: %{{y:.2%}}<br>views %{{customdata[0]:,}} · carts %{{customdata[1]:,}} · "
              "purchases %{{customdata[2]:,}}<extra></extra>")
     traces = [{"type": "bar", "x": x, "y": df[col].tolist(), "name": name, "marker": {"color": color},
@@ -156,7 +177,7 @@ def top_bars(df: pd.DataFrame, dim: str, by: str, label: str) -> go.Figure:
     fmt = {"revenue": ",.0f", "view_to_purchase": ".2%"}.get(by, ",.0f")
     axis = {"revenue": "revenue ($)", "view_to_purchase": "conversion: purchases / views (%)"}.get(by, by)
     d = df.iloc[::-1]
-    return _fig([{"type": "bar", "orientation": "h", "y": d[dim].astype(str).tolist(), "x": d[by].tolist(),
+    return _fig([{"type": "bar", "orientation": "h", "y": plotly_texts(d[dim].astype(str)), "x": d[by].tolist(),
                   "marker": {"color": C["revenue" if by == "revenue" else "view"]},
                   "customdata": d[["views", "carts", "purchases", "revenue", "view_to_purchase"]].to_numpy().tolist(),
                   "hovertemplate": "%{y}<br>views %{customdata[0]:,} · carts %{customdata[1]:,} · purchases "
@@ -169,8 +190,8 @@ def top_bars(df: pd.DataFrame, dim: str, by: str, label: str) -> go.Figure:
 def treemap(tree: pd.DataFrame, size: str = "views") -> go.Figure:
     """The category_code hierarchy sized by ``size`` and coloured by conversion (click to drill down)."""
     tree = tree[tree[size] > 0]
-    return _fig([{"type": "treemap", "ids": tree["id"].tolist(), "parents": tree["parent"].tolist(),
-                  "labels": tree["label"].tolist(), "values": tree[size].tolist(), "branchvalues": "total",
+    return _fig([{"type": "treemap", "ids": plotly_texts(tree["id"]), "parents": plotly_texts(tree["parent"]),
+                  "labels": plotly_texts(tree["label"]), "values": tree[size].tolist(), "branchvalues": "total",
                   "marker": {"colors": tree["view_to_purchase"].tolist(), "colorscale": "Greens",
                              "colorbar": {"title": {"text": "purchases / views"}, "tickformat": ".1%"}},
                   "customdata": tree[["views", "purchases", "revenue", "view_to_purchase"]].to_numpy().tolist(),
@@ -182,7 +203,7 @@ def treemap(tree: pd.DataFrame, size: str = "views") -> go.Figure:
 def price_boxes(df: pd.DataFrame, dim: str = "category_code") -> go.Figure:
     """Viewed-price distribution per category: box = quartiles, whiskers = 5th-95th percentile, log scale."""
     d = df.iloc[::-1]
-    return _fig([{"type": "box", "orientation": "h", "y": d[dim].tolist(), "q1": d["q1"].tolist(),
+    return _fig([{"type": "box", "orientation": "h", "y": plotly_texts(d[dim]), "q1": d["q1"].tolist(),
                   "median": d["median"].tolist(), "q3": d["q3"].tolist(), "lowerfence": d["p5"].tolist(),
                   "upperfence": d["p95"].tolist(), "marker": {"color": C["view"]}, "name": "viewed prices",
                   "hovertemplate": "%{y}<br>median $%{median:,.2f}<extra></extra>"}],
