@@ -35,15 +35,15 @@ class TwoTowerConfig:
     lr: float = 3e-3
     weight_decay: float = 0.0
     id_dropout: float = 0.1       # share of training items shown without their id, to teach cold start
-    max_epochs: int = 12          # validation checkpoints; training usually stops earlier (``patience``)
+    max_epochs: int = 6           # validation checkpoints; training may stop earlier (``patience``)
     epoch_examples: int = 60_000  # at least this many targets per epoch, more on a big store (see below)
     min_steps_per_epoch: int = 20
     # Training length is counted in examples (deterministic): ``budget_factor`` passes over the window's
     # targets, clipped to [min_total_examples, max_total_examples], split into at most ``max_epochs`` epochs;
     # early stopping on validation ends it sooner. max_seconds is only a safety net.
-    budget_factor: float = 2.0
+    budget_factor: float = 1.0
     min_total_examples: int = 10_000
-    max_total_examples: int = 4_000_000
+    max_total_examples: int = 4_000_000  # was 240k: large stores train longer
     max_seconds: float = 300.0
     patience: int = 2             # epochs without validation improvement before stopping
     min_improvement: float = 0.02  # relative gain in validation recall that counts as improving
