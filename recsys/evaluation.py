@@ -324,10 +324,21 @@ def accuracy_diversity_curve(two_tower: Any, setting: tuple[np.ndarray, sp.csr_m
 
 # ---- the build stage ------------------------------------------------------------------------------------
 
+def _served_configs() -> dict[str, Any]:
+    """The two-tower and ranker defaults the evaluation fits with: a change to them re-runs the stage, so the
+    evaluation never describes another model than the one the model stage serves."""
+    try:
+        from recsys.recommenders.ranker import RankerConfig
+        from recsys.twotower.model import TwoTowerConfig
+    except ImportError:  # the baselines alone
+        return {}
+    return {"two_tower": TwoTowerConfig().to_dict(), "ranker": asdict(RankerConfig())}
+
+
 def build_evaluation_stage(root: str | os.PathLike | None, *, force: bool = False,
                            progress: Progress = no_progress, config: EvalConfig = EvalConfig()) -> tuple[dict, bool]:
     """The ``evaluation`` stage: results.parquet/.json, curve.parquet and summary.json under ``<root>/evaluation``."""
-    params = {**asdict(config), "registered": registry.names()}
+    params = {**asdict(config), "registered": registry.names(), "models_config": _served_configs()}
     fp = upstream_fingerprint(root, [EVENTS_STAGE], params)
 
     def run(tmp: Path, prog: Progress) -> StageResult:

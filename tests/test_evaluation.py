@@ -141,3 +141,28 @@ def test_evaluation_page(app_env):
     assert not at.exception
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert "Catalog coverage@50" in spec["layout"]["title"]["text"]
+
+
+def test_the_stage_reruns_when_the_served_model_config_changes(tmp_path, monkeypatch):
+    """The evaluation fits the two-tower and the ranker with their defaults: changing those defaults re-runs the
+    stage (it used to report the previous model's figures as up to date)."""
+    from dataclasses import dataclass
+
+    import recsys.twotower.model as tt_model
+    from recsys.demo_wholesale import write_wholesale_rees46
+    from recsys.evaluation import build_evaluation_stage
+    from recsys.ingest import IngestParams, build_events
+
+    write_wholesale_rees46(tmp_path / "orders.csv", lines=3000, seed=2)
+    build_events(tmp_path / "art", [tmp_path / "orders.csv"], IngestParams(source="files"))
+    cfg = EvalConfig(models=("popular",), n_boot=10, curve_weights=())
+    assert build_evaluation_stage(tmp_path / "art", config=cfg)[1]
+    assert not build_evaluation_stage(tmp_path / "art", config=cfg)[1]  # up to date
+
+    @dataclass
+    class Longer(tt_model.TwoTowerConfig):
+        budget_factor: float = 3.0
+
+    monkeypatch.setattr(tt_model, "TwoTowerConfig", Longer)
+    manifest, built = build_evaluation_stage(tmp_path / "art", config=cfg)
+    assert built and manifest["params"]["models_config"]["two_tower"]["budget_factor"] == 3.0
