@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from recsys import schema as S
-from recsys.recommenders.ranker import DAY, FEATURES, SOURCES, _pair_keys
+from recsys.recommenders.ranker import DAY, FEATURES, SOURCES, _pair_keys, predict
 
 KINDS = ("repeat", "co_occurrence", "similar", "category", "brand", "trending", "popular")
 GROUPS = {
@@ -111,7 +111,7 @@ def group_strengths(model, x: np.ndarray, method: str = "occlusion", pool: np.nd
     the kind's TreeSHAP values (``pred_contrib``), exact but ~0.65 ms per row at 82 trees (too slow to serve)."""
     groups = [[_COL[f] for f in GROUPS[k]] for k in KINDS]
     if method == "shap":
-        contrib = np.asarray(model.predict(x, pred_contrib=True))[:, :len(FEATURES)]
+        contrib = predict(model, x, pred_contrib=True)[:, :len(FEATURES)]
         return np.stack([contrib[:, g].sum(1) for g in groups], 1)
     if method != "occlusion":
         raise ValueError(f"method must be 'occlusion' or 'shap' (got {method!r})")
@@ -119,7 +119,7 @@ def group_strengths(model, x: np.ndarray, method: str = "occlusion", pool: np.nd
     rows = np.repeat(x[None], len(KINDS) + 1, 0)  # (K + 1, n, F): the rows as scored, then one per kind occluded
     for k, g in enumerate(groups, 1):
         rows[k][:, g] = ref[g]
-    f = np.asarray(model.predict(rows.reshape(-1, x.shape[1]))).reshape(len(KINDS) + 1, len(x))
+    f = predict(model, rows.reshape(-1, x.shape[1])).reshape(len(KINDS) + 1, len(x))
     return (f[0] - f[1:]).T
 
 
