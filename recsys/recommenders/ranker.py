@@ -381,9 +381,8 @@ class RankerRecommender:
             rows_u.append(np.asarray(u, np.int64)), rows_i.append(np.asarray(i, np.int64))
             rows_s.append(np.full(len(u), 1 << bit, np.int64))
 
-        scores = st.user_vecs[users] @ self.item_vecs.T  # (B, I)
         k = min(cfg.n_two_tower, self.n_items)
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top = _top_columns(st.user_vecs[users] @ self.item_vecs.T, k)  # exact: the scores of the whole catalog
         add(np.repeat(users, k), top.ravel(), 0)
         own = st.own[users]
         add(*_top_per_row(own, users, cfg.n_own), 1)
@@ -399,7 +398,7 @@ class RankerRecommender:
     def _features(self, st: _State, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Candidates of ``users`` (sorted) and their (rows, len(FEATURES)) float32 feature matrix."""
         users = np.asarray(users, np.int64)
-        co = (st.recent[users] @ st.co).tocsr()  # (B, I) co-occurrence with each user's recent items
+        co = _co_scores(st.recent[users], st.co)  # (B, I) co-occurrence with each user's recent items
         u, i, bits = self._candidates(st, users, co)
         f = np.zeros((len(u), len(FEATURES)), np.float32)
         col = {n: j for j, n in enumerate(FEATURES)}
@@ -599,6 +598,49 @@ def _top_per_row(m: sp.csr_matrix, users: np.ndarray, n: int) -> tuple[np.ndarra
     start = np.searchsorted(r, r, "left")
     keep = (np.arange(len(r)) - start) < n
     return users[r[keep]], c[keep]
+
+
+def _top_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """(B, k) columns of each row's k largest scores, in no order; ties at the k-th score to the lower column.
+
+    Partitions only the columns at or above a threshold: the k-th largest of every ``step``-th column (at least k
+    columns pass it, so the result is exact) with ``step = sqrt(n / k)``, ~sqrt(k n) survivors. At 170k items
+    that is 0.2 ms where ``np.argpartition`` over the row took 1.5 ms."""
+    n = scores.shape[1]
+    step = max(1, int(np.sqrt(n / max(k, 1))))
+    out = np.empty((len(scores), k), np.int64)
+    for r, row in enumerate(scores):
+        sample = row[::step]
+        cand = np.flatnonzero(row >= np.partition(sample, len(sample) - k)[len(sample) - k]) \
+            if len(sample) >= k else np.arange(n)
+        s = row[cand]
+        kth = np.partition(s, len(s) - k)[len(s) - k]
+        above = cand[s > kth]
+        out[r] = np.concatenate([above, cand[s == kth][:k - len(above)]])
+    return out
+
+
+def _co_scores(recent: sp.csr_matrix, co: sp.csr_matrix) -> sp.csr_matrix:
+    """``recent @ co`` for a few rows, summing only the rows of ``co`` that ``recent`` touches. SciPy's product
+    walks arrays the width of the catalog per call (8 ms of a 12 ms call at 170k items); this gathers the <= 10
+    recent items' neighbours instead. Same values bit for bit: float64 sums added in the order SciPy adds them
+    (each row's entries in stored order, then each neighbour list in order), zeros dropped; indices sorted."""
+    dtype = np.result_type(recent.dtype, co.dtype)
+    if dtype != np.float64:  # np.bincount sums in float64: exact only for SciPy's float64 products
+        return (recent @ co).tocsr()
+    n_rows, n_cols = recent.shape[0], co.shape[1]
+    row = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(recent.indptr))
+    item = recent.indices.astype(np.int64)
+    lo, lens = co.indptr[item].astype(np.int64), np.diff(co.indptr)[item].astype(np.int64)
+    pos = np.repeat(lo - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()), dtype=np.int64)
+    keys = np.repeat(row, lens) * n_cols + co.indices[pos]
+    vals = np.repeat(recent.data.astype(np.float64), lens) * co.data[pos].astype(np.float64)
+    uniq, inv = np.unique(keys, return_inverse=True)
+    sums = np.bincount(inv, weights=vals, minlength=len(uniq))
+    nz = sums != 0
+    uniq, sums = uniq[nz], sums[nz]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(uniq // n_cols, minlength=n_rows))])
+    return sp.csr_matrix((sums, (uniq % n_cols).astype(np.int32), indptr), shape=(n_rows, n_cols))
 
 
 def _csr_lookup(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
