@@ -1,5 +1,6 @@
 """App-side helpers of the EDA pages: the aggregates stage loaded once, cached queries, the ONE shared sidebar
-filter (kept in the URL so a view can be shared and reloaded), and the chart/table helpers with one theme.
+filter (kept in the session for every Explore page and written to the URL so a view can be shared and reloaded),
+and the chart/table helpers with one theme.
 """
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from pages.common import download_csv, md, root, version
 from recsys import eda_charts as charts
 from recsys.eda import (EdaFilters, aggregates_up_to_date, brands_for, build_aggregates_stage, filter_options,
                         open_aggregates)
+from recsys.eda_filters import PARAMS, filters_from_params, filters_to_params, fit_filters
 
 ALL_CATEGORIES, ALL_BRANDS = "All categories", "All brands"
+# session keys shared by every Explore page: the filters, what a link's filters had changed, the page they were put on
+FILTERS, NOTICES, SEEDED = "eda_filters", "eda_filter_notices", "eda_filters_page"
 
 
 def ensure_aggregates() -> str:
@@ -81,28 +85,66 @@ def figure(chart: str, fn: str, root_dir: str, ver: str, filters: tuple, height:
 
 
 def sidebar_filters() -> Eda:
-    """The shared EDA filters in the sidebar, bound to the URL (?dates=..&dates=..&cat=..&brand=..)."""
+    """The shared EDA filters in the sidebar: read once per session from the URL (?dates=..&dates=..&cat=..&brand=..,
+    fitted to the data with a notice per change), kept across the Explore pages and written back to the URL."""
     ver = ensure_aggregates()
     opts = options(str(root()), ver)
     first, last = opts["first_day"], opts["last_day"]
     if first is None:
         st.info("The store has no events yet: ingest a file or build the demo store (`python -m recsys build`).")
         st.stop()
+    seed_widgets(opts)
     with st.sidebar:
         st.header("🧭 Filters")
-        dates = st.date_input("Date range (UTC)", value=(first, last), min_value=first, max_value=last,
-                              key="dates", bind="query-params", help="Inclusive; days are UTC calendar days")
-        cat = st.selectbox("Top-level category", [ALL_CATEGORIES, *opts["categories"]], key="cat",
-                           bind="query-params")
+        dates = st.date_input("Date range (UTC)", min_value=first, max_value=last, key="dates",
+                              help="Inclusive; days are UTC calendar days")
+        cat = st.selectbox("Top-level category", [ALL_CATEGORIES, *opts["categories"]], key="cat")
         category = None if cat == ALL_CATEGORIES else cat
-        brand = st.selectbox("Brand", [ALL_BRANDS, *brands_for(opts, category)], key="brand",
-                             bind="query-params", help="Brands of the chosen category, most events first")
+        brands = [ALL_BRANDS, *brands_for(opts, category)]
+        if st.session_state.get("brand") not in brands:  # a brand of the previous category
+            st.session_state["brand"] = ALL_BRANDS
+        brand = st.selectbox("Brand", brands, key="brand", help="Brands of the chosen category, most events first")
         st.caption("The filters apply to every Explore page and live in the URL: copy it to share this view.")
     start, end = (tuple(dates) + (None, None))[:2] if isinstance(dates, (tuple, list)) else (dates, dates)
     if start and not end:  # the second click of a range is still to come
         end = start
     f = EdaFilters(start=start, end=end, category=category, brand=None if brand == ALL_BRANDS else brand)
+    if f != st.session_state.get(FILTERS):  # the user chose other filters: the link's notices are done
+        st.session_state.pop(NOTICES, None)
+    st.session_state[FILTERS] = f
+    write_url(f, opts)
+    for note in st.session_state.get(NOTICES, []):
+        st.warning(md(note), icon="🔗")
     return Eda(ver, f)
+
+
+def seed_widgets(opts: dict[str, Any]) -> None:
+    """Put the session's filters (at first the URL's) into the widgets when this page has not drawn them yet: a
+    widget belongs to one page, so a page switch would otherwise reset it to all days and all categories."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    ctx = get_script_run_ctx()
+    page = ctx.page_script_hash if ctx else ""
+    if st.session_state.get(SEEDED) == page and "dates" in st.session_state:
+        return  # a rerun of this page: the widgets hold the user's latest choice
+    if FILTERS in st.session_state:
+        f, notes = fit_filters(st.session_state[FILTERS], opts)  # a rebuilt store may cover other days
+    else:
+        f, notes = filters_from_params({k: st.query_params.get_all(k) for k in PARAMS}, opts)
+    if notes:
+        st.session_state[NOTICES] = notes
+    st.session_state.update({FILTERS: f, SEEDED: page, "dates": (f.start, f.end),
+                             "cat": f.category or ALL_CATEGORIES, "brand": f.brand or ALL_BRANDS})
+
+
+def write_url(f: EdaFilters, opts: dict[str, Any]) -> None:
+    """The filters as query parameters (default values left out), only where the URL differs."""
+    for k, v in filters_to_params(f, opts).items():
+        if st.query_params.get_all(k) == v:
+            continue
+        if v:
+            st.query_params[k] = v if len(v) > 1 else v[0]
+        elif k in st.query_params:
+            del st.query_params[k]
 
 
 def nothing_matches(eda: Eda, what: str = "events") -> None:

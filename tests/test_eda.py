@@ -268,3 +268,28 @@ def test_head_matches_a_direct_count_of_the_csv(head_csv, tmp_path):
     assert h[h > 0].to_dict() == hours.sort_index().to_dict()
     samsung = raw[raw["brand"] == "samsung"]
     assert F.funnel_totals(con, EdaFilters(brand="samsung"))["purchases"] == (samsung["event_type"] == "purchase").sum()
+
+
+def test_filters_from_a_link_are_fitted_to_the_data_with_notices(con):
+    from recsys.eda_filters import filters_from_params, filters_to_params
+    o = filter_options(con)  # 2019-10-01 .. 2019-11-02; electronics (samsung, apple), appliances (bosch)
+    d = dt.date
+    f, notes = filters_from_params({"dates": ["2019-09-20", "2019-10-05"], "cat": "electronics"}, o)
+    assert f == EdaFilters(d(2019, 10, 1), d(2019, 10, 5), "electronics") and len(notes) == 1
+    assert "2019-09-20" in notes[0] and "clamped to 2019-10-01 → 2019-10-05" in notes[0]
+    assert filters_to_params(f, o) == {"dates": ["2019-10-01", "2019-10-05"], "cat": ["electronics"], "brand": []}
+    f, notes = filters_from_params({"dates": "2019-10-03..2019-12-31", "brand": "bosch"}, o)  # one joined value
+    assert f == EdaFilters(d(2019, 10, 3), d(2019, 11, 2), None, "bosch") and "clamped" in notes[0]
+    assert filters_from_params({"dates": "2019-10-04"}, o)[0] == EdaFilters(d(2019, 10, 4), d(2019, 10, 4))
+    f, notes = filters_from_params({"dates": ["2019-10-09", "2019-10-02"]}, o)  # reversed: the same days
+    assert (f.start, f.end, notes) == (d(2019, 10, 2), d(2019, 10, 9), [])
+    f, notes = filters_from_params({"dates": "garbage", "cat": "<script>", "brand": "bosch"}, o)
+    assert f == EdaFilters(d(2019, 10, 1), d(2019, 11, 2), None, "bosch") and len(notes) == 2
+    assert "“garbage”" in notes[0] and "all days" in notes[0] and "“<script>”" in notes[1]
+    f, notes = filters_from_params({"dates": ["2001-01-01", "2001-02-01"], "cat": "appliances", "brand": "apple"}, o)
+    assert f == EdaFilters(d(2019, 10, 1), d(2019, 11, 2), "appliances") and len(notes) == 2
+    assert "outside the data" in notes[0] and "“apple” has no events in the category “appliances”" in notes[1]
+    assert filters_to_params(EdaFilters(d(2019, 10, 1), d(2019, 11, 2)), o) == {"dates": [], "cat": [], "brand": []}
+    assert filters_from_params({}, o) == (EdaFilters(d(2019, 10, 1), d(2019, 11, 2)), [])
+    long = "x" * 500
+    assert len(filters_from_params({"cat": long}, o)[1][0]) < 200  # a notice quotes a long value capped
