@@ -31,11 +31,11 @@ if mode == "Known user":
         chosen = svc.recommend_for_user(uid, int(top_n), weight, exclude_purchased=excl)
         pure = svc.recommend_for_user(uid, int(top_n), 0.0, exclude_purchased=excl)
         base = svc.two_tower_for_user(uid, int(top_n), exclude_purchased=excl)
+        user = profile(str(root()), ver, uid)  # before its heading: no new heading over the previous user's tiles
     except KeyError as exc:
         st.warning(f"{md(exc.args[0])}. Pick a telling user or try another id.")
         st.stop()
-    with st.expander(f"Profile of user {uid}", expanded=True):
-        show_profile(profile(str(root()), ver, uid))
+    show_profile(user)
 else:
     choices = product_choices(str(root()), ver)
     picked = st.multiselect("Products the visitor viewed", list(choices), default=list(choices)[:2],

@@ -58,24 +58,27 @@ def pick_user(examples: dict[str, list[int]]) -> int | None:
 
 
 def show_profile(p: dict[str, Any]) -> None:
-    """Totals, history timeline and top categories / brands of one user."""
-    t = p["totals"]
-    c = st.columns(6)
-    c[0].metric("Events", f"{t['events']:,}")
-    c[1].metric("Sessions", f"{t['sessions']:,}")
-    c[2].metric("Products", f"{t['products']:,}")
-    c[3].metric("Carts", f"{t['carts']:,}")
-    c[4].metric("Purchases", f"{t['purchases']:,}")
-    c[5].metric("Spend", f"${t['spend']:,.0f}")
-    st.plotly_chart(timeline_figure(p["timeline"]), width="stretch", key="rec_timeline")
-    left, right = st.columns(2)
-    left.dataframe(p["top_categories"], hide_index=True, width="stretch", key="rec_top_cats")
-    right.dataframe(p["top_brands"], hide_index=True, width="stretch", key="rec_top_brands")
+    """One user's heading, totals, history timeline and top categories / brands, all from the one computed profile
+    ``p`` and drawn in one go (the figure is built first), so no heading stands over another user's tiles."""
+    t, timeline = p["totals"], timeline_figure(p["timeline"])
+    with st.expander(f"Profile of user {p['user_id']}", expanded=True):
+        c = st.columns(6)
+        c[0].metric("Events", f"{t['events']:,}")
+        c[1].metric("Sessions", f"{t['sessions']:,}")
+        c[2].metric("Products", f"{t['products']:,}")
+        c[3].metric("Carts", f"{t['carts']:,}")
+        c[4].metric("Purchases", f"{t['purchases']:,}")
+        c[5].metric("Spend", f"${t['spend']:,.0f}")
+        st.plotly_chart(timeline, width="stretch", key="rec_timeline")
+        left, right = st.columns(2)
+        left.dataframe(p["top_categories"], hide_index=True, width="stretch", key="rec_top_cats")
+        right.dataframe(p["top_brands"], hide_index=True, width="stretch", key="rec_top_brands")
 
 
 def timeline_figure(tl: pd.DataFrame) -> go.Figure:
     """One user's recent events over time, one row per event type, product details on hover."""
-    fig = px.scatter(plotly_columns(tl, "brand", "category_code"), x="event_time", y="event_type", color="event_type", color_discrete_map=EVENT_COLORS,
+    fig = px.scatter(plotly_columns(tl, "brand", "category_code"), x="event_time", y="event_type", color="event_type",
+                     color_discrete_map=EVENT_COLORS,
                      hover_data=["product_id", "brand", "category_code", "price"],
                      title=f"History timeline (last {len(tl)} events)",
                      labels={"event_time": "Event time (UTC)", "event_type": "Event type"})
@@ -113,7 +116,8 @@ def category_mix_figure(df: pd.DataFrame, title: str) -> go.Figure:
                                  "unknown · id …" + df["category_id"].astype(str).str[-6:])
     mix = df.assign(category=label).groupby("category", as_index=False).agg(items=("product_id", "size"),
                                                                             mean_score=("score", "mean"))
-    fig = px.bar(plotly_columns(mix.sort_values("items"), "category"), x="items", y="category", orientation="h", title=title,
+    fig = px.bar(plotly_columns(mix.sort_values("items"), "category"), x="items", y="category", orientation="h",
+                 title=title,
                  hover_data={"mean_score": ":.3f"},
                  labels={"items": "Recommended items (count)", "category": "Category"})
     return fig.update_layout(height=80 + 28 * len(mix), margin=dict(t=40, b=10))

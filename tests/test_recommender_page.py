@@ -116,3 +116,42 @@ def test_example_users_stored_by_the_model_stage_fit_their_kind(demo_artifacts):
                                       "WHERE user_id = ?", [u]).fetchall()[0][0]
     assert all(purchases(u) > 0 for u in examples["heavy buyer"])
     assert all(purchases(u) == 0 for u in examples["browser who never buys"])
+
+
+def _sent_so_far() -> str:
+    """The page's output sent so far in the running AppTest script (its local runner's forward messages)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    runner = get_script_run_ctx()._enqueue.__self__  # AppTest's LocalScriptRunner
+    return "".join(str(m) for m in runner.forward_msgs())
+
+
+def test_profile_heading_and_tiles_come_from_one_profile_when_switching_users(app_env, demo_artifacts, monkeypatch):
+    """The heading and the tiles show the same user after a switch, and a user's heading is not on the page
+    before that user's profile exists: otherwise, while the profile is computed (slow under load), the browser
+    shows the previous user's tiles and timeline under the new heading."""
+    from pages import recommender_ui
+    from recsys.twotower import profiles
+    real, heading_first = profiles.user_profile, {}
+
+    def spy(root, user_id):
+        heading_first[int(user_id)] = f"Profile of user {int(user_id)}" in _sent_so_far()
+        return real(root, user_id)
+
+    monkeypatch.setattr(profiles, "user_profile", spy)
+    recommender_ui.profile.clear()
+    at = _open(app_env)
+    picks = at.selectbox(key="rec_pick").options
+    for pick in (picks[-1], picks[1], picks[-1]):
+        at.selectbox(key="rec_pick").set_value(pick).run()
+        assert not at.exception
+        uid = int(pick.split("·")[-1])
+        want = real(demo_artifacts, uid)
+        assert [e.label for e in at.expander] == [f"Profile of user {uid}"]
+        t = want["totals"]
+        assert {m.label: m.value for m in at.metric if m.label in ("Events", "Purchases", "Spend")} == \
+            {"Events": f"{t['events']:,}", "Purchases": f"{t['purchases']:,}", "Spend": f"${t['spend']:,.0f}"}
+        titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+        assert f"History timeline (last {len(want['timeline'])} events)" in titles
+        assert _table(at, "rec_top_cats").equals(want["top_categories"])
+        assert heading_first.get(uid) is False, heading_first  # computed (once, then cached) before its heading
+    recommender_ui.profile.clear()
