@@ -414,11 +414,11 @@ class RankerRecommender:
         c, last, found = st.ui.lookup(_pair_keys(u, i, self.n_items))
         f[:, col["ui_views"]:col["ui_purchases"] + 1] = c
         f[:, col["ui_days_since"]] = days(last, found)
-        n_cat = int(self.cat.max(initial=0)) + 1
+        n_cat, n_brand = self._key_counts()
         c, last, found = st.uc.lookup(_pair_keys(u, self.cat[i], n_cat))
         f[:, col["uc_views"]:col["uc_purchases"] + 1] = c
         f[:, col["uc_days_since"]] = days(last, found)
-        c, _, _ = st.ub.lookup(_pair_keys(u, self.brand[i], int(self.brand.max(initial=0)) + 1))
+        c, _, _ = st.ub.lookup(_pair_keys(u, self.brand[i], n_brand))
         f[:, col["ub_views"]:col["ub_purchases"] + 1] = c
         f[:, col["pop_1d"]:col["buy_all"] + 1] = np.log1p(st.pop[i])
         f[:, col["trend_7d"]] = st.trend[i]
@@ -432,6 +432,15 @@ class RankerRecommender:
         for b, s in enumerate(SOURCES):
             f[:, col[f"src_{s}"]] = (bits >> b) & 1
         return u, i, f
+
+    def _key_counts(self) -> tuple[int, int]:
+        """Category and brand key counts (max + 1) of the catalog, once per catalog: a max over the 170k items'
+        keys on every call cost ~0.1 ms."""
+        got = getattr(self, "_keys_of", None)
+        if got is None or got[0] is not self.cat or got[1] is not self.brand:
+            got = self._keys_of = (self.cat, self.brand, int(self.cat.max(initial=0)) + 1,
+                                   int(self.brand.max(initial=0)) + 1)
+        return got[2], got[3]
 
     # ---- storage (the model stage) ----------------------------------------------------------------------
 
