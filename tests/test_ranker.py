@@ -8,8 +8,8 @@ import pytest
 
 from recsys import schema as S
 from recsys.interactions import Interactions
-from recsys.recommenders.ranker import (FEATURES, RankerConfig, RankerRecommender, _co_occurrence, _PairStats,
-                                        _top_per_row, group_ndcg, labels_for)
+from recsys.recommenders.ranker import (FEATURES, RankerConfig, RankerRecommender, _co_occurrence, _co_scores,
+                                        _PairStats, _top_columns, _top_per_row, group_ndcg, labels_for)
 from recsys.twotower.model import TwoTowerConfig
 
 V, C, P = (S.EVENT_TYPES.index(e) for e in (S.VIEW, S.CART, S.PURCHASE))
@@ -60,6 +60,31 @@ def test_top_per_row_takes_the_largest_with_ties_to_the_lower_item():
     m = sp.csr_matrix(np.array([[0, 2, 2, 1], [5, 0, 0, 0]], np.float32))
     u, i = _top_per_row(m, np.array([10, 11]), 2)
     assert list(zip(u.tolist(), i.tolist())) == [(10, 1), (10, 2), (11, 0)]
+
+
+def test_top_columns_are_the_k_largest_with_ties_to_the_lower_column():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(5, 3000)).astype(np.float32)
+    for k in (1, 7, 100, 3000):
+        got = _top_columns(scores, k)
+        want = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        assert all(set(g) == set(w) for g, w in zip(got.tolist(), want.tolist()))
+    tied = np.array([[1.0, 3.0, 2.0, 2.0, 2.0, 0.0]], np.float32)
+    assert sorted(_top_columns(tied, 3)[0].tolist()) == [1, 2, 3]
+
+
+def test_co_scores_are_the_sparse_product_bit_for_bit():
+    import scipy.sparse as sp
+    co = sp.random(400, 400, density=0.05, random_state=2, dtype=np.float32, format="csr")
+    recent = sp.random(6, 400, density=0.02, random_state=3, format="csr")  # float64, one row left empty
+    recent = sp.vstack([recent, sp.csr_matrix((1, 400))]).tocsr()
+    want = (recent @ co).tocsr()
+    want.sort_indices()
+    got = _co_scores(recent, co)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.data, want.data)
 
 
 def test_co_occurrence_is_the_session_cosine():
