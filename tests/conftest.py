@@ -63,6 +63,36 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
+def api_server(artifacts: Path):
+    """``python -m recsys serve`` on a free loopback port; yields its base URL once ``/health`` answers."""
+    import json
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "recsys", "serve", "--host", "127.0.0.1", "--port", str(port),
+                             "--artifacts", str(artifacts)], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=1) as r:
+                    json.loads(r.read())
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+                time.sleep(0.25)
+        else:
+            pytest.fail("the API did not answer /health within 60 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
 def streamlit_server(artifacts: Path):
     """A real `streamlit run app.py` on a free loopback port over ``artifacts``; yields its base URL."""
     import subprocess

@@ -4,10 +4,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -216,28 +214,11 @@ def test_openapi_documents_every_endpoint(client):
 
 # ---- a real server ------------------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_real_uvicorn_process(demo_artifacts, ids):
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "recsys", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--artifacts", str(demo_artifacts)], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                health = json.loads(urllib.request.urlopen(f"{url}/health", timeout=1).read())
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-                time.sleep(0.25)
-        else:
-            pytest.fail("the API did not answer /health within 60 s")
+    from tests.conftest import api_server
+    with api_server(demo_artifacts) as url:
+        health = json.loads(urllib.request.urlopen(f"{url}/health", timeout=5).read())
         assert health["products"] is True
         q = urllib.parse.urlencode({"q": "kitchen mixer", "k": 3})
         body = json.loads(urllib.request.urlopen(f"{url}/search?{q}", timeout=5).read())
@@ -247,9 +228,6 @@ def test_real_uvicorn_process(demo_artifacts, ids):
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(f"{url}/products/{ids['missing_product']}/similar", timeout=5)
         assert err.value.code == 404
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 # ---- property-based fuzz of the OpenAPI spec ------------------------------------------------------------------

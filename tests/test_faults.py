@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -195,11 +193,6 @@ def test_cli_recommend_subprocess_has_no_traceback(store, known):
     assert r.returncode == 2 and "Traceback" not in r.stderr and "model/model.pt" in r.stderr, r.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _get(url: str) -> tuple[int, dict]:
     try:
@@ -212,28 +205,14 @@ def _get(url: str) -> tuple[int, dict]:
 def test_serve_starts_with_a_damaged_model(store, known):
     truncate(store / "model" / "model.pt")
     delete(store / "index" / "items.faiss")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "recsys", "serve", "--port", str(port), "--artifacts", str(store)],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                status, health = _get(f"{url}/health")
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-                time.sleep(0.25)
-        else:
-            pytest.fail("the API did not answer /health within 60 s")
+    from tests.conftest import api_server
+    with api_server(store) as url:
+        status, health = _get(f"{url}/health")
         assert health["status"] == "degraded" and health["products"] and not health["recommender"]
         status, body = _get(f"{url}/users/{known['user']}/recommendations")
         assert status == 503 and "model/model.pt" in body["detail"]
         assert _get(f"{url}/search?q=phone")[0] == 200
         assert _get(f"{url}/products/{known['product']}/similar")[0] == 200
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 # ---- build rebuilds what fails the check ------------------------------------------------------------------
