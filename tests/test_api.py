@@ -293,6 +293,7 @@ def test_fuzz_openapi_finds_no_server_errors(client, spec, ids):
 
 
 def test_serve_without_artifacts_says_how_to_build(tmp_path):
+    from tests.conftest import _free_port
     r = subprocess.run([sys.executable, "-m", "recsys", "serve", "--artifacts", str(tmp_path / "none"),
                         "--port", str(_free_port())], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "python -m recsys build" in r.stderr
