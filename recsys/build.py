@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recsys.artifacts import Progress, artifacts_root, no_progress
+from recsys.artifacts import HASH_SIDECAR, Progress, artifacts_root, build_transaction, file_hash, no_progress
 from recsys.ingest import IngestParams, build_events
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,15 @@ def build_demo_input(root: str | os.PathLike | None, events: int = DEMO_EVENTS, 
     raw = artifacts_root(root) / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     path = raw / f"demo-{events}-seed{seed}.csv"
-    if not path.exists():
-        tmp = path.with_name(".tmp-" + path.name)
-        write_demo_csv(tmp, events=events, seed=seed, progress=progress)
-        tmp.replace(path)
+    check = path.with_name(path.name + HASH_SIDECAR)  # written after the CSV: a reused CSV is verified first
+    if path.exists() and check.exists() and check.read_text().strip() == file_hash(path):
+        return path
+    if path.exists():
+        log.warning("%s does not match its recorded hash: generating it again", path.name)
+    tmp = path.with_name(".tmp-" + path.name)
+    write_demo_csv(tmp, events=events, seed=seed, progress=progress)
+    tmp.replace(path)
+    check.write_text(file_hash(path) + "\n")
     return path
 
 
@@ -73,13 +78,14 @@ def build(root: str | os.PathLike | None = None, inputs: list[Path] | None = Non
     else:
         paths = [build_demo_input(root, demo_events, seed, progress=lambda f, m: sub(0)(f * 0.5, m))]
         params = IngestParams(source="demo")
-    manifest, built = build_events(root, paths, params, force=force, progress=sub(0))
-    summary["events"] = {"built": built, "duration_s": manifest["duration_s"]}
-    for i, spec in enumerate(STAGES, start=1):
-        if only is not None and spec.name not in only:
-            continue
-        manifest, built = spec.load()(root, force=force, progress=sub(i))
-        summary[spec.name] = {"built": built, "duration_s": manifest["duration_s"]}
-        log.info("stage %s: %s", spec.name, "built" if built else "up to date")
+    with build_transaction(root):  # a failure anywhere puts every stage back as it was: never a mixed set
+        manifest, built = build_events(root, paths, params, force=force, progress=sub(0))
+        summary["events"] = {"built": built, "duration_s": manifest["duration_s"]}
+        for i, spec in enumerate(STAGES, start=1):
+            if only is not None and spec.name not in only:
+                continue
+            manifest, built = spec.load()(root, force=force, progress=sub(i))
+            summary[spec.name] = {"built": built, "duration_s": manifest["duration_s"]}
+            log.info("stage %s: %s", spec.name, "built" if built else "up to date")
     progress(1.0, "build complete")
     return summary
