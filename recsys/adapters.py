@@ -124,10 +124,29 @@ def detect_format(paths: list[Path]) -> str:
         other = next(p for p, r in roles.items() if r != "uci")
         raise AdapterError(f"{other}: not a UCI Online Retail file like the others; ingest stores separately")
     for p in paths:
+        near = _near_format(read_header_names(Path(p))) if roles[Path(p)] is None else None
+        if near:
+            raise AdapterError(f"{p}: looks like a {near[0]} file but has no column(s) {', '.join(near[1])}; "
+                               f"that format needs {', '.join(near[2])}")
         if Path(p).suffix.lower() in (".xlsx", ".xlsm"):
             raise AdapterError(f"{p}: an Excel file is read only as UCI Online Retail (columns "
                                f"{', '.join(UCI_COLUMNS)}); its first row has none of them")
     return "rees46"
+
+
+def _near_format(names: list[str]) -> tuple[str, list[str], list[str]] | None:
+    """(format, missing, needed) when a header holds at least half of the RetailRocket events' or UCI's columns
+    and more of them than of REES46's, so the message names the format the file was meant to be."""
+    uci_names = {UCI_ALIASES.get(n.lower(), n) for n in names}
+    rr_order = ["timestamp", "visitorid", "event", "itemid", "transactionid"]
+    rees46 = len(set(names) & set(S.EVENT_COLUMNS)) / len(S.EVENT_COLUMNS)
+    best = None
+    for fmt, needed, have in (("RetailRocket events", rr_order, set(names)),
+                              ("UCI Online Retail", list(UCI_COLUMNS), uci_names)):
+        share = len(have & set(needed)) / len(needed)
+        if share >= 0.5 and share > rees46 and (best is None or share > best[0]):
+            best = (share, fmt, [c for c in needed if c not in have], needed)
+    return best[1:] if best else None
 
 
 def _retailrocket_files(paths: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:

@@ -291,3 +291,27 @@ def test_the_evaluation_page_explains_a_store_without_views_or_categories(uci_ar
     infos = " ".join(i.value for i in at.info)
     assert "no view events" in infos and "no categories" in infos
     assert len(at.get("plotly_chart")) == 1  # the bars; no curve without categories
+
+
+@pytest.mark.parametrize("header,fmt,missing", [
+    ("InvoiceNo,StockCode,Description,InvoiceDate,UnitPrice,CustomerID,Country", "UCI Online Retail", "Quantity"),
+    ("Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Country", "UCI Online Retail", "CustomerID"),
+    ("timestamp,visitorid,event,itemid", "RetailRocket events", "transactionid"),
+    ("timestamp,visitorid,itemid,transactionid", "RetailRocket events", "event"),
+])
+def test_a_store_file_with_a_missing_column_names_its_format_and_the_column(tmp_path, header, fmt, missing):
+    """Not the REES46 column list: the message says which format the file looks like and what it lacks."""
+    path = tmp_path / "x.csv"
+    path.write_text(header + "\n" + ",".join("1" for _ in header.split(",")) + "\n")
+    with pytest.raises(AdapterError) as err:
+        build_events(tmp_path / "art", [path])
+    msg = str(err.value)
+    assert f"looks like a {fmt} file" in msg and f"no column(s) {missing};" in msg and "event_time" not in msg
+    assert not (tmp_path / "art" / "events").exists()
+
+
+def test_a_rees46_file_with_a_missing_column_still_gets_the_rees46_message(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("event_time,event_type,product_id,category_id,category_code,brand,price,user_id\n")
+    with pytest.raises(Exception, match="user_session"):
+        build_events(tmp_path / "art", [path])
