@@ -15,6 +15,10 @@ PAGES = {
         st.Page("pages/brands_categories.py", title="Brands & categories", icon="🏷️"),
         st.Page("pages/users_sessions.py", title="Users & sessions", icon="👥"),
     ],
+    "Customers": [
+        st.Page("pages/retention.py", title="Retention", icon="🔁"),
+        st.Page("pages/customers.py", title="Customers", icon="💎"),
+    ],
     "Affinity": [
         st.Page("pages/affinity.py", title="Affinity network", icon="🕸️"),
     ],

@@ -12,7 +12,10 @@ The EDA pages never scan the event table: they filter and sum these small Parque
   duration bin x reached steps -> sessions (session funnel, abandonment, session histograms);
 - ``user_days``: per slice, buyer x purchase day -> purchase sessions, purchases, revenue (date-filtered buyers);
 - ``users``: per slice, buyer -> totals over all days (buyers when the range covers the data, top buyers);
-- ``user_activity``: per slice x day -> active, new and buying users.
+- ``user_activity``: per slice x day -> active, new and buying users;
+- ``retention``: per slice x grain (week, month) x basis (first event, first purchase) x cohort x period ->
+  active and buying users (``recsys.retention``);
+- ``product_sales``: UTC day x top-level category x brand x product -> purchases, revenue (``recsys.customers``).
 
 A slice restricts a session or a user to its events in that category and/or brand, so a filtered session funnel
 is "sessions that viewed / carted / bought *this brand*". Distinct counts cannot be summed over brands, hence
@@ -40,7 +43,7 @@ log = logging.getLogger(__name__)
 STAGE = "aggregates"
 ALL = "*"  # the slice value meaning "every category" / "every brand"
 TABLES = ("hourly", "hourly_nb", "daily", "daily_nb", "prices", "prices_nb", "sessions", "user_days", "users",
-          "user_activity")
+          "user_activity", "retention", "product_sales")
 
 # Histogram edges (lower bounds) and their labels.
 EVENT_EDGES = (1, 2, 3, 4, 5, 6, 11, 21, 51)
@@ -58,7 +61,7 @@ class AggregateParams:
     """Knobs of the aggregates stage."""
     price_bins_per_decade: int = 10  # log-price histogram resolution (10 -> bins ~26% wide)
     memory_limit: str | None = "8GB"  # DuckDB spills beyond it (October size peaks there; default is 80% of RAM)
-    format_version: int = 4  # 3: kpis.json; 4: fully ordered rows, exact money sums
+    format_version: int = 5  # 3: kpis.json; 4: fully ordered rows, exact money sums; 5: retention, product_sales
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,12 @@ def write_aggregates(con: duckdb.DuckDBPyConnection, out: Path, p: AggregatePara
                coalesce(new_users, 0)::BIGINT AS new_users, buyers::BIGINT AS buyers
         FROM a LEFT JOIN n USING (category_top, brand, day) ORDER BY category_top, brand, day""",
                                   out / "user_activity.parquet")
+    progress(0.9, "aggregates: retention cohorts and product sales")
+    from recsys.customers import write_product_sales
+    from recsys.retention import write_retention
+    rows["retention"] = write_retention(con, str(out / "retention.parquet"))
     con.execute("DROP TABLE ud")
+    rows["product_sales"] = write_product_sales(con, str(out / "product_sales.parquet"))
     progress(0.95, "aggregates: store KPIs")
     from recsys.stats import KPIS_FILE, write_kpis
     write_kpis(con, out / KPIS_FILE)
