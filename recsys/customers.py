@@ -60,7 +60,7 @@ SEGMENTS = (
     Segment("need attention", (3, 3), (3, 3), "middling recency and frequency"),
     Segment("about to sleep", (3, 3), (1, 2), "few orders, recency slipping"),
     Segment("lost", (1, 1), (1, 1), "one order, the longest ago"),
-    Segment("hibernating", (1, 2), (1, 2), "few orders, long ago"),
+    Segment("hibernating", (1, 2), (1, 2), "few orders, long ago (R 1 F 1 is lost: the first match wins)"),
 )
 SEGMENT_NAMES = tuple(s.name for s in SEGMENTS)
 
