@@ -8,6 +8,7 @@ st.set_page_config(page_title="Store Insights", page_icon="🛒", layout="wide")
 PAGES = {
     "Store": [
         st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
+        st.Page("pages/data.py", title="Data", icon="🗂️"),
     ],
     "Explore": [
         st.Page("pages/funnel.py", title="Funnel", icon="🔻"),

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from recsys.artifacts import ArtifactError, artifacts_root, read_manifest
@@ -36,9 +37,29 @@ def _require_router() -> None:
 _require_router()
 
 
+ACTIVE_SET = "artifacts_set"  # session key: the path of the set this browser session serves (the Data page)
+
+
 def root() -> Path:
-    """The artifacts directory the app serves (``$RECSYS_ARTIFACTS`` or ``artifacts/``)."""
+    """The artifacts directory the app serves to this session: the set chosen on the Data page while it still
+    holds built events, else ``$RECSYS_ARTIFACTS`` or ``artifacts/``."""
+    chosen = st.session_state.get(ACTIVE_SET)
+    if chosen:
+        if (Path(chosen) / "events" / "manifest.json").is_file():
+            return Path(chosen)
+        del st.session_state[ACTIVE_SET]  # deleted or emptied meanwhile: never build the demo store into it
     return artifacts_root(os.environ.get("RECSYS_ARTIFACTS"))
+
+
+def use_set(path: Path | None) -> None:
+    """Serve another artifact set to this session (None: the default one). Every other page's widget state and
+    the URL's filters belong to the previous store, so they are dropped (the Data page's own ``data_*`` keys
+    stay); cached loaders are keyed by path, so nothing else needs clearing."""
+    for key in [k for k in st.session_state if not str(k).startswith("data_")]:
+        del st.session_state[key]
+    st.query_params.clear()
+    if path is not None:
+        st.session_state[ACTIVE_SET] = str(path)
 
 
 def version(*stages: str) -> str:
@@ -112,3 +133,32 @@ def store_kpis(root_dir: str, ver: str) -> dict[str, Any]:
 def quality_report(root_dir: str, ver: str) -> dict[str, Any]:
     from recsys.ingest import load_quality
     return load_quality(root_dir)
+
+
+PLOTLY_CONFIG = {"displaylogo": False}
+
+
+def show_quality(q: dict[str, Any], key: str) -> None:
+    """What cleaning did, as pictures (rows read -> dropped by reason -> kept; fills), the tables in an expander,
+    then the first unparsable lines and the rules."""
+    from recsys import overview_charts as oc
+    rows, fills = oc.quality_rows(q), oc.quality_fills(q)
+    left, right = st.columns(2)
+    left.plotly_chart(oc.quality_figure(rows), width="stretch", key=f"{key}-rows-chart", config=PLOTLY_CONFIG)
+    if fills["rows"].sum() > 0:
+        right.plotly_chart(oc.fills_figure(fills), width="stretch", key=f"{key}-filled-chart", config=PLOTLY_CONFIG)
+    else:
+        right.info("No brand or category_code had to be filled.")
+    st.caption(f"Prices of exactly 0 kept as real behaviour (excluded from price statistics): "
+               f"{int(q.get('price_zero_kept', 0)):,} rows.")
+    for note in q.get("notes") or []:
+        st.info(md(note))
+    with st.expander("Quality tables (rows read = rows kept + every drop)"):
+        left, right = st.columns(2)
+        left.dataframe(rows, hide_index=True, width="stretch", key=f"{key}-rows")
+        right.dataframe(fills, hide_index=True, width="stretch", key=f"{key}-filled")
+    if q.get("unparsable_samples"):
+        st.markdown("**First unparsable lines (skipped)**")
+        st.dataframe(pd.DataFrame(q["unparsable_samples"]), hide_index=True, width="stretch", key=f"{key}-bad")
+    with st.expander("Cleaning rules"):
+        st.markdown(q.get("rules", ""))  # the ingest's own docstring, not store data

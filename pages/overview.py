@@ -1,18 +1,19 @@
-"""Overview: headline KPIs, where the data comes from, and what cleaning did to it."""
-import pandas as pd
+"""Overview: headline KPIs, where the data comes from, events by type, a daily trend and what cleaning did, as
+pictures (the tables stay one click away), each with a link to the page that explains it."""
 import streamlit as st
 
-from pages.common import md, quality_report, root, store_kpis, version
+from pages import eda_ui as ui
+from pages.common import PLOTLY_CONFIG, md, quality_report, root, show_quality, store_kpis, version
+from recsys import overview_charts as oc
 
 st.title("🏠 Store overview")
 ver = version("events")
 k = store_kpis(str(root()), ver)
 q = quality_report(str(root()), ver)
 
-source = "the built-in demo store (synthetic, deterministic)" if q["source"] == "demo" else \
-    ", ".join(md(f) for f in q["files"])
 span = f"{k['first_event']:%Y-%m-%d %H:%M} → {k['last_event']:%Y-%m-%d %H:%M} UTC"
-st.caption(f"Data: {source} · {span} · artifacts in {md(root())}")
+st.caption(f"Data: {md(oc.source_label(q))} · {span} · artifacts in {md(root())}")
+st.page_link("pages/data.py", label="Switch the store or build your own data on the Data page", icon="🗂️")
 
 c = st.columns(4)
 c[0].metric("Events", f"{k['events']:,}")
@@ -25,25 +26,25 @@ c[1].metric("Revenue", f"${k['revenue']:,.0f}")
 c[2].metric("Buyers", f"{k['buyers']:,}")
 c[3].metric("Days covered", f"{(k['last_event'] - k['first_event']).total_seconds() / 86400:,.1f}", help=span)
 
-st.subheader("Events by type")
-types = pd.DataFrame({"event_type": ["view", "cart", "purchase", "remove_from_cart"],
-                      "events": [k["views"], k["carts"], k["purchases"], k["removes"]]})
-types["share"] = (types["events"] / max(k["events"], 1)).map("{:.2%}".format)
-st.dataframe(types, hide_index=True, width="content")
+left, right = st.columns(2)
+with left:
+    types = oc.events_by_type(k)
+    st.plotly_chart(oc.events_by_type_figure(types), width="stretch", key="types-chart", config=PLOTLY_CONFIG)
+    st.page_link("pages/funnel.py", label="How views turn into carts and purchases: Funnel", icon="🔻")
+    with st.expander("Events by type (table)"):
+        st.dataframe(types, hide_index=True, width="stretch", key="types-table",
+                     column_config={"share": st.column_config.NumberColumn("share", format="percent")})
+with right:
+    agg_ver = ui.ensure_aggregates()
+    daily = ui.load("eda_temporal.daily_trend", str(root()), agg_ver, (None, None, None, None))
+    if daily.empty:
+        st.info("No events per day to draw yet.")
+    else:
+        st.plotly_chart(oc.daily_figure(daily), width="stretch", key="daily-chart", config=PLOTLY_CONFIG)
+    st.page_link("pages/temporal.py", label="Hours, weekdays and months: Temporal", icon="🕒")
+    st.page_link("pages/users_sessions.py", label="Sessions, buyers and repeat buyers: Users & sessions", icon="👥")
 
 st.subheader("Data quality")
-dropped = pd.DataFrame([{"step": "rows read", "rows": q["rows_read"]}]
-                       + [{"step": f"dropped: {r.replace('_', ' ')}", "rows": n} for r, n in q["dropped"].items()]
-                       + [{"step": "rows kept", "rows": q["rows_kept"]}])
-filled = pd.DataFrame([{"fill": f.replace("_", " "), "rows": n} for f, n in q["filled"].items()])
-left, right = st.columns(2)
-left.markdown("**Rows read, dropped and kept** (read = kept + every drop)")
-left.dataframe(dropped, hide_index=True, width="stretch", key="quality-rows")
-right.markdown("**Missing values filled**")
-right.dataframe(filled, hide_index=True, width="stretch", key="quality-filled")
-st.caption(f"Prices of exactly 0 kept as real behaviour (excluded from price statistics): {q['price_zero_kept']:,} rows.")
-if q["unparsable_samples"]:
-    st.markdown("**First unparsable lines (skipped)**")
-    st.dataframe(pd.DataFrame(q["unparsable_samples"]), hide_index=True, width="stretch", key="quality-bad")
-with st.expander("Cleaning rules"):
-    st.markdown(q["rules"])
+st.caption("Every cleaning rule of the ingest, counted: rows read = rows kept + every drop reason.")
+show_quality(q, "quality")
+st.page_link("pages/data.py", label="Which files this set was built from, and building another: Data", icon="🗂️")
