@@ -73,25 +73,43 @@ def test_a_stage_the_failed_build_created_is_removed(tmp_path, monkeypatch):
 
 KILLER = """
 import os, signal, sys
-from recsys import build as b
-def die(root, *, force, progress):
+from recsys import artifacts as a, build as b
+point = sys.argv[3]
+def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
-b.STAGES = [s if s.name != "rules" else b.StageSpec("rules", "__main__:die") for s in b.STAGES]
+if point in ("aggregates", "rules"):      # when that stage starts: the stages before it are already new
+    b.STAGES = [s if s.name != point else b.StageSpec(point, "__main__:die") for s in b.STAGES]
+else:                                     # between the two renames that swap the aggregates stage in
+    swap = a._journal_replace
+    def half(journal, final, tmp):
+        if final.name == "aggregates":
+            final.rename(journal / final.name)
+            die()
+        swap(journal, final, tmp)
+    a._journal_replace = half
 b.build(sys.argv[1], demo_events=int(sys.argv[2]), seed=4, only=["aggregates", "rules"])
 """
 
 
-def test_a_killed_build_is_rolled_back_by_the_next_one(first_set):
+@pytest.mark.parametrize("point", ["aggregates", "rules", "mid-rename"])
+def test_a_killed_build_is_rolled_back_by_the_next_one(first_set, point):
     root, before = first_set
-    proc = subprocess.run([sys.executable, "-c", KILLER, str(root), str(EVENTS)], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(root), str(EVENTS), point], cwd=REPO,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr[-2000:]
-    assert snapshot(root) != before                        # killed with new events and aggregates in place
+    assert snapshot(root) != before                        # killed with part of the new set in place
     assert [n for n in leftovers(root) if n.startswith(".build-")]
+    summary = build(root, demo_events=EVENTS, seed=3, only=["aggregates", "rules"])  # the next build
+    assert not any(v["built"] for v in summary.values())  # rolled back first: the previous set is whole
+    assert snapshot(root) == before and leftovers(root) == []
+
+
+def test_recovery_reports_what_it_put_back(first_set):
+    root, before = first_set
+    subprocess.run([sys.executable, "-c", KILLER, str(root), str(EVENTS), "rules"], cwd=REPO,
+                   env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
     assert recover_interrupted_builds(root) == ["aggregates", "events"]
     assert snapshot(root) == before and leftovers(root) == []
-    summary = build(root, demo_events=EVENTS, seed=3, only=["aggregates", "rules"])
-    assert not any(v["built"] for v in summary.values())  # the previous set is whole: nothing to redo
 
 
 def test_a_live_builds_journal_is_left_alone(first_set):
