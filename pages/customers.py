@@ -14,7 +14,8 @@ st.caption(f"{md(eda.filters.describe())} · buyers' orders (sessions with a pur
            "data in range")
 horizon = st.segmented_control("Expected value over the next", list(C.HORIZONS), default=90, key="cust_horizon",
                                format_func=lambda d: f"{d} days") or 90
-summary = eda.q("customers.segment_summary", horizon=horizon)
+buyers_rfm = eda.q("customers.rfm")  # one row per buyer, scored once per filter
+summary = C.summarize(buyers_rfm, span["days"], horizon)
 buyers = int(summary["buyers"].sum())
 if not buyers:
     st.info(f"No purchases match these filters ({md(eda.filters.describe())}): RFM segments need buyers. "
@@ -60,7 +61,7 @@ ui.table(summary[["segment", "buyers", "repeat_buyers", "avg_order_value", f"exp
 
 st.subheader("Recency × frequency")
 by = st.segmented_control("Colour by", ["buyers", "revenue"], default="buyers", key="cust_rf_by") or "buyers"
-grid = eda.q("customers.rf_grid")
+grid = C.grid(buyers_rfm)
 st.plotly_chart(ui.style(C.rf_figure(grid, by), 460), width="stretch", key="cust-rf", config={"displaylogo": False})
 ui.table(grid, "rfm_grid", "t-rf", {"revenue": ui.money("revenue")}, height=200)
 

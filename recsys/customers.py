@@ -143,9 +143,12 @@ def _scored_sql(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> tuple[str, lis
 
 
 def rfm(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFrame:
-    """One row per buyer with recency (days), orders, revenue, their R, F, M scores and segment."""
+    """One row per buyer: recency (days), orders, revenue, days since the first purchase (inclusive), R, F, M
+    scores and segment. The page computes it once per filter and derives every segment figure from it."""
     sql, p = _scored_sql(con, f)
-    return query(con, f"{sql} ORDER BY user_id", p)
+    df = query(con, f"SELECT user_id, recency_days, orders, revenue, exposure_days, r, f, m, segment FROM ({sql}) "
+                    "ORDER BY user_id", p)
+    return df.astype({"r": "int8", "f": "int8", "m": "int8", "segment": "category"})
 
 
 def expected_value(orders: float, repeat_orders: float, exposure_days: float, revenue: float, repeat_buyers: int,
@@ -162,15 +165,16 @@ def expected_value(orders: float, repeat_orders: float, exposure_days: float, re
     return expected, expected * revenue / orders, ""
 
 
-def segment_summary(con: duckdb.DuckDBPyConnection, f: EdaFilters, horizon: int = 90) -> pd.DataFrame:
-    """Per segment (every rule, in order): its rule, buyers, shares of buyers and revenue, mean recency / orders /
-    revenue, average order value, repeat buyers and the expected value over ``horizon`` days (or why not)."""
-    sql, p = _scored_sql(con, f)
-    df = query(con, f"""
-        SELECT segment, count(*) AS buyers, sum(revenue) AS revenue, sum(orders) AS orders,
-               avg(recency_days) AS mean_recency_days, avg(orders) AS mean_orders,
-               count(*) FILTER (WHERE orders >= 2) AS repeat_buyers, sum(orders - 1) AS repeat_orders,
-               sum(exposure_days) AS exposure_days FROM ({sql}) GROUP BY segment""", p)
+def summarize(buyers: pd.DataFrame, span_days: int, horizon: int = 90) -> pd.DataFrame:
+    """Per segment (every rule, in order) of :func:`rfm`'s buyers: its rule, buyers, shares of buyers and revenue,
+    mean recency / orders / revenue, average order value, repeat buyers and the expected value over ``horizon``
+    days, or why the data cannot support one (``span_days``: the days the figures cover)."""
+    b = buyers.assign(repeat=buyers["orders"] >= 2, repeat_orders=buyers["orders"] - 1)
+    g = b.groupby(b["segment"].astype(str), observed=True)
+    df = pd.DataFrame({"buyers": g.size(), "revenue": g["revenue"].sum(), "orders": g["orders"].sum(),
+                       "mean_recency_days": g["recency_days"].mean(), "mean_orders": g["orders"].mean(),
+                       "repeat_buyers": g["repeat"].sum(), "repeat_orders": g["repeat_orders"].sum(),
+                       "exposure_days": g["exposure_days"].sum()}).rename_axis("segment").reset_index()
     out = segment_rules().merge(df, on="segment", how="left")
     ints = ["buyers", "orders", "repeat_buyers", "repeat_orders", "exposure_days"]
     out[ints] = out[ints].fillna(0).astype("int64")
@@ -180,27 +184,35 @@ def segment_summary(con: duckdb.DuckDBPyConnection, f: EdaFilters, horizon: int 
     out["revenue_share"] = out["revenue"] / total if total else 0.0
     out["mean_revenue"] = (out["revenue"] / out["buyers"].where(out["buyers"] > 0)).astype(float)
     out["avg_order_value"] = (out["revenue"] / out["orders"].where(out["orders"] > 0)).astype(float)
-    span = data_span(con, f)["days"]
-    ev = [expected_value(r.orders, r.repeat_orders, r.exposure_days, r.revenue, r.repeat_buyers, span, horizon)
+    ev = [expected_value(r.orders, r.repeat_orders, r.exposure_days, r.revenue, r.repeat_buyers, span_days, horizon)
           if r.buyers else (None, None, "no buyers") for r in out.itertuples()]
-    out[f"expected_orders_{horizon}d"] = [e[0] for e in ev]
-    out[f"expected_value_{horizon}d"] = [e[1] for e in ev]
+    out[f"expected_orders_{horizon}d"] = [np.nan if e[0] is None else e[0] for e in ev]
+    out[f"expected_value_{horizon}d"] = [np.nan if e[1] is None else e[1] for e in ev]
     out["value_note"] = [e[2] for e in ev]
     return out[["segment", "R score", "F score", "meaning", "buyers", "buyer_share", "revenue", "revenue_share",
                 "mean_recency_days", "mean_orders", "mean_revenue", "avg_order_value", "repeat_buyers",
                 f"expected_orders_{horizon}d", f"expected_value_{horizon}d", "value_note"]]
 
 
+def segment_summary(con: duckdb.DuckDBPyConnection, f: EdaFilters, horizon: int = 90) -> pd.DataFrame:
+    """:func:`summarize` of the buyers within the filters."""
+    return summarize(rfm(con, f), data_span(con, f)["days"], horizon)
+
+
+def grid(buyers: pd.DataFrame) -> pd.DataFrame:
+    """Buyers and revenue per R x F score cell of :func:`rfm`'s buyers (all 25 cells), with each cell's segment."""
+    df = buyers.groupby(["r", "f"]).agg(buyers=("user_id", "size"), revenue=("revenue", "sum")).reset_index()
+    out = pd.DataFrame([(r, fs) for r in range(1, 6) for fs in range(1, 6)], columns=["r", "f"])
+    out = out.merge(df.astype({"r": "int64", "f": "int64"}), on=["r", "f"], how="left")
+    out["buyers"] = out["buyers"].fillna(0).astype("int64")
+    out["revenue"] = out["revenue"].fillna(0.0).astype(float)
+    out["segment"] = [segment_of(r, fs) for r, fs in zip(out["r"], out["f"])]
+    return out
+
+
 def rf_grid(con: duckdb.DuckDBPyConnection, f: EdaFilters) -> pd.DataFrame:
-    """Buyers and revenue per R x F score cell (all 25 cells), with each cell's segment."""
-    sql, p = _scored_sql(con, f)
-    df = query(con, f"SELECT r, f, count(*) AS buyers, sum(revenue) AS revenue FROM ({sql}) GROUP BY r, f", p)
-    grid = pd.DataFrame([(r, fs) for r in range(1, 6) for fs in range(1, 6)], columns=["r", "f"])
-    grid = grid.merge(df.astype({"r": "int64", "f": "int64"}), on=["r", "f"], how="left")
-    grid["buyers"] = grid["buyers"].fillna(0).astype("int64")
-    grid["revenue"] = grid["revenue"].fillna(0.0).astype(float)
-    grid["segment"] = [segment_of(r, fs) for r, fs in zip(grid["r"], grid["f"])]
-    return grid
+    """:func:`grid` of the buyers within the filters."""
+    return grid(rfm(con, f))
 
 
 def segment_top(con: duckdb.DuckDBPyConnection, f: EdaFilters, segment: str, n: int = 10) -> pd.DataFrame:
@@ -213,14 +225,13 @@ def segment_top(con: duckdb.DuckDBPyConnection, f: EdaFilters, segment: str, n: 
     # the per-value slices: (category, brand filter) per category, or (category, brand) per brand of the category
     table, w, p2 = _slices(con, f, dim)
     df = query(con, f"""
-        WITH seg AS (SELECT user_id FROM ({sql}) WHERE segment = ?),
+        WITH seg AS (SELECT user_id, revenue FROM ({sql}) WHERE segment = ?),
              v AS (SELECT {dim} AS value, user_id, sum(revenue) AS revenue FROM {table} WHERE {w} GROUP BY ALL)
-        SELECT value, count(*) AS buyers, sum(revenue) AS revenue FROM v JOIN seg USING (user_id)
+        SELECT value, count(*) AS buyers, sum(v.revenue) AS revenue,
+               sum(v.revenue) / nullif((SELECT sum(revenue) FROM seg), 0) AS share_of_segment_revenue
+        FROM v JOIN seg USING (user_id)
         GROUP BY value ORDER BY revenue DESC, buyers DESC, value LIMIT {int(n)}""", p + [segment] + p2)
-    total = float(df["revenue"].sum()) if len(df) else 0.0
-    seg_rev = query(con, f"SELECT coalesce(sum(revenue), 0) AS r FROM ({sql}) WHERE segment = ?", p + [segment])
-    total = float(seg_rev["r"].iloc[0]) or total
-    df["share_of_segment_revenue"] = df["revenue"] / total if total else 0.0
+    df["share_of_segment_revenue"] = df["share_of_segment_revenue"].fillna(0.0)
     return df.rename(columns={"value": dim})
 
 
