@@ -153,3 +153,13 @@ def test_pareto_by_customer_and_product(con):
     assert C.pareto(con, EdaFilters(end=D(2019, 10, 1)), "product")["shares"]["revenue_share"].iloc[0] == 0.6
     with pytest.raises(ValueError):
         C.pareto(con, EdaFilters(), "brand")
+
+
+def test_store_strings_reach_the_figures_as_text_and_csv_is_formula_safe():
+    from recsys.export import safe_csv
+    evil = '<b>x</b><a href="javascript:alert(1)">y</a>'
+    top = pd.DataFrame({"brand": [evil, "=HYPERLINK(\"http://x\")"], "buyers": [2, 1], "revenue": [20.0, 10.0],
+                        "share_of_segment_revenue": [2 / 3, 1 / 3]})
+    fig = C.top_figure(top, "brand", "champions")
+    assert all("<" not in y for y in fig.data[0].y) and fig.data[0].y[0].startswith("&lt;b&gt;")
+    assert b"'=HYPERLINK" in safe_csv(top)
