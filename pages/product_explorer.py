@@ -2,13 +2,14 @@
 import streamlit as st
 
 from pages.common import md, root, version
-from pages.product_ui import card_heading, pick_product, product_service, show_list
+from pages.product_ui import card_heading, pick_product, product_service, show_list, store_defaults
 
 st.title("🔎 Product explorer")
-svc = product_service(str(root()), version("events", "products", "model"))
+ver = version("events", "products", "model")
+svc = product_service(str(root()), ver)
 st.caption("Find a product by text search, id or a telling example. Funnel figures count every event of the "
            "store; lists are precomputed at build time.")
-pid = pick_product(svc)
+pid = pick_product(svc, store_defaults(str(root()), ver))
 if pid is None:
     st.stop()
 try:

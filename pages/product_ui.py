@@ -39,12 +39,24 @@ def without_empty_names(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns=["name"]) if "name" in df and not df["name"].astype(bool).any() else df
 
 
-def pick_product(svc: ProductService) -> int | None:
-    """Search box, id box and quick picks; returns the chosen product id (None when nothing is chosen)."""
+@st.cache_data(show_spinner=False)
+def store_defaults(root_dir: str, ver: str) -> dict:
+    """The search box's default query, example words and an example id, from this store's own catalog."""
+    from recsys.defaults import default_query, example_product_id, example_words
+    cards = product_service(root_dir, ver).cards
+    return {"query": default_query(cards), "words": example_words(cards) or ["a brand", "a category"],
+            "id": example_product_id(cards)}
+
+
+def pick_product(svc: ProductService, defaults: dict) -> int | None:
+    """Search box, id box and quick picks; returns the chosen product id (None when nothing is chosen).
+    ``defaults`` (:func:`store_defaults`) come from the store, so the page opens on products it has."""
+    words = [md(w) for w in defaults["words"]]
     left, mid, right = st.columns([3, 2, 2])
-    query = left.text_input("Search products", value="samsung smartphone", key="product_query",
-                            help="Words from names, categories, brands and price levels, e.g. 'cheap headphones'")
-    typed = mid.text_input("…or a product id", key="product_id", placeholder="e.g. 1004767")
+    query = left.text_input("Search products", value=defaults["query"], key="product_query",
+                            help=f"Words from names, categories, brands and price levels, e.g. 'cheap {words[0]}'")
+    typed = mid.text_input("…or a product id", key="product_id",
+                           placeholder=f"e.g. {defaults['id']}" if defaults["id"] is not None else "")
     examples = svc.example_products()
     pick = right.selectbox("…or a telling product", ["—"] + list(examples), key="product_pick")
     if typed.strip():
@@ -55,11 +67,12 @@ def pick_product(svc: ProductService) -> int | None:
     if pick != "—":
         return examples[pick]
     if not query.strip():
-        st.info("Type a few words (e.g. 'kitchen mixer'), a product id, or choose a telling product.")
+        st.info(f"Type a few words (e.g. '{words[0]}'), a product id, or choose a telling product.")
         return None
     results = svc.search(query, k=20)
     if results.empty:
-        st.info(f"No product matches '{md(query)}'. Try category or brand words such as 'smartphone' or 'bosch'.")
+        hint = " or ".join(f"'{w}'" for w in words)
+        st.info(f"No product matches '{md(query)}'. Try words of this store such as {hint}.")
         return None
     st.caption(f"Search results for “{md(query)}” ({svc.search_index.default} ranking; best first)")
     st.dataframe(without_empty_names(results.drop(columns=["source"])), hide_index=True, width="stretch", height=220,

@@ -36,10 +36,13 @@ def profile(root_dir: str, ver: str, user_id: int) -> dict[str, Any]:
 @st.cache_data(show_spinner=False)
 def product_choices(root_dir: str, ver: str) -> dict[str, int]:
     """Labels -> product ids of the most viewed products (new-visitor mode)."""
+    from recsys.adapters import load_product_names
     from recsys.twotower.profiles import popular_products
     df = popular_products(root_dir)
-    return {f"{r.brand} · {str(r.category_code).split('.')[-1]} · ${r.price:,.2f} · #{r.product_id}": int(r.product_id)
-            for r in df.itertuples()}
+    names = load_product_names(root_dir)  # a store with names (UCI) is labelled by them, not unknown_brand
+    named = dict(zip(names["product_id"], names["name"])) if names is not None else {}
+    return {f"{named.get(r.product_id) or f'{r.brand} · ' + str(r.category_code).split('.')[-1]} · ${r.price:,.2f} · "
+            f"#{r.product_id}": int(r.product_id) for r in df.itertuples()}
 
 
 def pick_user(examples: dict[str, list[int]]) -> int | None:
@@ -48,7 +51,9 @@ def pick_user(examples: dict[str, list[int]]) -> int | None:
     left, right = st.columns([3, 2])
     pick = left.selectbox("Quick pick: a telling user", list(options), key="rec_pick",
                           help="Heavy buyers, browsers who never buy, single-category fans, short histories")
-    typed = right.text_input("…or search by user id", key="rec_user", placeholder="e.g. 512345678")
+    example = next(iter(options.values()), None)  # a user of this store, not a REES46 id
+    typed = right.text_input("…or search by user id", key="rec_user",
+                             placeholder=f"e.g. {example}" if example is not None else "")
     if typed.strip():
         if not typed.strip().isdigit():
             st.warning(f"'{md(typed)}' is not a user id: ids are whole numbers.")
