@@ -23,6 +23,7 @@ Country; the "Online Retail II" spellings Invoice, Price, Customer ID are accept
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
@@ -30,7 +31,11 @@ import io
 import logging
 import os
 import re
+import shutil
+import tempfile
+import zipfile
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import duckdb
@@ -38,7 +43,8 @@ import numpy as np
 import pandas as pd
 
 from recsys import schema as S
-from recsys.artifacts import (EVENTS_FILE, EVENTS_STAGE, ArtifactError, Progress, StageResult, check_files,
+from recsys.artifacts import (EVENTS_FILE, EVENTS_STAGE, ArtifactError, Progress, StageResult, artifacts_root,
+                              check_files,
                               file_fingerprint, fingerprint, no_progress, read_manifest, run_stage, sql_literal,
                               stage_dir, write_json)
 
@@ -67,20 +73,40 @@ class AdapterError(ValueError):
 
 # ---- detection --------------------------------------------------------------------------------------------
 
+def _is_excel(name: str | Path) -> bool:
+    return str(name).lower().endswith((".xlsx", ".xlsm"))
+
+
+def _zip_data(path: Path, whole: bool) -> tuple[bytes, str]:
+    """(bytes, member name) of a .zip's one data file (``recsys.ingest.zip_member``): all of it, or its first
+    line when ``whole`` is False and it is not an Excel file."""
+    from recsys.ingest import zip_member
+    with zipfile.ZipFile(path) as z:
+        member = zip_member(z, path)
+        with z.open(member) as f:
+            return (f.read() if whole or _is_excel(member) else f.readline(1 << 16)), member
+
+
 def read_header_names(path: Path) -> list[str]:
-    """Column names of a CSV (plain or .gz) or the first sheet of an .xlsx; [] when unreadable."""
+    """Column names of a CSV (plain, .gz or the one CSV of a .zip) or the first sheet of an .xlsx (also zipped);
+    [] when unreadable."""
     try:
-        if path.suffix.lower() in (".xlsx", ".xlsm"):
+        member, data = str(path), None
+        if path.suffix.lower() == ".zip":
+            data, member = _zip_data(path, whole=False)
+        if _is_excel(member):
             from openpyxl import load_workbook
-            wb = load_workbook(path, read_only=True)
+            wb = load_workbook(io.BytesIO(data) if data is not None else path, read_only=True)
             try:
                 row = next(wb.worksheets[0].iter_rows(max_row=1, values_only=True), ())
             finally:
                 wb.close()
             return [str(c).strip() for c in row if c is not None]
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as f:
-            first = f.readline(1 << 16)
+        if data is not None:
+            first = data
+        else:
+            with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+                first = f.readline(1 << 16)
         text = first.decode("utf-8-sig", errors="replace").strip()
         return [c.strip().strip('"') for c in next(csv.reader([text]), [])]
     except Exception:  # unreadable files are left to the REES46 checks, which explain them
@@ -268,11 +294,15 @@ DATE_FORMATS = ("%m/%d/%Y %H:%M", "%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M", "%m/%d/
 
 def _read_uci(path: Path) -> pd.DataFrame:
     """One UCI file as strings (dates as datetimes when Excel stored them so), with canonical column names."""
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        df = pd.read_excel(path, dtype=object, engine="openpyxl")
+    member, raw = str(path), None
+    if path.suffix.lower() == ".zip":  # a few tens of MB at most: read in memory like the plain file
+        raw, member = _zip_data(path, whole=True)
+    if _is_excel(member):
+        df = pd.read_excel(io.BytesIO(raw) if raw is not None else path, dtype=object, engine="openpyxl")
     else:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
-            raw = f.read()
+        if raw is None:
+            with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+                raw = f.read()
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:  # the public CSV is ISO-8859-1 (pound signs in descriptions)
@@ -431,12 +461,39 @@ def build_adapted_events(root: str | os.PathLike | None, paths: list[Path], para
     fp = fingerprint([file_fingerprint(files), vars(params), fmt])
 
     def run(tmp: Path, prog: Progress) -> StageResult:
-        report = ingest_adapted(paths, tmp, fmt, getattr(params, "source", "files"), prog)
+        with _unzipped(paths if fmt == "retailrocket" else [], artifacts_root(root) / "raw") as plain:
+            report = ingest_adapted(plain or paths, tmp, fmt, getattr(params, "source", "files"), prog)
         return StageResult(rows={"events": report["rows_kept"], "read": report["rows_read"]},
                            params={"files": [str(p) for p in files], "format": fmt, **vars(params)},
                            extra={"schema": {f.name: str(f.type) for f in S.ARROW_SCHEMA}})
 
     return run_stage(root, EVENTS_STAGE, run, input_fingerprint=fp, force=force, progress=progress)
+
+
+@contextlib.contextmanager
+def _unzipped(paths: list[Path], raw: Path) -> Iterator[list[Path]]:
+    """``paths`` with each .zip replaced by its one CSV, streamed out to a temporary folder under ``raw`` (DuckDB
+    reads RetailRocket's CSVs from files) and removed afterwards; [] when no path is a .zip."""
+    if not any(p.suffix.lower() == ".zip" for p in paths):
+        yield []
+        return
+    from recsys.ingest import zip_member
+    raw.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".unzipped-", dir=raw))
+    try:
+        out = []
+        for i, p in enumerate(paths):
+            if p.suffix.lower() != ".zip":
+                out.append(p)
+                continue
+            with zipfile.ZipFile(p) as z, z.open(zip_member(z, p)) as src:
+                dst = scratch / f"{i}-{p.stem}.csv"  # never the member's own path: nothing lands outside scratch
+                with open(dst, "wb") as f:
+                    shutil.copyfileobj(src, f, 1 << 22)
+            out.append(dst)
+        yield out
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 # ---- product names, for every consumer ----------------------------------------------------------------------

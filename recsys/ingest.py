@@ -66,17 +66,23 @@ def _open_text_head(path: Path) -> bytes:
             return f.read(1 << 16)
     if path.suffix == ".zip":
         with zipfile.ZipFile(path) as z:
-            with z.open(_zip_member(z, path)) as f:
+            with z.open(zip_member(z, path)) as f:
                 return f.read(1 << 16)
     with open(path, "rb") as f:
         return f.read(1 << 16)
 
 
-def _zip_member(z: zipfile.ZipFile, path: Path) -> str:
-    names = [n for n in z.namelist() if not n.endswith("/")]
+def zip_member(z: zipfile.ZipFile, path: Path) -> str:
+    """The one data file of a .zip: its single CSV, else its single file (an .xlsx for UCI); IngestError when it
+    holds several or none, or a member whose path would leave the archive (absolute, ``..``)."""
+    names = [n for n in z.namelist() if not n.endswith("/") and not n.startswith("__MACOSX/")]
+    unsafe = [n for n in names if n.startswith(("/", "\\")) or ":" in n or ".." in n.replace("\\", "/").split("/")]
+    if unsafe:
+        raise IngestError(f"{path}: the .zip holds a path outside the archive ({unsafe[0][:80]}); refused")
     csvs = [n for n in names if n.lower().endswith(".csv")] or names
     if len(csvs) != 1:
-        raise IngestError(f"{path}: a .zip must hold exactly one CSV file (found {len(csvs)})")
+        raise IngestError(f"{path}: a .zip must hold exactly one CSV file (found {len(csvs)}); "
+                          f"unpack it and give the files one by one")
     return csvs[0]
 
 
@@ -147,7 +153,7 @@ def _materialise(paths: list[Path], scratch: Path) -> list[Path]:
     out = []
     for i, p in enumerate(paths):
         if p.suffix == ".zip":
-            with zipfile.ZipFile(p) as z, z.open(_zip_member(z, p)) as src:
+            with zipfile.ZipFile(p) as z, z.open(zip_member(z, p)) as src:
                 dst = scratch / f"unzipped-{i}.csv"
                 with open(dst, "wb") as f:
                     shutil.copyfileobj(src, f, 1 << 22)
