@@ -463,6 +463,10 @@ def build_adapted_events(root: str | os.PathLike | None, paths: list[Path], para
     def run(tmp: Path, prog: Progress) -> StageResult:
         with _unzipped(paths if fmt == "retailrocket" else [], artifacts_root(root) / "raw") as plain:
             report = ingest_adapted(plain or paths, tmp, fmt, getattr(params, "source", "files"), prog)
+            if plain:  # the report names the inputs, not their unpacked copies (gone after the ingest)
+                report["files"] = [str(paths[plain.index(Path(f))]) if Path(f) in plain else f
+                                   for f in report["files"]]
+                write_json(tmp / QUALITY_FILE, report)
         return StageResult(rows={"events": report["rows_kept"], "read": report["rows_read"]},
                            params={"files": [str(p) for p in files], "format": fmt, **vars(params)},
                            extra={"schema": {f.name: str(f.type) for f in S.ARROW_SCHEMA}})

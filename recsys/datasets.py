@@ -269,7 +269,8 @@ def build_set(name: str, files: list[str], *, progress: Progress = no_progress,
     if build is None:
         from recsys.build import build
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{target.name}-", dir=target.parent))
+    sweep_builds(target.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-{target.name}-", dir=target.parent))
     try:
         build(tmp, paths, progress=progress)
         if target.exists():  # another session took the name meanwhile
@@ -280,6 +281,27 @@ def build_set(name: str, files: list[str], *, progress: Progress = no_progress,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_builds(base: Path) -> list[str]:
+    """Remove the temporary folders of builds whose process is gone (a server killed mid-build); returns them."""
+    removed = []
+    for d in sorted(base.glob(f"{TMP_PREFIX}*")):
+        pid = d.name[len(TMP_PREFIX):].split("-", 1)[0]
+        if d.is_dir() and not (pid.isdigit() and _pid_alive(int(pid))):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d.name)
+    return removed
 
 
 def explain(exc: BaseException, artifacts: Path | None = None) -> str:

@@ -53,12 +53,20 @@ def test_switching_serves_the_chosen_set_to_this_session_only(env, uci_artifacts
     _, stores = env
     (stores / "wholesale").symlink_to(uci_artifacts, target_is_directory=True)
     at = open_page()
+    at.switch_page("pages/funnel.py").run()  # filters of the demo store, in the session and the URL
+    cat = at.selectbox(key="cat").options[1]
+    at.selectbox(key="cat").set_value(cat).run()
+    assert at.query_params.get("cat") == [cat] or at.query_params.get("cat") == cat
+    at.switch_page(PAGE).run()
     at.selectbox(key="data_pick").set_value("wholesale").run()
     at.button(key="data_switch").click().run()
     assert not at.exception and at.session_state["artifacts_set"] == str(stores / "wholesale")
     assert sets_table(at).loc["wholesale", "serving"] == "▶"
+    assert not at.query_params.get("cat")  # the previous store's filters are dropped with the switch
     at.switch_page("pages/overview.py").run()
     assert not at.exception and "online\\_retail\\.csv" in at.caption[0].value  # the UCI build's file
+    at.switch_page("pages/funnel.py").run()
+    assert not at.exception and not at.warning and at.selectbox(key="cat").value == "All categories"
     other = open_page()  # another browser session still gets the default set
     other.switch_page("pages/overview.py").run()
     assert "demo store" in other.caption[0].value

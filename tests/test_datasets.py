@@ -154,6 +154,24 @@ def test_a_build_goes_to_a_temporary_folder_renamed_when_complete(places):
     assert [p.name for p in stores.iterdir()] == ["new"]
 
 
+def test_a_killed_builds_temporary_folder_is_swept_but_a_running_ones_kept(places):
+    import os
+    data, stores, _ = places
+    rees46_csv(data / "a.csv")
+    dead = _dead_pid()
+    (stores / f"{ds.TMP_PREFIX}{dead}-old-x1").mkdir(parents=True)
+    (stores / f"{ds.TMP_PREFIX}{os.getpid()}-mine-x2").mkdir()
+    ds.build_set("new", ["a.csv"], build=lambda root, paths, progress: None)
+    assert sorted(p.name for p in stores.iterdir()) == [f"{ds.TMP_PREFIX}{os.getpid()}-mine-x2", "new"]
+
+
+def _dead_pid() -> int:
+    import subprocess
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 def test_a_failed_build_leaves_no_half_set(places):
     data, stores, _ = places
     rees46_csv(data / "a.csv")
@@ -236,6 +254,8 @@ def test_retailrocket_events_in_a_zip_are_unpacked_under_raw_and_removed(tmp_pat
     assert manifest["params"]["format"] == "retailrocket"
     pd.testing.assert_frame_equal(events_of(tmp_path / "z"), events_of(tmp_path / "p"))
     assert list((tmp_path / "z" / "raw").iterdir()) == []  # the unpacked copy is gone
+    from recsys.ingest import load_quality
+    assert load_quality(tmp_path / "z")["files"][0] == str(zp)  # the report names the input, not the copy
 
 
 @pytest.mark.parametrize("members, why", [
