@@ -25,11 +25,11 @@ from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from recsys.artifacts import (BUILD_COMMAND, ArtifactError, DamagedStage, artifacts_root, diagnose, read_manifest,
-                              stage_problem)
+from recsys.artifacts import (BUILD_COMMAND, ArtifactError, DamagedStage, StageNotBuilt, artifacts_root,
+                              read_manifest, stage_problem)
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,26 @@ Count = Annotated[int, Query(ge=1, le=MAX_ITEMS, description="how many items to 
 Weight = Annotated[float, Query(ge=0.0, le=1.0, allow_inf_nan=False,
                                 description="0 = pure relevance, 1 = spread across categories")]
 SERVED_STAGES = ("events", "rules", "model", "index", "products")  # what /health reports on
-RECOMMENDER_STAGES = ("model", "index")
+RECOMMENDER_STAGES = ("model", "index")  # the ranker lives in the model stage; product names are optional
 PRODUCT_STAGES = ("products",)  # the model's embeddings are optional there (feature neighbours without them)
+RECOMMENDER_ENDPOINTS = "recommendations (/recommend, /users/{user_id}/recommendations)"
+PRODUCT_ENDPOINTS = ("product lookups (/products/{product_id}/similar, /products/{product_id}/complements, "
+                     "/search)")
 BLANK_QUERY = "the query is blank; type a few words"
+EXACT_FLOAT = 2**53  # below it every whole number has an exact float spelling
+
+
+def _whole_number(v: Any) -> Any:
+    """A JSON number without a fraction is an integer (JSON Schema's ``integer`` admits ``5.0``); beyond 2**53
+    a float no longer tells which integer was written, so it is refused rather than taken for a neighbour."""
+    if isinstance(v, float) and v.is_integer():
+        if abs(v) >= EXACT_FLOAT:
+            raise ValueError("a whole number this large must be written without a decimal point or exponent")
+        return int(v)
+    return v  # bool, str, a fraction: the strict int check refuses them
+
+
+JsonInt = Annotated[int, BeforeValidator(_whole_number)]
 
 
 def _not_blank(q: str) -> str:
@@ -80,11 +97,12 @@ def error_responses(texts: dict[int, str] | None = None, *, body: bool = False,
 
 
 class RecommendRequest(BaseModel):
-    """The original Flask project's payload, plus the diversity weight. Types are strict: `true` is not user 1."""
+    """The original Flask project's payload, plus the diversity weight. Types are strict: `true` and `"5"` are
+    not users (`5.0` is 5, as JSON Schema's `integer` says)."""
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
         "examples": [{"user_id": 512475445, "num_recommendations": 5, "diversity_weight": 0.3}]})
-    user_id: int = Field(ge=0, le=MAX_ID, description="a user_id of the store (int64)")
-    num_recommendations: int = Field(5, ge=1, le=MAX_ITEMS, description="how many products to return")
+    user_id: JsonInt = Field(ge=0, le=MAX_ID, description="a user_id of the store (int64)")
+    num_recommendations: JsonInt = Field(5, ge=1, le=MAX_ITEMS, description="how many products to return")
     diversity_weight: float = Field(0.3, ge=0.0, le=1.0, allow_inf_nan=False,
                                     description="0 = pure relevance, 1 = spread across categories")
 
@@ -157,25 +175,50 @@ def _json(payload: dict[str, Any]) -> JSONResponse:
     return JSONResponse(payload)
 
 
+def build_command(root: FilePath) -> str:
+    """The command that rebuilds ``root``, shown to clients: a relative directory as given, an absolute one by its
+    name only (the full path is in the server log)."""
+    shown = f".../{root.name}" if root.is_absolute() else str(root)
+    return f"{BUILD_COMMAND} --artifacts {shown}"
+
+
+def stage_phrase(problem: ArtifactError) -> str:
+    """What is wrong with one stage, naming the file relative to the artifacts directory."""
+    if isinstance(problem, DamagedStage):
+        return f"the {problem.stage} stage is damaged ({problem.problem})"
+    if isinstance(problem, StageNotBuilt):
+        return f"the {problem.stage} stage is not built"
+    return "an artifact is unreadable"  # pragma: no cover - stage_problem returns only the two above
+
+
+def unavailable(root: FilePath, what: str, stages: tuple[str, ...], exc: BaseException) -> str:
+    """Why ``what`` cannot be served after loading ``stages`` raised ``exc``: every one of those stages that is
+    not built or fails its size and hash check, and the command to run. No path, no exception text."""
+    problems = [p for p in (stage_problem(root, s) for s in stages) if p is not None]
+    if isinstance(exc, (StageNotBuilt, DamagedStage)) and exc.stage not in {p.stage for p in problems}:
+        problems.insert(0, exc)  # a file checked on load only (a subset of a stage)
+    if problems:
+        return f"{what} are unavailable: {' and '.join(map(stage_phrase, problems))}; run `{build_command(root)}`"
+    names = f"{' and '.join(stages)} stage{'s' if len(stages) > 1 else ''}"
+    return (f"{what} are unavailable: the {names} could not be loaded although the files are as built (the server "
+            f"log says why); run `{build_command(root)} --force`")
+
+
 def load_part(root: FilePath, what: str, stages: tuple[str, ...], load: Callable[[], Any]) -> tuple[Any | None, str]:
-    """``load()``, or (None, why) when it fails: which of ``stages`` is not built or damaged, with paths relative to
-    the artifacts directory. The exception and its traceback go to the server log, never to a client."""
+    """``load()``, or (None, why) when it fails (see ``unavailable``). The exception and its traceback go to the
+    server log, never to a client."""
     try:
         return load(), ""
     except Exception as exc:  # a damaged file must cost its endpoints, not the whole server
-        why = diagnose(root, stages, exc)
         log.warning("%s unavailable (artifacts %s): %s: %s", what, root, type(exc).__name__, exc,
-                    exc_info=not isinstance(exc, ArtifactError))
-        if why is not None:
-            return None, str(why)
-        names = f"{' and '.join(stages)} stage{'s' if len(stages) > 1 else ''}"
-        return None, f"the {names} could not be loaded (the server log says why); run `{BUILD_COMMAND} --force`"
+                    exc_info=not isinstance(exc, ArtifactError) or exc.__cause__ is not None)
+        return None, unavailable(root, what, stages, exc)
 
 
 def load_products(root: FilePath) -> tuple[Any | None, str]:
     """The products service (similar, complements, search), or (None, why)."""
     from recsys.products import ProductService
-    return load_part(root, "products", PRODUCT_STAGES, lambda: ProductService(root))
+    return load_part(root, PRODUCT_ENDPOINTS, PRODUCT_STAGES, lambda: ProductService(root))
 
 
 def load_recommender(root: FilePath) -> tuple[Any | None, str]:
@@ -184,13 +227,14 @@ def load_recommender(root: FilePath) -> tuple[Any | None, str]:
         from recsys.recommend import load_recommender_service
     except ImportError as exc:
         log.warning("the two-tower recommender cannot be imported: %s", exc)
-        return None, "the two-tower recommender is not part of this installation"
-    return load_part(root, "recommender", RECOMMENDER_STAGES, lambda: load_recommender_service(root))
+        return None, f"{RECOMMENDER_ENDPOINTS} are unavailable: the two-tower recommender is not installed"
+    return load_part(root, RECOMMENDER_ENDPOINTS, RECOMMENDER_STAGES, lambda: load_recommender_service(root))
 
 
-def stage_report(root: FilePath) -> tuple[dict[str, str | None], list[str]]:
-    """Build time of each served stage (None when not built) and what is damaged (sizes only: cheap)."""
-    stages, damaged = {}, []
+def stage_report(root: FilePath, whys: list[str]) -> tuple[dict[str, str | None], list[str]]:
+    """Build time of each served stage (None when not built), and the problems: ``whys`` (what the endpoints
+    lack) plus every other damaged stage, such as one the endpoints loaded without (sizes only: cheap)."""
+    stages, problems = {}, [w for w in whys if w]
     for stage in SERVED_STAGES:
         try:
             m = read_manifest(root, stage)
@@ -198,9 +242,9 @@ def stage_report(root: FilePath) -> tuple[dict[str, str | None], list[str]]:
             m = None
         stages[stage] = m.get("built_at") if m else None
         problem = stage_problem(root, stage, hashes=False)
-        if isinstance(problem, DamagedStage):
-            damaged.append(str(problem))
-    return stages, damaged
+        if isinstance(problem, DamagedStage) and not any(stage_phrase(problem) in p for p in problems):
+            problems.append(f"{stage_phrase(problem)}; run `{build_command(root)}`")
+    return stages, problems
 
 
 def single_threaded_math() -> None:
@@ -229,8 +273,7 @@ def create_app(root: str | os.PathLike | None = None) -> FastAPI:
         st = app.state
         st.products, st.products_why = load_products(root)
         st.recommender, st.recommender_why = load_recommender(root)
-        st.stages, damaged = stage_report(root)
-        st.problems = list(dict.fromkeys([p for p in (st.products_why, st.recommender_why) if p] + damaged))
+        st.stages, st.problems = stage_report(root, [st.products_why, st.recommender_why])
         log.info("API loaded artifacts from %s in %.2f s; problems: %s", root, time.perf_counter() - t0,
                  st.problems or "none")
         yield

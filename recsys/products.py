@@ -342,8 +342,8 @@ class ProductService:
             from recsys.search import SearchIndex
             self.search_index = SearchIndex.load(d / "search", self.cards)
         except (OSError, ValueError, KeyError) as exc:
-            raise ArtifactError(f"the products stage in {d} is incomplete ({exc}); rebuild with "
-                                f"`python -m recsys build --force`") from exc
+            raise ArtifactError(f"the {STAGE} stage is unreadable ({type(exc).__name__} while reading a file under "
+                                f"{STAGE}/); rebuild with `python -m recsys build --force`") from exc
         self.ids = self.cards["product_id"].to_numpy(np.int64)
         self._subs_ids = self.subs["product_id"].to_numpy(np.int64)
         self._groups = {k: np.asarray(v, np.int64) for k, v in self.cards.groupby("category_key").indices.items()}

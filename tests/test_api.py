@@ -90,14 +90,39 @@ def test_bad_recommend_payload_is_422_with_the_field(client, payload, field):
 
 @pytest.mark.parametrize("payload,field", [
     ({"user_id": True}, "body.user_id"),
-    ({"user_id": 1.0}, "body.user_id"),
+    ({"user_id": False}, "body.user_id"),
+    ({"user_id": 1.5}, "body.user_id"),
+    ({"user_id": 2.0**60}, "body.user_id"),  # a float that large no longer says which integer was meant
     ({"user_id": "5"}, "body.user_id"),
     ({"user_id": 5, "num_recommendations": True}, "body.num_recommendations"),
+    ({"user_id": 5, "num_recommendations": 2.5}, "body.num_recommendations"),
     ({"user_id": 5, "diversity_weight": True}, "body.diversity_weight"),
 ])
 def test_recommend_payload_types_are_strict(client, payload, field):
     r = client.post("/recommend", json=payload)
     assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == [field]
+
+
+def test_true_is_not_user_1(client, ids, monkeypatch):
+    """Even in a store that has a user 1, ``true`` does not reach the recommender (it did before strict types)."""
+    svc = client.app.state.recommender
+    if svc is None:
+        pytest.skip("no recommender in this build")
+    seen = []
+    monkeypatch.setattr(svc, "recommend_for_user", lambda user_id, **kw: seen.append(user_id) or None)
+    assert client.post("/recommend", json={"user_id": True}).status_code == 422
+    assert client.post("/recommend", json={"user_id": 1}).status_code == 200 and seen == [1]
+
+
+def test_whole_number_floats_are_integers(client, ids):
+    """JSON Schema's ``integer`` admits ``5.0`` (schemathesis sends it): the same answer as ``5``."""
+    if client.app.state.recommender is None:
+        pytest.skip("no recommender in this build")
+    as_int = client.post("/recommend", json={"user_id": ids["user"], "num_recommendations": 4})
+    as_float = client.post("/recommend", json={"user_id": float(ids["user"]), "num_recommendations": 4.0})
+    assert as_int.status_code == as_float.status_code == 200
+    assert as_float.json() == as_int.json() and as_float.json()["user_id"] == ids["user"]
+    assert len(as_float.json()["recommendations"]) == 4
 
 
 def test_bad_query_and_path_values_are_422(client):
@@ -161,6 +186,16 @@ def test_health_and_errors_reveal_no_paths(demo_artifacts, tmp_path):
         texts = [c.get("/health").text, c.get("/search", params={"q": "x"}).text,
                  c.post("/recommend", json={"user_id": 1}).text]
     assert all(str(tmp_path) not in t for t in texts), texts
+    assert all("run `python -m recsys build --artifacts .../nothing`" in t for t in texts), texts
+
+
+def test_503_names_a_relative_artifacts_directory_as_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with TestClient(create_app("store/artifacts")) as c:
+        r = c.get("/search", params={"q": "phone"})
+    assert r.status_code == 503 and r.json()["detail"] == (
+        "product lookups (/products/{product_id}/similar, /products/{product_id}/complements, /search) are "
+        "unavailable: the products stage is not built; run `python -m recsys build --artifacts store/artifacts`")
 
 
 def test_recommend_serves_users_or_says_model_not_built(client, ids, demo_artifacts):

@@ -74,7 +74,14 @@ API_CASES = [
     ("products/substitutes.parquet", truncate, PRODUCT_ENDPOINTS),
     ("products/manifest.json", delete, PRODUCT_ENDPOINTS),
     ("events/events.parquet", truncate, set()),
+    ("rules/rules.parquet", truncate, set()),              # read by the build only
+    ("evaluation/results.parquet", delete, set()),
+    ("aggregates/kpis.json", garble, set()),
 ]
+SERVED_STAGES = {"events", "rules", "model", "index", "products"}  # the ones /health checks
+ENDPOINT_NAMES = {"recommend": "recommendations (/recommend, /users/{user_id}/recommendations) are unavailable",
+                  **dict.fromkeys(PRODUCT_ENDPOINTS, "product lookups (/products/{product_id}/similar, "
+                                                     "/products/{product_id}/complements, /search) are unavailable")}
 
 
 @pytest.mark.parametrize("file,damage,down", API_CASES, ids=[f"{f}-{d.__name__}" for f, d, _ in API_CASES])
@@ -88,15 +95,27 @@ def test_api_starts_and_answers_503_only_where_artifacts_are_damaged(store, know
     stage = file.split("/")[0]
     for k in down:
         detail = got[k][1]["detail"]
-        assert f"the {stage} stage is" in detail and "python -m recsys build" in detail, detail
+        assert detail.startswith(ENDPOINT_NAMES[k]) and f"the {stage} stage is" in detail, detail
+        assert detail.endswith(f"; run `python -m recsys build --artifacts .../{store.name}`"), detail
         if not file.endswith("manifest.json") or damage is not delete:
             assert file in detail, detail        # names the damaged file, relative to the artifacts directory
     h = health.json()
-    assert health.status_code == 200 and h["status"] == "degraded"
-    assert any(file in p for p in h["problems"]) or damage is delete and file.endswith("manifest.json"), h
+    assert health.status_code == 200 and h["status"] == ("degraded" if stage in SERVED_STAGES else "ok"), h
+    assert (any(file in p for p in h["problems"]) or damage is delete and file.endswith("manifest.json")
+            or stage not in SERVED_STAGES), h
     for text in [health.text, *(json.dumps(body) for _, body in got.values())]:
         assert str(store) not in text and str(store.parent) not in text   # no absolute paths
         assert "PytorchStreamReader" not in text and "Error" not in text  # no exception text
+
+
+def test_product_service_error_names_no_absolute_path(store):
+    from recsys.artifacts import ArtifactError
+    from recsys.products import ProductService
+    garble(store / "products" / "products.parquet")  # same size: the load itself fails
+    with pytest.raises(ArtifactError) as err:
+        ProductService(store)
+    text = str(err.value)
+    assert str(store) not in text and "the products stage is unreadable" in text and "products/" in text, text
 
 
 def test_api_with_nothing_built_is_503_everywhere_without_paths(tmp_path, known):
@@ -210,7 +229,8 @@ def test_serve_starts_with_a_damaged_model(store, known):
         status, health = _get(f"{url}/health")
         assert health["status"] == "degraded" and health["products"] and not health["recommender"]
         status, body = _get(f"{url}/users/{known['user']}/recommendations")
-        assert status == 503 and "model/model.pt" in body["detail"]
+        assert status == 503 and "model/model.pt" in body["detail"] and "index/items.faiss" in body["detail"]
+        assert health["problems"] == [body["detail"]]  # one problem, one rebuild, both files named
         assert _get(f"{url}/search?q=phone")[0] == 200
         assert _get(f"{url}/products/{known['product']}/similar")[0] == 200
 
