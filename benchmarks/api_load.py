@@ -1,11 +1,16 @@
-"""Bounded load test of the REST API on loopback: a real ``python -m recsys serve`` process, fixed request count.
+"""Bounded load test of the REST API on loopback: real ``python -m recsys serve`` processes, fixed request counts.
 
 The client is a minimal asyncio HTTP/1.1 keep-alive client (a few microseconds of CPU per request) so that it
-takes as little as possible of the 2 cores from the server it measures. Each run sends ``--requests`` requests
-over ``--concurrency`` connections, users drawn with a seed from the store's known users, and stops early at
-``--time-limit`` seconds. Reports throughput and latency percentiles per run and the median over runs.
+takes as little as possible of the 2 cores from the server it measures. One run of the benchmark measures, in
+the same session and interleaved run by run (so that the other jobs on a shared machine weigh on all of them
+alike): a sequential single-client baseline (``--workers 1``, one connection) and ``--clients`` concurrent
+clients (default 20, one connection each) against a server with each of ``--worker-counts`` (default 1 and 2)
+uvicorn workers. Each run sends ``--requests`` requests (users drawn with a seed from the store's known users)
+and stops early at ``--time-limit`` seconds. Reports throughput and p50/p90/p99 per run, the median over
+``--runs``, and the ratios against the sequential baseline.
 
-    python benchmarks/api_load.py --artifacts /tmp/demo --requests 3000 --runs 5
+    python benchmarks/api_load.py --artifacts /tmp/demo --requests 1000 --runs 5
+    python benchmarks/api_load.py --artifacts /tmp/demo --endpoint mixed   # recommend + similar + search
 """
 from __future__ import annotations
 
@@ -120,52 +125,82 @@ def known_users(artifacts: str, n: int, seed: int) -> list[int]:
     return [int(u) for u in np.random.default_rng(seed).choice(ids, size=n, replace=True)]
 
 
+WORDS = ["samsung smartphone", "cheap headphones", "kitchen mixer", "apple", "premium laptop", "bosch"]
+
+
+def build_requests(artifacts: str, endpoint: str, n: int, seed: int) -> list[bytes]:
+    """``n`` requests for ``endpoint``; ``mixed`` is half POST /recommend, a quarter each /similar and /search."""
+    rng = np.random.default_rng(seed)
+    users = known_users(artifacts, n, seed)
+    from recsys.products import ProductService
+    products = rng.choice(ProductService(artifacts).ids, size=n)
+    make = {"recommend": lambda i: request_bytes("POST", "/recommend", {"user_id": users[i], "num_recommendations": 5,
+                                                                         "diversity_weight": 0.3}),
+            "search": lambda i: request_bytes("GET", f"/search?q={WORDS[i % len(WORDS)].replace(' ', '+')}&k=10", None),
+            "similar": lambda i: request_bytes("GET", f"/products/{int(products[i])}/similar?k=10", None)}
+    if endpoint != "mixed":
+        return [make[endpoint](i) for i in range(n)]
+    kinds = ["recommend", "similar", "recommend", "search"]
+    return [make[kinds[i % 4]](i) for i in range(n)]
+
+
+def measure(proc: subprocess.Popen, port: int, reqs: list[bytes], clients: int, time_limit: float) -> dict:
+    """One run against a started server, with its CPU per request and the client's."""
+    cpu0, own0 = cpu_seconds(proc.pid), time.process_time()
+    r = asyncio.run(run_once(port, reqs, clients, time_limit))
+    r["server_cpu_ms_per_request"] = round((cpu_seconds(proc.pid) - cpu0) * 1000 / max(r["requests"], 1), 3)
+    r["client_cpu_ms_per_request"] = round((time.process_time() - own0) * 1000 / max(r["requests"], 1), 3)
+    return r
+
+
+MEDIAN_KEYS = ("rps", "p50_ms", "p90_ms", "p99_ms", "server_cpu_ms_per_request", "client_cpu_ms_per_request")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--artifacts", default=os.environ.get("RECSYS_ARTIFACTS", "artifacts"))
-    ap.add_argument("--endpoint", choices=["recommend", "search", "similar"], default="recommend")
-    ap.add_argument("--requests", type=int, default=3000)
-    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--endpoint", choices=["recommend", "search", "similar", "mixed"], default="recommend")
+    ap.add_argument("--requests", type=int, default=1000, help="requests per run and scenario")
+    ap.add_argument("--clients", type=int, default=20, help="concurrent clients (connections) of the load scenarios")
+    ap.add_argument("--worker-counts", type=int, nargs="+", default=[1, 2], help="uvicorn workers to compare")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--time-limit", type=float, default=60.0, help="seconds per run before it stops early")
-    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    users = known_users(args.artifacts, args.requests, args.seed)
-    if args.endpoint == "recommend":
-        reqs = [request_bytes("POST", "/recommend", {"user_id": u, "num_recommendations": 5, "diversity_weight": 0.3})
-                for u in users]
-    elif args.endpoint == "search":
-        words = ["samsung smartphone", "cheap headphones", "kitchen mixer", "apple", "premium laptop", "bosch"]
-        reqs = [request_bytes("GET", f"/search?q={words[i % len(words)].replace(' ', '+')}&k=10", None)
-                for i in range(args.requests)]
-    else:
-        from recsys.products import ProductService
-        ids = ProductService(args.artifacts).ids
-        pick = np.random.default_rng(args.seed).choice(ids, size=args.requests)
-        reqs = [request_bytes("GET", f"/products/{int(p)}/similar?k=10", None) for p in pick]
-    port = free_port()
-    proc = start_server(args.artifacts, port, args.workers)
+    reqs = build_requests(args.artifacts, args.endpoint, args.requests, args.seed)
+    scenarios = [("sequential, 1 worker", 1, 1)] + [(f"{args.clients} clients, {w} worker{'s' * (w > 1)}", w,
+                                                      args.clients) for w in args.worker_counts]
+    servers: dict[int, tuple[subprocess.Popen, int]] = {}
+    load_before = os.getloadavg()
     try:
-        asyncio.run(run_once(port, reqs[: max(100, args.requests // 10)], args.concurrency, args.time_limit))  # warm
-        runs = []
-        for i in range(args.runs):
-            cpu0, own0 = cpu_seconds(proc.pid), time.process_time()
-            r = asyncio.run(run_once(port, reqs, args.concurrency, args.time_limit))
-            r["server_cpu_ms_per_request"] = round((cpu_seconds(proc.pid) - cpu0) * 1000 / max(r["requests"], 1), 3)
-            r["client_cpu_ms_per_request"] = round((time.process_time() - own0) * 1000 / max(r["requests"], 1), 3)
-            runs.append(r)
-            print(f"run {i + 1}: {r}", file=sys.stderr)
+        for w in sorted({w for _, w, _ in scenarios}):
+            port = free_port()
+            servers[w] = (start_server(args.artifacts, port, w), port)
+            warm = reqs[: max(100, args.requests // 10)]
+            asyncio.run(run_once(port, warm, max(args.worker_counts) * 2, args.time_limit))
+        runs: dict[str, list[dict]] = {name: [] for name, _, _ in scenarios}
+        for i in range(args.runs):  # interleaved: a busy moment of the machine hits every scenario alike
+            for name, w, clients in scenarios:
+                proc, port = servers[w]
+                r = measure(proc, port, reqs, clients, args.time_limit)
+                runs[name].append(r)
+                print(f"run {i + 1} {name}: {r}", file=sys.stderr)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-    med = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p90_ms", "p99_ms",
-                                                              "server_cpu_ms_per_request",
-                                                              "client_cpu_ms_per_request")}
-    load = os.getloadavg()
-    print(json.dumps({"load_average_1_5_15": [round(x, 2) for x in load], "endpoint": args.endpoint, "requests": args.requests, "concurrency": args.concurrency,
-                      "workers": args.workers, "runs": args.runs, "cores": os.cpu_count(), "median": med,
-                      "non_200": sum(r["non_200"] for r in runs), "all_runs": runs}, indent=2))
+        for proc, _ in servers.values():
+            proc.terminate()
+            proc.wait(timeout=10)
+    med = {name: {k: statistics.median(r[k] for r in rs) for k in MEDIAN_KEYS} for name, rs in runs.items()}
+    base = med[scenarios[0][0]]
+    ratios = {name: {"rps_vs_sequential": round(m["rps"] / base["rps"], 2),
+                     "p50_vs_sequential": round(m["p50_ms"] / base["p50_ms"], 1),
+                     "p99_vs_sequential": round(m["p99_ms"] / base["p99_ms"], 1)}
+              for name, m in med.items() if name != scenarios[0][0]}
+    print(json.dumps({"load_average_1_5_15_before": [round(x, 2) for x in load_before],
+                      "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
+                      "endpoint": args.endpoint, "requests_per_run": args.requests, "clients": args.clients,
+                      "runs": args.runs, "cores": os.cpu_count(), "median": med, "ratios": ratios,
+                      "non_200": {name: sum(r["non_200"] for r in rs) for name, rs in runs.items()},
+                      "all_runs": runs}, indent=2))
 
 
 if __name__ == "__main__":
