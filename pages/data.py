@@ -12,7 +12,7 @@ from recsys import datasets as ds
 
 BUILT = "data_last_build"        # session: path of the set this session just built (its report stays shown)
 UPLOADS = "data_saved_uploads"   # session: upload file_id -> saved name (an upload is saved once)
-CLI = "python -m recsys build --input data/FILE.csv --artifacts {stores}/NAME"
+CLI = "python -m recsys build --input {data}/FILE.csv --artifacts {stores}/NAME"
 
 
 def sets_section() -> None:
@@ -73,7 +73,7 @@ def build_section() -> None:
                f"RetailRocket files are recognised from their header. The build runs here and blocks this page "
                f"until it is done; large files (millions of rows) are better built with the CLI, then listed "
                f"here:")
-    st.code(CLI.format(stores=ds.stores_dir()), language="bash")
+    st.code(CLI.format(data=folder, stores=ds.stores_dir()), language="bash")
     upload_section(folder)
     files = ds.list_data_files(folder)
     if not files:

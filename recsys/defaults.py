@@ -39,8 +39,8 @@ def _brand(brand: object) -> list[str]:
 
 
 def _name_words(name: object, n: int = 2) -> list[str]:
-    """The last ``n`` telling words of a product name ("WHITE HANGING HEART T-LIGHT HOLDER" -> light holder):
-    in catalog names the noun comes last."""
+    """The last ``n`` words of 3+ letters of a product name ("WHITE HANGING HEART T-LIGHT HOLDER" -> light holder):
+    often the noun, always words of that product, so the query finds it."""
     return [w for w in _words(name) if len(w) >= MIN_NAME_WORD][-n:]
 
 

@@ -45,7 +45,7 @@ def test_the_page_lists_the_sets_states_the_limits_and_the_cli(env, demo_artifac
     assert any("no data files yet" in i.value for i in at.info)
     uploader = at.get("file_uploader")[0].proto
     assert f"up to {ds.MAX_UPLOAD_MB} MB" in uploader.label
-    assert any(f"--artifacts {stores}/NAME" in c.value for c in at.code)
+    assert any(f"--input {data}/FILE.csv --artifacts {stores}/NAME" in c.value for c in at.code)
     assert any("better built with the CLI" in c.value for c in at.caption)
 
 

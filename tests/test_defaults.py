@@ -46,7 +46,7 @@ def test_an_unknown_brand_or_category_is_left_out():
 
 
 def test_a_store_without_brands_or_categories_gets_words_of_the_best_sellers_name():
-    assert default_query(WHOLESALE) == "red retrospot"  # the last words: in catalog names the noun comes last
+    assert default_query(WHOLESALE) == "red retrospot"  # its last two words of 3+ letters
     assert example_words(WHOLESALE) == ["retrospot", "jumbo"]  # by purchases; words of 4+ letters
 
 
