@@ -188,7 +188,8 @@ def upstream_fingerprint(root: str | os.PathLike | None, stages: list[str], para
     return fingerprint([ups, params])
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id is running (a build's temporary folders are named by its pid)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -208,7 +209,7 @@ def sweep_leftovers(base: Path, stage: str) -> list[Path]:
         for path in sorted(base.glob(f"{kind}-{stage}-*")):
             rest = path.name[len(f"{kind}-{stage}-"):]
             pid = rest.split("-", 1)[0]
-            if pid.isdigit() and _pid_alive(int(pid)):
+            if pid.isdigit() and pid_alive(int(pid)):
                 continue
             if kind == ".old" and not (base / stage).exists() and path.is_dir():
                 path.rename(base / stage)  # the last complete build of this stage
@@ -295,7 +296,7 @@ def recover_interrupted_builds(root: str | os.PathLike | None) -> list[str]:
         pid = journal.name[len(JOURNAL_PREFIX):].split("-", 1)[0]
         if not journal.is_dir() or journal == _JOURNAL.get(None):
             continue
-        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
             continue  # another build is running: its journal is its own
         back = _rollback(journal)
         log.warning("an interrupted build was rolled back: %s put back", ", ".join(back) or "nothing")

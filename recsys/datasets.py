@@ -26,7 +26,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, BinaryIO
 
-from recsys.artifacts import ArtifactError, Progress, artifacts_root, no_progress, read_manifest, stage_problem
+from recsys.artifacts import (ArtifactError, Progress, artifacts_root, no_progress, pid_alive, read_manifest,
+                             stage_problem)
 
 REPO = Path(__file__).resolve().parents[1]
 STORES_ENV, DATA_ENV = "RECSYS_STORES", "RECSYS_DATA_DIR"
@@ -283,22 +284,12 @@ def build_set(name: str, files: list[str], *, progress: Progress = no_progress,
     return target
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
 def sweep_builds(base: Path) -> list[str]:
     """Remove the temporary folders of builds whose process is gone (a server killed mid-build); returns them."""
     removed = []
     for d in sorted(base.glob(f"{TMP_PREFIX}*")):
         pid = d.name[len(TMP_PREFIX):].split("-", 1)[0]
-        if d.is_dir() and not (pid.isdigit() and _pid_alive(int(pid))):
+        if d.is_dir() and not (pid.isdigit() and pid_alive(int(pid))):
             shutil.rmtree(d, ignore_errors=True)
             removed.append(d.name)
     return removed
