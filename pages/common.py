@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from recsys.artifacts import ArtifactError, artifacts_root, read_manifest
+from recsys.artifacts import ArtifactError, artifacts_root, read_manifest, recover_interrupted_builds
 from recsys.schema import SchemaError
 
 USER_ERRORS = (ArtifactError, SchemaError, ValueError, KeyError, FileNotFoundError)
@@ -74,15 +74,18 @@ def version(*stages: str) -> str:
 def ensure_artifacts() -> None:
     """Build the demo store (with visible progress) when no events are built; stop with a message if broken."""
     try:
+        if recover_interrupted_builds(root()):  # a killed build's half set: the previous complete set comes back
+            st.cache_data.clear()
+            st.cache_resource.clear()
         manifest = read_manifest(root(), "events")
-    except ArtifactError as exc:
-        st.error(f"The artifacts directory `{root()}` is broken: {exc}")
+    except (ArtifactError, OSError) as exc:
+        st.error(f"The artifacts directory {md(root())} is broken: {md(exc)}")
         st.stop()
     if manifest is not None:
         return
     from recsys.build import DEMO_EVENTS, build
     events = int(os.environ.get("RECSYS_DEMO_EVENTS", DEMO_EVENTS))
-    with st.status(f"No artifacts in `{root()}` yet: building the demo store (first start only)...",
+    with st.status(f"No artifacts in {md(root())} yet: building the demo store (first start only)...",
                    expanded=True) as status:
         bar = st.progress(0.0)
         try:
@@ -90,7 +93,7 @@ def ensure_artifacts() -> None:
                   progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
         except Exception as exc:  # the app shows a message, never a traceback
             status.update(label="Building the demo store failed", state="error")
-            st.error(f"Could not build the demo store in `{root()}`: {exc}")
+            st.error(f"Could not build the demo store in {md(root())}: {md(exc)}")
             st.stop()
         status.update(label="Demo store built", state="complete", expanded=False)
     st.cache_data.clear()

@@ -294,10 +294,8 @@ def recover_interrupted_builds(root: str | os.PathLike | None) -> list[str]:
         return restored
     for journal in sorted(base.glob(f"{JOURNAL_PREFIX}*")):
         pid = journal.name[len(JOURNAL_PREFIX):].split("-", 1)[0]
-        if not journal.is_dir() or journal == _JOURNAL.get(None):
-            continue
-        if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
-            continue  # another build is running: its journal is its own
+        if not journal.is_dir() or (pid.isdigit() and pid_alive(int(pid))):
+            continue  # a build still running (this process's other threads included): its journal is its own
         back = _rollback(journal)
         log.warning("an interrupted build was rolled back: %s put back", ", ".join(back) or "nothing")
         restored += back

@@ -68,3 +68,29 @@ def test_kpis_stored_by_the_aggregates_stage_match_the_live_figures(demo_artifac
         shutil.copytree(stage_dir(demo_artifacts, stage), copy / stage)
     (copy / "aggregates" / KPIS_FILE).write_text("{not json")
     assert store_kpis(copy) == live
+
+
+def test_the_app_rolls_back_a_killed_build_before_it_reads(demo_artifacts, tmp_path, monkeypatch):
+    """A build killed half-way left new aggregates beside a journal holding the previous ones: the first page run
+    puts the previous complete set back (and the page draws from it) instead of serving the mix."""
+    import shutil
+    import subprocess
+    import sys
+    from streamlit.testing.v1 import AppTest
+    root = tmp_path / "art"
+    shutil.copytree(demo_artifacts, root)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    journal = root / f".build-{dead}-x"
+    journal.mkdir()
+    good = (root / "aggregates" / "manifest.json").read_bytes()
+    (root / "aggregates").rename(journal / "aggregates")
+    (root / "aggregates").mkdir()                      # the killed build's half-written replacement
+    (root / "aggregates" / "manifest.json").write_text('{"stage": "aggr')
+    (journal / "created-extra").touch()
+    (root / "extra").mkdir()
+    monkeypatch.setenv("RECSYS_ARTIFACTS", str(root))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    assert not at.exception and not at.error
+    assert (root / "aggregates" / "manifest.json").read_bytes() == good
+    assert not journal.exists() and not (root / "extra").exists()
