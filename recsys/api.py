@@ -11,6 +11,7 @@ Run: ``python -m recsys serve --host 127.0.0.1 --port 8000 [--artifacts DIR]``; 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -29,7 +30,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recsys.artifacts import (BUILD_COMMAND, ArtifactError, DamagedStage, StageNotBuilt, artifacts_root,
-                              read_manifest, stage_problem)
+                              read_manifest, recover_interrupted_builds, stage_problem)
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +271,8 @@ def create_app(root: str | os.PathLike | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         t0 = time.perf_counter()
         single_threaded_math()
+        with contextlib.suppress(OSError):  # a killed build's half set: put the previous complete set back first
+            recover_interrupted_builds(root)
         st = app.state
         st.products, st.products_why = load_products(root)
         st.recommender, st.recommender_why = load_recommender(root)

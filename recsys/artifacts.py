@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import fcntl
 import hashlib
 import json
 import logging
@@ -290,16 +291,23 @@ def recover_interrupted_builds(root: str | os.PathLike | None) -> list[str]:
     replaced come back, so the directory holds the last complete set again. Returns the stages put back."""
     base = artifacts_root(root)
     restored: list[str] = []
-    if not base.is_dir():
+    if not base.is_dir() or not any(base.glob(f"{JOURNAL_PREFIX}*")):
         return restored
-    for journal in sorted(base.glob(f"{JOURNAL_PREFIX}*")):
-        pid = journal.name[len(JOURNAL_PREFIX):].split("-", 1)[0]
-        if not journal.is_dir() or (pid.isdigit() and pid_alive(int(pid))):
-            continue  # a build still running (this process's other threads included): its journal is its own
-        back = _rollback(journal)
-        log.warning("an interrupted build was rolled back: %s put back", ", ".join(back) or "nothing")
-        restored += back
+    # several readers may find the same journal at once (app sessions, API workers): one rolls it back
+    with open(base / ".recover.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for journal in sorted(base.glob(f"{JOURNAL_PREFIX}*")):
+            restored += _rollback_if_dead(journal)
     return restored
+
+
+def _rollback_if_dead(journal: Path) -> list[str]:
+    pid = journal.name[len(JOURNAL_PREFIX):].split("-", 1)[0]
+    if not journal.is_dir() or (pid.isdigit() and pid_alive(int(pid))):
+        return []  # a build still running (this process's other threads included): its journal is its own
+    back = _rollback(journal)
+    log.warning("an interrupted build was rolled back: %s put back", ", ".join(back) or "nothing")
+    return back
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 def leftovers(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if p.name.startswith("."))
+    return sorted(p.name for p in root.iterdir() if p.name.startswith(".") and p.name != ".recover.lock")
 
 
 def failing_rules(root, *, force: bool, progress):

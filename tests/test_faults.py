@@ -263,3 +263,19 @@ def test_build_rebuilds_the_damaged_stage_and_what_depends_on_it(store, known, c
         assert c.get("/health").json()["problems"] == []
     again = build(store, demo_events=SMALL_DEMO_EVENTS, seed=7)
     assert not any(v["built"] for v in again.values())
+
+
+def test_api_rolls_back_a_killed_build_before_it_loads(store, known):
+    """The model stage of a killed build is half-written (no manifest) and the journal holds the previous one: the
+    API puts the previous model back at start-up and serves it, rather than a 503 or a mix of two builds."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    journal = store / f".build-{dead}-x"
+    journal.mkdir()
+    (store / "model").rename(journal / "model")
+    (store / "model").mkdir()
+    (store / "model" / "model.pt").write_bytes(b"half")
+    with TestClient(create_app(store)) as c:
+        assert all(status == 200 for status, _ in answers(c, known).values())
+        assert c.get("/health").json()["problems"] == []
+    assert not journal.exists() and (store / "model" / "manifest.json").exists()
