@@ -70,7 +70,8 @@ def _not_blank(q: str) -> str:
     return q
 
 
-SearchQuery = Annotated[str, Query(min_length=1, max_length=200, description="e.g. 'cheap headphones'",
+SearchQuery = Annotated[str, Query(min_length=1, max_length=200,
+                                   description="words of a product's name, category or brand",
                                    json_schema_extra={"pattern": r"\S"}), AfterValidator(_not_blank)]
 
 

@@ -480,6 +480,6 @@ class ProductService:
     def search(self, query: str, k: int = 10, method: str | None = None) -> pd.DataFrame:
         """Products matching a text query, best first (empty when no word of the query is known)."""
         if not str(query).strip():
-            raise ValueError("the search query is empty: type a few words such as 'samsung smartphone'")
+            raise ValueError("the search query is empty: type a few words of a product's name, category or brand")
         pos, score = self.search_index.search(query, k, method)
         return self._frame(pos, score=score, price_band=self._band[pos], source=method or self.search_index.default)
