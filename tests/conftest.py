@@ -149,3 +149,91 @@ def page(browser):
     pg = ctx.new_page()
     yield pg
     ctx.close()
+
+
+# ---- browser helpers shared by the browser suites (tests/test_browser_*.py, benchmarks/browser_sessions.py) ----
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+# Counts finished script runs: the app root's data-test-script-state leaves "running" once per run, so "a run
+# ended after this interaction" can be waited for instead of guessing with a sleep.
+RUN_WATCH_JS = """(() => {
+  window.__stRunsDone = 0;
+  new MutationObserver(ms => { for (const m of ms) if (m.oldValue === 'running') window.__stRunsDone++; })
+    .observe(document, {subtree: true, attributes: true, attributeOldValue: true,
+                        attributeFilter: ['data-test-script-state']});
+})();"""
+SETTLED_JS = ("n => window.__stRunsDone > n && document.querySelector('[data-testid=stApp]')"
+              "?.getAttribute('data-test-script-state') === 'notRunning'")
+# Non-white pixels on the first canvas of a document (the pyvis network): 0 when nothing was drawn.
+DRAWN_PIXELS_JS = """() => {
+  const c = document.querySelector('canvas');
+  if (!c || !c.width || !c.height) return 0;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] < 240 || d[i + 1] < 240 || d[i + 2] < 240)) n++;
+  return n; }"""
+
+
+def is_outside(url: str) -> bool:
+    """True for a request that leaves the machine (data:, blob: and about: URLs stay inside the page)."""
+    from urllib.parse import urlparse
+    u = urlparse(url)
+    return u.scheme not in ("data", "blob", "about") and u.hostname not in LOCAL_HOSTS
+
+
+def record_outside_requests(context) -> list[str]:
+    """Every request of a browser context (all its pages and iframes) that leaves 127.0.0.1, as it happens."""
+    outside: list[str] = []
+    context.on("request", lambda r: outside.append(r.url) if is_outside(r.url) else None)
+    return outside
+
+
+def watch_runs(context) -> None:
+    """Make every page of ``context`` count its finished Streamlit script runs (see ``settle``)."""
+    context.add_init_script(RUN_WATCH_JS)
+
+
+def runs_done(page) -> int:
+    return page.evaluate("window.__stRunsDone || 0")
+
+
+def settle(page, after: int = 0, timeout: float = 90_000) -> None:
+    """Wait until a script run that ended after ``after`` finished runs has left the app idle (the context must
+    be watched with ``watch_runs``), then until the running-man status widget is gone."""
+    page.wait_for_function(SETTLED_JS, arg=after, timeout=timeout)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=timeout)
+
+
+def error_boxes(page) -> list[str]:
+    """Texts of the Streamlit exception and error boxes on the page (none on a healthy page)."""
+    return page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').all_inner_texts()
+
+
+def network_frame(page, timeout: float = 60_000):
+    """The frame of the pyvis iframe, once vis-network holds nodes."""
+    page.frame_locator("iframe").first.locator("canvas").first.wait_for(timeout=timeout)
+    frame = page.locator("iframe").first.element_handle().content_frame()
+    frame.wait_for_function("typeof network !== 'undefined' && network.body.data.nodes.length > 0",
+                            timeout=timeout)
+    return frame
+
+
+def drawn_pixels(frame) -> int:
+    """Non-white pixels on the network canvas (0 when nothing was drawn)."""
+    return frame.evaluate(DRAWN_PIXELS_JS)
+
+
+def wait_drawn(frame, pixels: int = 500, timeout: float = 30_000) -> int:
+    """Wait until the network canvas shows at least ``pixels`` non-white pixels; returns the count."""
+    frame.wait_for_function(f"({DRAWN_PIXELS_JS})() >= {pixels}", timeout=timeout)
+    return drawn_pixels(frame)
+
+
+def settle_load(page, timeout: float = 90_000) -> None:
+    """Wait after a ``goto`` until a run has drawn the page's title (or an error box) and the app is idle. (A fresh
+    server's first run ends early: pages.common reruns it through the router, so "one run ended" is not enough.)"""
+    page.wait_for_function("() => window.__stRunsDone > 0 && document.querySelector('[data-testid=stMain] h1, "
+                           "[data-testid=stException], [data-testid=stAlertContentError]') "
+                           "&& document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state')"
+                           " === 'notRunning'", timeout=timeout)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=timeout)

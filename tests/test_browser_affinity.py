@@ -1,75 +1,20 @@
-"""The Affinity page in a real browser: the pyvis canvas draws nodes, nothing is fetched from outside 127.0.0.1,
-and a brand named like an HTML tag shows as text and runs nothing."""
+"""The Affinity page in a real browser: a brand named like an HTML tag shows as text and runs nothing. (That the
+network draws, offline, under every threshold move is in tests/test_browser_pages.py.)"""
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
-from tests.conftest import CHROMIUM, streamlit_server
+from tests.conftest import CHROMIUM, network_frame, record_outside_requests, streamlit_server
 
 pytestmark = pytest.mark.browser
 XSS = "<img src=x onerror=alert(1)>"
-LOCAL = ("127.0.0.1", "localhost")
-
-
-def record_requests(context) -> list[str]:
-    """Every request of the page and its frames (iframes included) that leaves 127.0.0.1."""
-    outside: list[str] = []
-
-    def check(request) -> None:
-        url = urlparse(request.url)
-        if url.scheme in ("data", "about", "blob") or url.hostname in LOCAL:
-            return
-        outside.append(request.url)
-
-    context.on("request", check)
-    return outside
-
-
-def network_frame(page):
-    """The frame of the pyvis iframe, once vis-network has drawn."""
-    page.frame_locator("iframe").first.locator("canvas").first.wait_for(timeout=60_000)
-    frame = page.locator("iframe").first.element_handle().content_frame()
-    frame.wait_for_function("typeof network !== 'undefined' && network.body.data.nodes.length > 0",
-                            timeout=30_000)
-    return frame
-
-
-def drawn_pixels(frame) -> int:
-    """Non-white pixels on the network canvas (0 when nothing was drawn)."""
-    return frame.evaluate("""() => {
-        const c = document.querySelector('canvas');
-        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let n = 0;
-        for (let i = 0; i < d.length; i += 4) {
-            if (d[i + 3] > 0 && (d[i] < 240 || d[i + 1] < 240 || d[i + 2] < 240)) n++;
-        }
-        return n; }""")
 
 
 def open_affinity(page, base: str) -> None:
     page.goto(f"{base}/affinity")
     page.get_by_role("heading", name="Product affinity").wait_for(timeout=60_000)
-
-
-def test_network_draws_nodes_and_nothing_leaves_localhost(app_server, browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    outside = record_requests(ctx)
-    page = ctx.new_page()
-    try:
-        open_affinity(page, app_server)
-        frame = network_frame(page)
-        frame.wait_for_timeout(1500)  # let the physics settle and the canvas redraw
-        assert frame.evaluate("network.body.data.nodes.length") >= 2
-        assert frame.evaluate("network.body.data.edges.length") >= 1
-        assert drawn_pixels(frame) > 500
-        page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=30_000)
-        assert page.locator('[data-testid="stException"]').count() == 0
-        assert outside == []
-    finally:
-        ctx.close()
 
 
 def _xss_csv(path: Path) -> None:
@@ -103,7 +48,7 @@ def xss_server(tmp_path_factory):
 
 def test_xss_brand_shows_as_text_and_runs_nothing(xss_server, browser):
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    outside = record_requests(ctx)
+    outside = record_outside_requests(ctx)
     page = ctx.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
