@@ -38,6 +38,17 @@ def head_artifacts(tmp_path_factory, head_csv) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def uci_artifacts(tmp_path_factory) -> Path:
+    """A full build (every stage) over a UCI Online Retail store: purchases only, no categories."""
+    from recsys.build import build
+    from tests.test_adapters import synthetic_uci
+    d = tmp_path_factory.mktemp("uci")
+    root = d / "art"
+    build(root, [synthetic_uci(d / "online_retail.csv")])
+    return root
+
+
 @pytest.fixture()
 def app_env(demo_artifacts, monkeypatch):
     """Point the app at the small demo build; returns a factory for AppTest on app.py."""

@@ -258,16 +258,6 @@ def synthetic_uci(path: Path, customers: int = 120, invoices: int = 6, lines: in
     return write_uci_csv(path, rows)
 
 
-@pytest.fixture(scope="module")
-def uci_artifacts(tmp_path_factory) -> Path:
-    """A full build (every stage) over a store with purchases only and no categories."""
-    from recsys.build import build
-    d = tmp_path_factory.mktemp("uci")
-    root = d / "art"
-    build(root, [synthetic_uci(d / "online_retail.csv")])
-    return root
-
-
 def test_a_store_without_views_or_categories_builds_and_says_so(uci_artifacts):
     from recsys.evaluation import load_evaluation
     res = load_evaluation(uci_artifacts)

@@ -7,7 +7,6 @@ import pytest
 
 from recsys.defaults import default_query, example_product_id, example_words
 from tests.conftest import REPO
-from tests.test_adapters import uci_artifacts  # noqa: F401  (fixture)
 
 
 def cards(rows: list[tuple]) -> pd.DataFrame:
@@ -103,7 +102,7 @@ def test_the_explorer_opens_on_a_product_of_the_real_head(head_artifacts, monkey
     assert_opens_on_a_product(head_artifacts, monkeypatch)
 
 
-def test_the_explorer_opens_on_a_product_of_a_uci_store(uci_artifacts, monkeypatch):  # noqa: F811
+def test_the_explorer_opens_on_a_product_of_a_uci_store(uci_artifacts, monkeypatch):
     query, at = assert_opens_on_a_product(uci_artifacts, monkeypatch)
     assert "samsung" not in query and "smartphone" not in query
     hints = " ".join(w.help or "" for w in at.text_input) + " ".join(w.placeholder or "" for w in at.text_input)
