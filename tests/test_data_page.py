@@ -6,7 +6,6 @@ import pytest
 
 from recsys import datasets as ds
 from tests.conftest import REPO
-from tests.test_adapters import uci_artifacts  # noqa: F401  (fixture)
 
 PAGE = "pages/data.py"
 
@@ -49,7 +48,7 @@ def test_the_page_lists_the_sets_states_the_limits_and_the_cli(env, demo_artifac
     assert any("better built with the CLI" in c.value for c in at.caption)
 
 
-def test_switching_serves_the_chosen_set_to_this_session_only(env, uci_artifacts, demo_artifacts):  # noqa: F811
+def test_switching_serves_the_chosen_set_to_this_session_only(env, uci_artifacts, demo_artifacts):
     _, stores = env
     (stores / "wholesale").symlink_to(uci_artifacts, target_is_directory=True)
     at = open_page()
