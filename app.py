@@ -1,7 +1,7 @@
 """Store Insights: the Streamlit entry point, a thin router over pages/."""
 import streamlit as st
 
-from pages.common import ensure_artifacts, show_error
+from pages.common import ensure_artifacts, routed_run, show_error
 
 st.set_page_config(page_title="Store Insights", page_icon="🛒", layout="wide")
 
@@ -32,9 +32,10 @@ PAGES = {
     ],
 }
 
-ensure_artifacts()
-page = st.navigation(PAGES)
-try:
-    page.run()
-except Exception as exc:  # a page error is shown as a message, never a traceback
-    show_error(exc)
+with routed_run():  # pages check it: a page that runs without this router is sent through it
+    ensure_artifacts()
+    page = st.navigation(PAGES)
+    try:
+        page.run()
+    except Exception as exc:  # a page error is shown as a message, never a traceback
+        show_error(exc)

@@ -5,7 +5,9 @@ import streamlit as st
 
 from pages.affinity_ui import (RULE_COLUMNS, complements_for, complements_heatmap, legend, network_for, rules_for,
                                rules_table, settings)
-from pages.common import download_csv, root, version
+from pages.common import download_csv, require_router, root, version
+
+require_router()  # before anything draws: a page running alone goes through app.py
 
 st.title("🕸️ Product affinity")
 rd, ver = str(root()), version("events", "rules")

@@ -6,8 +6,10 @@ invalidates the cache.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +22,35 @@ from recsys.schema import SchemaError
 USER_ERRORS = (ArtifactError, SchemaError, ValueError, KeyError, FileNotFoundError)
 
 
-def _require_router() -> None:
-    """Make the first run of a fresh server go through app.py's ``st.navigation``.
+_RUN = threading.local()  # per script thread: whether this run entered through app.py's router
 
-    Streamlit treats a ``pages/`` folder as a v1 multipage app until some run calls ``st.navigation``; if the
-    first visitor opens a deep link (a shared ``/funnel?...`` URL), the page would run alone, without the
-    router, the demo-build fallback or the sections in the sidebar. Switching v1 off and rerunning once sends
-    that run through app.py, which resolves the same URL.
+
+@contextlib.contextmanager
+def routed_run():
+    """app.py wraps every run in this; a page run outside it is a page running alone (see ``require_router``)."""
+    _RUN.routed = True
+    try:
+        yield
+    finally:
+        _RUN.routed = False
+
+
+def require_router() -> None:
+    """Send a page run that did not come through app.py's ``st.navigation`` back through it. Every page calls this.
+
+    Streamlit treats a ``pages/`` folder as a v1 multipage app until some run calls ``st.navigation``: on a fresh
+    server, visitors who open deep links (shared ``/funnel?...`` URLs) at the same moment each run their page
+    alone, without the router, the demo-build fallback or the sidebar sections. Switching v1 off (the one use of
+    Streamlit's private API, ``PagesManager.uses_pages_directory``; tests/test_app_shell.py fails if it changes)
+    and rerunning sends the run through app.py, which resolves the same URL. Checked per run, not once at import:
+    a check at import time runs in the first session only, and raising inside an import made simultaneous
+    sessions see a half-imported module.
     """
+    if getattr(_RUN, "routed", False):
+        return
     from streamlit.runtime.pages_manager import PagesManager
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-_require_router()
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 
 ACTIVE_SET = "artifacts_set"  # session key: the path of the set this browser session serves (the Data page)

@@ -3,8 +3,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages import eda_ui as ui
-from pages.common import md
+from pages.common import md, require_router
 from recsys import customers as C
+
+require_router()  # before anything draws: a page running alone goes through app.py
 
 st.title("💎 Customers")
 eda = ui.sidebar_filters()

@@ -7,8 +7,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages.common import md, root, show_quality, use_set
+from pages.common import md, require_router, root, show_quality, use_set
 from recsys import datasets as ds
+
+require_router()  # before anything draws: a page running alone goes through app.py
 
 BUILT = "data_last_build"        # session: path of the set this session just built (its report stays shown)
 UPLOADS = "data_saved_uploads"   # session: upload file_id -> saved name (an upload is saved once)

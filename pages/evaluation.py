@@ -2,9 +2,11 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import download_csv, root, version
+from pages.common import download_csv, require_router, root, version
 from pages.evaluation_ui import METRIC_LABELS, evaluation, metric_bars, tradeoff_curve, verdict
 from recsys.evaluation import TARGET_LABELS, results_table, select, test_window
+
+require_router()  # before anything draws: a page running alone goes through app.py
 
 st.title("🧪 Offline evaluation")
 results, curve, s = evaluation(str(root()), version("events", "evaluation"))

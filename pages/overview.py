@@ -3,8 +3,10 @@ pictures (the tables stay one click away), each with a link to the page that exp
 import streamlit as st
 
 from pages import eda_ui as ui
-from pages.common import PLOTLY_CONFIG, md, quality_report, root, show_quality, store_kpis, version
+from pages.common import PLOTLY_CONFIG, md, quality_report, require_router, root, show_quality, store_kpis, version
 from recsys import overview_charts as oc
+
+require_router()  # before anything draws: a page running alone goes through app.py
 
 st.title("🏠 Store overview")
 ver = version("events")

@@ -1,8 +1,10 @@
 """Product explorer: find a product, see its card, its substitutes and what is bought with it."""
 import streamlit as st
 
-from pages.common import md, root, version
+from pages.common import md, require_router, root, version
 from pages.product_ui import card_heading, pick_product, product_service, show_list, store_defaults
+
+require_router()  # before anything draws: a page running alone goes through app.py
 
 st.title("🔎 Product explorer")
 ver = version("events", "products", "model")

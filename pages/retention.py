@@ -2,8 +2,10 @@
 import streamlit as st
 
 from pages import eda_ui as ui
-from pages.common import md
+from pages.common import md, require_router
 from recsys import retention as R
+
+require_router()  # before anything draws: a page running alone goes through app.py
 
 st.title("🔁 Retention")
 eda = ui.sidebar_filters()

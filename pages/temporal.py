@@ -2,7 +2,9 @@
 import streamlit as st
 
 from pages import eda_ui as ui
-from pages.common import md
+from pages.common import md, require_router
+
+require_router()  # before anything draws: a page running alone goes through app.py
 
 st.title("🕒 Temporal patterns")
 eda = ui.sidebar_filters()

@@ -94,3 +94,10 @@ def test_the_app_rolls_back_a_killed_build_before_it_reads(demo_artifacts, tmp_p
     assert not at.exception and not at.error
     assert (root / "aggregates" / "manifest.json").read_bytes() == good
     assert not journal.exists() and not (root / "extra").exists()
+
+
+def test_the_one_private_streamlit_attribute_still_exists():
+    """pages.common.require_router switches Streamlit's v1 pages/ mode off through this class attribute; if a
+    Streamlit upgrade renames it, this fails (and the simultaneous-first-visits browser test with it)."""
+    from streamlit.runtime.pages_manager import PagesManager
+    assert isinstance(PagesManager.uses_pages_directory, (bool, type(None)))
