@@ -12,6 +12,26 @@ HEAD_CSV = REPO.parent / "shared" / "data" / "rees46-2019-Oct-head.csv"
 SMALL_DEMO_EVENTS = 40_000
 
 
+@pytest.fixture(autouse=True)
+def _warm_router(monkeypatch):
+    """AppTests run as on a warm server: every run goes through app.py's ``st.navigation``.
+
+    AppTest resets Streamlit's class-wide "this app uses a pages/ folder" flag before every run, so each run would
+    start the way only a fresh server's first visits do (the page alone, then ``pages.common.require_router``
+    reruns it through app.py), and that rerun drops the run's button clicks. On a real server the flag is cleared
+    by the first routed run for good. The fresh-server path has its own browser test (test_browser_app.py).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import app_test
+
+    class WarmPagesManager(PagesManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(app_test, "PagesManager", WarmPagesManager)
+
+
 @pytest.fixture(scope="session")
 def head_csv() -> Path:
     """The real REES46 head (17,435 rows, truncated last line); skips when ../shared is absent."""
