@@ -12,6 +12,17 @@ HEAD_CSV = REPO.parent / "shared" / "data" / "rees46-2019-Oct-head.csv"
 SMALL_DEMO_EVENTS = 40_000
 
 
+# Fixtures that build a store (a few seconds to minutes): a test that uses one, directly or through another
+# fixture, is marked `slow`, so the quick loop (-m "not slow and not browser") runs only tests that build nothing.
+BUILDS = {"demo_artifacts", "head_artifacts", "uci_artifacts", "no_purchase_artifacts", "wholesale_artifacts"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if BUILDS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _warm_router(monkeypatch):
     """AppTests run as on a warm server: every run goes through app.py's ``st.navigation``.
@@ -62,11 +73,44 @@ def head_artifacts(tmp_path_factory, head_csv) -> Path:
 def uci_artifacts(tmp_path_factory) -> Path:
     """A full build (every stage) over a UCI Online Retail store: purchases only, no categories."""
     from recsys.build import build
-    from tests.test_adapters import synthetic_uci
+    from tests.stores import synthetic_uci
     d = tmp_path_factory.mktemp("uci")
     root = d / "art"
     build(root, [synthetic_uci(d / "online_retail.csv")])
     return root
+
+
+@pytest.fixture(scope="session")
+def no_purchase_artifacts(tmp_path_factory) -> Path:
+    """Events and aggregates of a small demo store with every purchase row removed (Customers, Retention)."""
+    import pandas as pd
+
+    from recsys.build import build
+    from recsys.demo import write_demo_csv
+    d = tmp_path_factory.mktemp("no-purchases")
+    write_demo_csv(d / "full.csv", events=8_000, seed=3)
+    df = pd.read_csv(d / "full.csv", dtype=str, keep_default_na=False)
+    df[df["event_type"] != "purchase"].to_csv(d / "views.csv", index=False)
+    build(d / "art", [d / "views.csv"], only=["aggregates"])
+    return d / "art"
+
+
+@pytest.fixture(scope="session")
+def wholesale_artifacts(tmp_path_factory) -> Path:
+    """Events and aggregates of a small wholesale store in the UCI Online Retail format (a year of invoices)."""
+    from recsys.build import build
+    from recsys.demo_wholesale import write_wholesale_uci
+    d = tmp_path_factory.mktemp("wholesale")
+    write_wholesale_uci(d / "online_retail.csv", lines=30_000, seed=7)
+    build(d / "art", [d / "online_retail.csv"], only=["aggregates"])
+    return d / "art"
+
+
+@pytest.fixture()
+def rr_dir(tmp_path) -> Path:
+    """The hand-made RetailRocket folder of tests/stores.py."""
+    from tests.stores import write_rr_dir
+    return write_rr_dir(tmp_path / "retailrocket")
 
 
 @pytest.fixture()

@@ -33,6 +33,7 @@ def test_overview_shows_kpis_and_quality(app_env, demo_artifacts):
     assert rows["rows read"] == rows["rows kept"] + rows.drop(["rows read", "rows kept"]).sum()
 
 
+@pytest.mark.slow  # builds the demo store (every stage) from nothing
 def test_app_builds_demo_store_when_artifacts_missing(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
     monkeypatch.setenv("RECSYS_ARTIFACTS", str(tmp_path / "empty"))

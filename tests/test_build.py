@@ -53,6 +53,7 @@ def test_failing_stage_keeps_the_previous_good_one(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["demo_stage"]
 
 
+@pytest.mark.slow  # two builds of the events and aggregates stages
 def test_aggregates_are_byte_identical_across_builds(tmp_path):
     """Same events, two aggregates builds: the same bytes (fully ordered rows; money summed exactly, since a
     parallel float sum depends on the order the threads happened to add in)."""

@@ -14,32 +14,6 @@ from tests.conftest import REPO
 PAGE = "pages/customers.py"
 
 
-@pytest.fixture(scope="session")
-def no_purchase_artifacts(tmp_path_factory) -> Path:
-    """Events and aggregates of a small demo store with every purchase row removed."""
-    import pandas as pd
-
-    from recsys.build import build
-    from recsys.demo import write_demo_csv
-    d = tmp_path_factory.mktemp("no-purchases")
-    write_demo_csv(d / "full.csv", events=8_000, seed=3)
-    df = pd.read_csv(d / "full.csv", dtype=str, keep_default_na=False)
-    df[df["event_type"] != "purchase"].to_csv(d / "views.csv", index=False)
-    build(d / "art", [d / "views.csv"], only=["aggregates"])
-    return d / "art"
-
-
-@pytest.fixture(scope="session")
-def wholesale_artifacts(tmp_path_factory) -> Path:
-    """Events and aggregates of a small wholesale store in the UCI Online Retail format (a year of invoices)."""
-    from recsys.build import build
-    from recsys.demo_wholesale import write_wholesale_uci
-    d = tmp_path_factory.mktemp("wholesale")
-    write_wholesale_uci(d / "online_retail.csv", lines=30_000, seed=7)
-    build(d / "art", [d / "online_retail.csv"], only=["aggregates"])
-    return d / "art"
-
-
 def figures(at) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 

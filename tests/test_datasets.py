@@ -14,7 +14,7 @@ import pytest
 
 from recsys import datasets as ds
 from recsys.ingest import build_events
-from tests.test_adapters import RR_EVENTS, UCI_ROWS, events_of, rr_dir, write_uci_csv, write_uci_xlsx  # noqa: F401
+from tests.stores import RR_EVENTS, events_of, write_uci_csv, write_uci_xlsx
 
 DEMO_HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
 DEMO_ROW = "2019-10-01 00:00:0{s} UTC,view,{p},2053013555631882655,electronics.smartphone,acme,10.5,{u},s{u}"

@@ -71,7 +71,7 @@ def test_a_uci_store_shows_the_description_as_text(tmp_path, monkeypatch):
     from recsys.ingest import build_events
     from recsys.products import build_products_stage
     from tests.conftest import REPO
-    from tests.test_adapters import write_named_uci
+    from tests.stores import write_named_uci
     build_events(tmp_path, [write_named_uci(tmp_path / "retail.csv")])
     build_products_stage(tmp_path)
     monkeypatch.setenv("RECSYS_ARTIFACTS", str(tmp_path))

@@ -155,7 +155,7 @@ def test_category_complements_come_from_the_rules_stage_when_built(tiny, tmp_pat
 @pytest.fixture(scope="module")
 def uci(tmp_path_factory):
     """Events and products of a small UCI log with real descriptions."""
-    from tests.test_adapters import write_named_uci
+    from tests.stores import write_named_uci
     root = tmp_path_factory.mktemp("uci-names")
     build_events(root, [write_named_uci(root / "retail.csv")])
     build_products_stage(root)

@@ -9,7 +9,6 @@ import pytest
 from recsys import retention as R
 from recsys.eda import EdaFilters, open_aggregates
 from tests.conftest import REPO
-from tests.test_customers_page import no_purchase_artifacts, wholesale_artifacts  # noqa: F401  (fixtures)
 
 PAGE = "pages/retention.py"
 

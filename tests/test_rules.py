@@ -285,7 +285,7 @@ UCI_PARAMS = RuleParams(scope="purchases", granularity="product", min_support=0.
 def test_rules_over_a_uci_store_are_labelled_by_description(tmp_path):
     from recsys.ingest import build_events
     from recsys.rules import mine_rules
-    from tests.test_adapters import write_named_uci
+    from tests.stores import write_named_uci
     build_events(tmp_path, [write_named_uci(tmp_path / "retail.csv")])
     res = mine_rules(tmp_path, UCI_PARAMS)
     assert "WHITE HANGING HEART T-LIGHT HOLDER · #85123A · $2.55" in set(res.items["label"])
@@ -296,7 +296,7 @@ def test_a_damaged_names_file_falls_back_to_ids(tmp_path, caplog):
     from recsys.adapters import stock_code_id
     from recsys.ingest import build_events
     from recsys.rules import mine_rules
-    from tests.test_adapters import write_named_uci
+    from tests.stores import write_named_uci
     build_events(tmp_path, [write_named_uci(tmp_path / "retail.csv")])
     (tmp_path / "events" / "item_names.parquet").write_bytes(b"PAR1 not a parquet file PAR1")
     with caplog.at_level("WARNING", logger="recsys.adapters"):
