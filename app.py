@@ -1,7 +1,8 @@
-"""Store Insights: the Streamlit entry point, a thin router over pages/."""
+"""Store Insights: the Streamlit entry point, a thin router over pages/ (their helpers are in ui/)."""
 import streamlit as st
 
-from pages.common import ensure_artifacts, routed_run, show_error
+from ui.common import ensure_artifacts, show_error
+from ui.router import routed_run, run_page
 
 st.set_page_config(page_title="Store Insights", page_icon="🛒", layout="wide")
 
@@ -36,6 +37,6 @@ with routed_run():  # pages check it: a page that runs without this router is se
     ensure_artifacts()
     page = st.navigation(PAGES)
     try:
-        page.run()
+        run_page(page)
     except Exception as exc:  # a page error is shown as a message, never a traceback
         show_error(exc)

@@ -65,7 +65,7 @@ def timed(at) -> float:
 def bench(root: Path, runs: int) -> dict:
     from streamlit.testing.v1 import AppTest
 
-    from pages import eda_ui
+    from ui import eda as eda_ui
     from recsys.eda import EdaFilters, filter_options, open_aggregates
     os.environ["RECSYS_ARTIFACTS"] = str(root)
     cat = filter_options(open_aggregates(root))["categories"][0]

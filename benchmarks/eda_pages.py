@@ -47,7 +47,7 @@ def filter_settings(root: Path) -> dict[str, dict]:
 
 def apply(at, setting: dict) -> None:
     """Set the shared filter widgets (the next run applies them)."""
-    from pages.eda_ui import ALL_BRANDS, ALL_CATEGORIES
+    from ui.eda import ALL_BRANDS, ALL_CATEGORIES
     at.selectbox(key="cat").set_value(setting["cat"] or ALL_CATEGORIES)
     if setting["brand"] and setting["brand"] not in at.selectbox(key="brand").options:
         at.run()  # the brand list depends on the category
@@ -67,7 +67,7 @@ def timed(at) -> float:
 def bench(root: Path, runs: int) -> dict:
     from streamlit.testing.v1 import AppTest
 
-    from pages import eda_ui
+    from ui import eda as eda_ui
     os.environ["RECSYS_ARTIFACTS"] = str(root)
     settings = filter_settings(root)
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=600).run()

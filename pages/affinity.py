@@ -3,9 +3,10 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from pages.affinity_ui import (RULE_COLUMNS, complements_for, complements_heatmap, legend, network_for, rules_for,
+from ui.affinity import (RULE_COLUMNS, complements_for, complements_heatmap, legend, network_for, rules_for,
                                rules_table, settings)
-from pages.common import download_csv, require_router, root, version
+from ui.common import download_csv, root, version
+from ui.router import require_router
 
 require_router()  # before anything draws: a page running alone goes through app.py
 

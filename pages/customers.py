@@ -2,21 +2,22 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages import eda_ui as ui
-from pages.common import md, require_router
+from ui import eda as ui
+from ui.common import md
+from ui.router import require_router
 from recsys import customers as C
 
 require_router()  # before anything draws: a page running alone goes through app.py
 
 st.title("💎 Customers")
 eda = ui.sidebar_filters()
-span = eda.q("customers.data_span")
+span = eda.q(C.data_span)
 st.caption(f"{md(eda.filters.describe())} · buyers' orders (sessions with a purchase) and revenue within the date "
            f"range and the category / brand filter · recency in days up to {span['reference']}, the last day of the "
            "data in range")
 horizon = st.segmented_control("Expected value over the next", list(C.HORIZONS), default=90, key="cust_horizon",
                                format_func=lambda d: f"{d} days") or 90
-buyers_rfm = eda.q("customers.rfm")  # one row per buyer, scored once per filter
+buyers_rfm = eda.q(C.rfm)  # one row per buyer, scored once per filter
 summary = C.summarize(buyers_rfm, span["days"], horizon)
 buyers = int(summary["buyers"].sum())
 if not buyers:
@@ -68,7 +69,7 @@ st.plotly_chart(ui.style(C.rf_figure(grid, by), 460), width="stretch", key="cust
 ui.table(grid, "rfm_grid", "t-rf", {"revenue": ui.money("revenue")}, height=200)
 
 segment = st.selectbox("Segment", list(C.SEGMENT_NAMES), key="cust_segment")
-top = eda.q("customers.segment_top", segment=segment)
+top = eda.q(C.segment_top, segment=segment)
 dim = "brand" if eda.filters.category else "category_top"
 st.subheader(f"Top {'brands' if eda.filters.category else 'categories'} of {segment}")
 if top.empty:
@@ -81,7 +82,7 @@ else:
 
 st.subheader("Revenue concentration (Pareto)")
 by = st.segmented_control("By", list(C.PARETO_BY), default="customer", key="cust_pareto_by") or "customer"
-p = eda.q("customers.pareto", by=by)
+p = eda.q(C.pareto, by=by)
 left, right = st.columns([3, 2])
 with left:
     st.plotly_chart(ui.style(C.pareto_figure(p["curve"], by), 400), width="stretch", key="cust-pareto",

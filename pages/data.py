@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages.common import md, require_router, root, show_quality, use_set
+from ui.common import md, root, show_quality, use_set
+from ui.router import require_router
 from recsys import datasets as ds
 
 require_router()  # before anything draws: a page running alone goes through app.py

@@ -2,8 +2,9 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import download_csv, require_router, root, version
-from pages.evaluation_ui import METRIC_LABELS, evaluation, metric_bars, tradeoff_curve, verdict
+from ui.common import download_csv, root, version
+from ui.router import require_router
+from ui.evaluation import METRIC_LABELS, evaluation, metric_bars, tradeoff_curve, verdict
 from recsys.evaluation import TARGET_LABELS, results_table, select, test_window
 
 require_router()  # before anything draws: a page running alone goes through app.py

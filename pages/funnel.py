@@ -1,8 +1,10 @@
 """Funnel: view -> cart -> purchase overall, per month, per category and brand, per session; abandonment."""
 import streamlit as st
 
-from pages import eda_ui as ui
-from pages.common import md, require_router
+from recsys import eda_charts as charts, eda_funnel
+from ui import eda as ui
+from ui.common import md
+from ui.router import require_router
 
 require_router()  # before anything draws: a page running alone goes through app.py
 
@@ -10,7 +12,7 @@ st.title("🔻 Funnel")
 eda = ui.sidebar_filters()
 st.caption(f"{md(eda.filters.describe())} · times in UTC · rates divide event counts (purchases can exceed carts: "
            "a purchase does not always follow a cart event)")
-t = eda.q("eda_funnel.funnel_totals")
+t = eda.q(eda_funnel.funnel_totals)
 if not t["views"] + t["carts"] + t["purchases"] + t["removes"]:
     ui.nothing_matches(eda)
 
@@ -27,17 +29,17 @@ c[5].metric("Removed from cart", ui.compact(t["removes"]),
 
 left, right = st.columns(2)
 with left:
-    eda.chart("funnel", "eda_funnel.funnel_steps", key="funnel")
+    eda.chart(charts.funnel, eda_funnel.funnel_steps, key="funnel")
 with right:
-    eda.chart("session_funnel", "eda_funnel.session_funnel", key="session-funnel")
-ab = eda.q("eda_funnel.cart_abandonment")
+    eda.chart(charts.session_funnel, eda_funnel.session_funnel, key="session-funnel")
+ab = eda.q(eda_funnel.cart_abandonment)
 st.markdown(f"**Cart abandonment:** {ab['abandoned']:,} of {ab['cart_sessions']:,} sessions with a cart did not buy "
             f"(**{ab['abandonment_rate']:.1%}**)" + (f"; {ab['cart_and_remove']:,} of them removed an item."
                                                      if ab["cart_and_remove"] else "."))
 
-months = eda.q("eda_funnel.funnel_by_month")
+months = eda.q(eda_funnel.funnel_by_month)
 st.subheader("Per month" + (" (side by side)" if len(months) > 1 else ""))
-eda.chart("rates_by", "eda_funnel.funnel_by_month", "month", "Conversion rates per month (UTC)", "month", key="months")
+eda.chart(charts.rates_by, eda_funnel.funnel_by_month, "month", "Conversion rates per month (UTC)", "month", key="months")
 ui.table(months, "funnel_by_month", "t-months", {"revenue": ui.money("revenue"), "cart_rate": ui.pct("cart / view"),
          "purchase_rate": ui.pct("purchase / cart"), "view_to_purchase": ui.pct("purchase / view"),
          "removes_per_cart": ui.pct("removes / cart")})
@@ -46,8 +48,8 @@ st.subheader("Per top category and brand")
 n = st.slider("How many (by views)", 5, 30, 10, key="funnel_n")
 for dim, label, plural in (("category_top", "top-level category", "top-level categories"),
                            ("brand", "brand", "brands")):
-    df = eda.q("eda_funnel.funnel_by", dim=dim, n=n)
-    eda.chart("rates_by", "eda_funnel.funnel_by", dim, f"Conversion rates of the top {len(df)} {plural} by views",
+    df = eda.q(eda_funnel.funnel_by, dim=dim, n=n)
+    eda.chart(charts.rates_by, eda_funnel.funnel_by, dim, f"Conversion rates of the top {len(df)} {plural} by views",
               label, dim=dim, n=n, key=f"by-{dim}")
     ui.table(df, f"funnel_by_{dim}", f"t-{dim}", {"revenue": ui.money("revenue"), "cart_rate": ui.pct("cart / view"),
              "purchase_rate": ui.pct("purchase / cart"), "view_to_purchase": ui.pct("purchase / view"),

@@ -2,8 +2,10 @@
 pictures (the tables stay one click away), each with a link to the page that explains it."""
 import streamlit as st
 
-from pages import eda_ui as ui
-from pages.common import PLOTLY_CONFIG, md, quality_report, require_router, root, show_quality, store_kpis, version
+from recsys import eda_temporal
+from ui import eda as ui
+from ui.common import PLOTLY_CONFIG, md, quality_report, root, show_quality, store_kpis, version
+from ui.router import require_router
 from recsys import overview_charts as oc
 
 require_router()  # before anything draws: a page running alone goes through app.py
@@ -38,7 +40,7 @@ with left:
                      column_config={"share": st.column_config.NumberColumn("share", format="percent")})
 with right:
     agg_ver = ui.ensure_aggregates()
-    daily = ui.load("eda_temporal.daily_trend", str(root()), agg_ver, (None, None, None, None))
+    daily = ui.load(eda_temporal.daily_trend, str(root()), agg_ver, (None, None, None, None))
     if daily.empty:
         st.info("No events per day to draw yet.")
     else:

@@ -1,8 +1,9 @@
 """Product explorer: find a product, see its card, its substitutes and what is bought with it."""
 import streamlit as st
 
-from pages.common import md, require_router, root, version
-from pages.product_ui import card_heading, pick_product, product_service, show_list, store_defaults
+from ui.common import md, root, version
+from ui.router import require_router
+from ui.product import card_heading, pick_product, product_service, show_list, store_defaults
 
 require_router()  # before anything draws: a page running alone goes through app.py
 

@@ -2,8 +2,9 @@
 two-tower's own list; the diversity slider re-ranks the served list."""
 import streamlit as st
 
-from pages.common import md, require_router, root, version
-from pages.recommender_ui import (category_mix, pick_user, product_choices, profile, service, show_list,
+from ui.common import md, root, version
+from ui.router import require_router
+from ui.recommender import (category_mix, pick_user, product_choices, profile, service, show_list,
                                   show_metrics, show_profile, telling_users)
 
 require_router()  # before anything draws: a page running alone goes through app.py

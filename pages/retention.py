@@ -1,8 +1,9 @@
 """Retention: cohorts by the week or month of a user's first event or purchase, and who comes back."""
 import streamlit as st
 
-from pages import eda_ui as ui
-from pages.common import md, require_router
+from ui import eda as ui
+from ui.common import md
+from ui.router import require_router
 from recsys import retention as R
 
 require_router()  # before anything draws: a page running alone goes through app.py
@@ -20,7 +21,7 @@ st.caption(f"{md(eda.filters.describe())} · a cohort is the users whose {R.BASI
            f"or brand filter the cohort is their first {grain} with an event there and only events there count · "
            f"the date range picks the cohorts and ends the periods, widened to whole {grain}s")
 
-long = eda.q("retention.cohorts", grain=grain, basis=basis, measure=measure)
+long = eda.q(R.cohorts, grain=grain, basis=basis, measure=measure)
 if long.empty:
     what = "purchases" if basis == "first_purchase" else "users"
     st.info(f"No {what} to form cohorts with these filters ({md(eda.filters.describe())})."

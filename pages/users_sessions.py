@@ -1,8 +1,10 @@
 """Users & sessions: session length and duration, purchases per user, repeat buyers, new vs returning, top users."""
 import streamlit as st
 
-from pages import eda_ui as ui
-from pages.common import md, require_router
+from recsys import eda_charts as charts, eda_users
+from ui import eda as ui
+from ui.common import md
+from ui.router import require_router
 
 require_router()  # before anything draws: a page running alone goes through app.py
 
@@ -10,10 +12,10 @@ st.title("👥 Users & sessions")
 eda = ui.sidebar_filters()
 st.caption(f"{md(eda.filters.describe())} · with a category or brand filter a session or user counts only its events "
            "there · a session's day is the UTC day it starts")
-s = eda.q("eda_users.session_stats")
+s = eda.q(eda_users.session_stats)
 if not s["sessions"]:
     ui.nothing_matches(eda, "sessions")
-r = eda.q("eda_users.repeat_buyers")
+r = eda.q(eda_users.repeat_buyers)
 
 c = st.columns(6)
 c[0].metric("Sessions", ui.compact(s["sessions"]), help=f"{s['sessions']:,} sessions")
@@ -26,21 +28,21 @@ c[5].metric("Repeat buyers", f"{r['repeat_share']:.1%}", f"{r['repeat_revenue_sh
 
 left, right = st.columns(2)
 with left:
-    eda.chart("histogram", "eda_users.events_per_session", "Events per session", "events in the session",
+    eda.chart(charts.histogram, eda_users.events_per_session, "Events per session", "events in the session",
               key="events-per-session")
 with right:
-    eda.chart("histogram", "eda_users.session_durations", "Session duration (first to last event)", "duration",
+    eda.chart(charts.histogram, eda_users.session_durations, "Session duration (first to last event)", "duration",
               key="durations")
 
 left, right = st.columns(2)
 with left:
-    eda.chart("purchases_per_user", "eda_users.purchases_per_user", key="purchases-per-user")
+    eda.chart(charts.purchases_per_user, eda_users.purchases_per_user, key="purchases-per-user")
 with right:
-    eda.chart("new_vs_returning", "eda_users.new_vs_returning", key="new-returning")
+    eda.chart(charts.new_vs_returning, eda_users.new_vs_returning, key="new-returning")
 
 st.subheader("Top buyers")
 by = st.segmented_control("Rank by", ["revenue", "purchases"], default="revenue", key="top_users_by")
-top = eda.q("eda_users.top_users", by=by or "revenue", n=25)
+top = eda.q(eda_users.top_users, by=by or "revenue", n=25)
 if top.empty:
     st.info("No purchases match these filters.")
 else:

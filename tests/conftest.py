@@ -28,7 +28,7 @@ def _warm_router(monkeypatch):
     """AppTests run as on a warm server: every run goes through app.py's ``st.navigation``.
 
     AppTest resets Streamlit's class-wide "this app uses a pages/ folder" flag before every run, so each run would
-    start the way only a fresh server's first visits do (the page alone, then ``pages.common.require_router``
+    start the way only a fresh server's first visits do (the page alone, then ``ui.router.require_router``
     reruns it through app.py), and that rerun drops the run's button clicks. On a real server the flag is cleared
     by the first routed run for good. The fresh-server path has its own browser test (test_browser_app.py).
     """
@@ -306,7 +306,7 @@ def wait_drawn(frame, pixels: int = 500, timeout: float = 30_000) -> int:
 
 def settle_load(page, timeout: float = 90_000) -> None:
     """Wait after a ``goto`` until a run has drawn the page's title (or an error box) and the app is idle. (A fresh
-    server's first run ends early: pages.common reruns it through the router, so "one run ended" is not enough.)"""
+    server's first run ends early: ui.router reruns it through the router, so "one run ended" is not enough.)"""
     page.wait_for_function("() => window.__stRunsDone > 0 && document.querySelector('[data-testid=stMain] h1, "
                            "[data-testid=stException], [data-testid=stAlertContentError]') "
                            "&& document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state')"

@@ -55,7 +55,7 @@ def test_thresholds_moved_and_item_picked(affinity, demo_artifacts):
     assert not at.exception and not at.warning
     looser = _tables(at)["aff-rules"]
     assert len(looser) >= before and looser["lift"].min() >= 1.0 and looser["confidence"].min() >= 0.01
-    from pages.affinity_ui import SUPPORTS
+    from ui.affinity import SUPPORTS
     from recsys.rules import default_params
     built = default_params(demo_artifacts).min_support  # the auto support the build resolved
     at.select_slider(key="aff-support").set_value(min(v for v in SUPPORTS if v > 2 * built)).run()

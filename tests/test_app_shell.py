@@ -21,6 +21,32 @@ def test_library_never_imports_streamlit():
     assert offenders == []
 
 
+def _imports(path: Path) -> list[str]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        out += [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+    return out
+
+
+def test_pages_holds_the_pages_of_the_router_only():
+    """Every file in pages/ is a page of app.py's st.navigation and nothing imports one (helpers live in ui/)."""
+    import re
+    listed = set(re.findall(r'st\.Page\("(pages/[a-z_]+\.py)"', (REPO / "app.py").read_text()))
+    on_disk = {f"pages/{p.name}" for p in (REPO / "pages").iterdir() if p.name != "__pycache__"}
+    assert on_disk == listed
+    sources = [REPO / "app.py", *(REPO / "pages").glob("*.py"), *(REPO / "ui").glob("*.py"),
+               *(REPO / "recsys").rglob("*.py")]
+    assert [f"{p.relative_to(REPO)}: {n}" for p in sources for n in _imports(p) if n.split(".")[0] == "pages"] == []
+
+
+def test_private_streamlit_api_is_used_in_ui_router_only():
+    sources = [REPO / "app.py", *(REPO / "pages").glob("*.py"), *(REPO / "ui").glob("*.py")]
+    private = [f"{p.relative_to(REPO)}: {n}" for p in sources for n in _imports(p)
+               if n.startswith("streamlit.") and not n.startswith("streamlit.components.v1")]
+    assert private == ["ui/router.py: streamlit.runtime.pages_manager"]
+
+
 def test_overview_shows_kpis_and_quality(app_env, demo_artifacts):
     at = app_env().run()
     assert not at.exception and not at.error
@@ -98,7 +124,7 @@ def test_the_app_rolls_back_a_killed_build_before_it_reads(demo_artifacts, tmp_p
 
 
 def test_the_one_private_streamlit_attribute_still_exists():
-    """pages.common.require_router switches Streamlit's v1 pages/ mode off through this class attribute; if a
+    """ui.router.require_router switches Streamlit's v1 pages/ mode off through this class attribute; if a
     Streamlit upgrade renames it, this fails (and the simultaneous-first-visits browser test with it)."""
     from streamlit.runtime.pages_manager import PagesManager
     assert isinstance(PagesManager.uses_pages_directory, (bool, type(None)))

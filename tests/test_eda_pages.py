@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pages.eda_ui import compact
+from ui.eda import compact
 from recsys import eda_funnel as F
 from recsys.eda import EdaFilters, build_aggregates_stage, filter_options, open_aggregates
 

@@ -28,7 +28,7 @@ def test_safe_csv_escapes_text_cells_and_keeps_numbers():
 
 def test_md_shows_store_strings_as_text():
     """Streamlit Markdown must not turn a brand into an image request, a link, a colour directive or LaTeX."""
-    from pages.common import md
+    from ui.common import md
     assert md("![t](http://127.0.0.1:9/track.png)") == r"\!\[t\]\(http\://127\.0\.0\.1\:9/track\.png\)"
     assert md("[x](javascript:alert(1))").startswith(r"\[x\]\(javascript\:")
     assert md(":red[big] $x$ <b>bold</b> *a* _b_") == r"\:red\[big\] \$x\$ \<b\>bold\</b\> \*a\* \_b\_"

@@ -129,7 +129,7 @@ def test_every_eda_figure_shows_store_strings_as_text(evil_con):
 
 
 def test_recommender_figures_show_store_strings_as_text():
-    from pages.recommender_ui import category_mix_figure, timeline_figure
+    from ui.recommender import category_mix_figure, timeline_figure
     tl = pd.DataFrame({"event_time": pd.to_datetime(["2019-10-01 10:00", "2019-10-01 11:00"], utc=True),
                        "event_type": ["view", "purchase"], "product_id": [1, 2], "brand": [EVIL_BRAND, LITERAL_BRAND],
                        "category_code": [f"{EVIL_CAT}.kettle", "electronics.smartphone"], "price": [1.0, 2.0]})
@@ -143,8 +143,8 @@ def test_recommender_figures_show_store_strings_as_text():
 
 
 def test_affinity_and_evaluation_figures_show_store_strings_as_text():
-    from pages.affinity_ui import complements_figure
-    from pages.evaluation_ui import metric_bars
+    from ui.affinity import complements_figure
+    from ui.evaluation import metric_bars
     m = pd.DataFrame([[1.5, None], [None, 2.0]], index=[EVIL_CAT, LITERAL_BRAND], columns=[EVIL_BRAND, "kitchen"])
     assert {EVIL_CAT, LITERAL_BRAND, EVIL_BRAND} <= assert_plain(complements_figure(m))
     sel = pd.DataFrame({"model": ["popular", "two_tower"], "metric": "ndcg", "k": 10, "value": [0.1, 0.2],

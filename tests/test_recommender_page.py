@@ -129,7 +129,7 @@ def test_profile_heading_and_tiles_come_from_one_profile_when_switching_users(ap
     """The heading and the tiles show the same user after a switch, and a user's heading is not on the page
     before that user's profile exists: otherwise, while the profile is computed (slow under load), the browser
     shows the previous user's tiles and timeline under the new heading."""
-    from pages import recommender_ui
+    from ui import recommender as recommender_ui
     from recsys.twotower import profiles
     real, heading_first = profiles.user_profile, {}
 

@@ -4,14 +4,13 @@ and the chart/table helpers with one theme.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import Any, Callable
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import download_csv, md, root, version
-from recsys import eda_charts as charts
+from ui.common import download_csv, md, root, version
+from ui.router import current_page
 from recsys.eda import (EdaFilters, aggregates_up_to_date, brands_for, build_aggregates_stage, filter_options,
                         open_aggregates)
 from recsys.eda_filters import PARAMS, filters_from_params, filters_to_params, fit_filters
@@ -37,16 +36,27 @@ def connection(root_dir: str, ver: str) -> Any:
     return open_aggregates(root_dir)
 
 
+def query_name(fn: Callable[..., Any]) -> str:
+    """The cache key of an aggregate query or chart function: ``module.name`` (a function itself is not hashed)."""
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+def load(fn: Callable[..., Any], root_dir: str, ver: str, filters: tuple, **kwargs: Any) -> Any:
+    """Run the aggregate query ``fn(connection, filters, **kwargs)`` (e.g. ``eda_funnel.funnel_steps``); cached
+    per query, store version, filters and arguments."""
+    return _load(fn, query_name(fn), root_dir, ver, filters, **kwargs)
+
+
 @st.cache_data(show_spinner=False, max_entries=1024)
-def load(fn: str, root_dir: str, ver: str, filters: tuple, **kwargs: Any) -> Any:
-    """Run ``recsys.<module>.<function>`` (e.g. ``eda_funnel.funnel_steps``) on the filters; cached per filter."""
-    module, name = fn.split(".")
-    func = getattr(importlib.import_module(f"recsys.{module}"), name)
+def _load(_fn: Callable[..., Any], name: str, root_dir: str, ver: str, filters: tuple, **kwargs: Any) -> Any:
     cur = connection(root_dir, ver).cursor()
     try:
-        return func(cur, EdaFilters(*filters), **kwargs)
+        return _fn(cur, EdaFilters(*filters), **kwargs)
     finally:
         cur.close()
+
+
+load.clear = _load.clear  # type: ignore[attr-defined]  (benchmarks clear it for uncached timings)
 
 
 @st.cache_data(show_spinner=False)
@@ -59,29 +69,37 @@ def options(root_dir: str, ver: str) -> dict[str, Any]:
 
 
 class Eda:
-    """What a page needs: the filters and a ``q(fn, **kw)`` that runs one cached aggregate query."""
+    """What a page needs: the filters and a ``q(query, **kw)`` that runs one cached aggregate query."""
 
     def __init__(self, ver: str, filters: EdaFilters) -> None:
         self.ver, self.filters = ver, filters
         self.key = (filters.start, filters.end, filters.category, filters.brand)
 
-    def q(self, fn: str, **kwargs: Any) -> Any:
-        """The frame (or dict) of ``recsys.<fn>`` for these filters, cached."""
+    def q(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        """The frame (or dict) of the aggregate query ``fn`` for these filters, cached."""
         return load(fn, str(root()), self.ver, self.key, **dict(sorted(kwargs.items())))
 
-    def chart(self, chart: str, fn: str, *args: Any, key: str, height: int = 380, **kwargs: Any) -> None:
-        """Draw ``eda_charts.<chart>(<fn>(filters, **kwargs), *args)``; the figure itself is cached per filter."""
+    def chart(self, chart: Callable[..., go.Figure], fn: Callable[..., Any], *args: Any, key: str, height: int = 380,
+              **kwargs: Any) -> None:
+        """Draw ``chart(fn(filters, **kwargs), *args)``; the figure itself is cached per filter."""
         fig = figure(chart, fn, str(root()), self.ver, self.key, height, args, tuple(sorted(kwargs.items())))
         st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
 
 
-@st.cache_resource(show_spinner=False, max_entries=512)
-def figure(chart: str, fn: str, root_dir: str, ver: str, filters: tuple, height: int, args: tuple,
-           kwargs: tuple) -> go.Figure:
+def figure(chart: Callable[..., go.Figure], fn: Callable[..., Any], root_dir: str, ver: str, filters: tuple,
+           height: int, args: tuple, kwargs: tuple) -> go.Figure:
     """A styled, validated figure, shared read-only: building and validating Plotly objects is the slow part
     of a page, and a Figure (unlike a dict or a pickled copy) is not validated again when drawn."""
-    fig = getattr(charts, chart)(load(fn, root_dir, ver, filters, **dict(kwargs)), *args)
-    return style(fig, height)
+    return _figure(chart, fn, query_name(chart), query_name(fn), root_dir, ver, filters, height, args, kwargs)
+
+
+@st.cache_resource(show_spinner=False, max_entries=512)
+def _figure(_chart: Callable[..., go.Figure], _fn: Callable[..., Any], chart_name: str, fn_name: str, root_dir: str,
+            ver: str, filters: tuple, height: int, args: tuple, kwargs: tuple) -> go.Figure:
+    return style(_chart(load(_fn, root_dir, ver, filters, **dict(kwargs)), *args), height)
+
+
+figure.clear = _figure.clear  # type: ignore[attr-defined]
 
 
 def sidebar_filters() -> Eda:
@@ -121,9 +139,7 @@ def sidebar_filters() -> Eda:
 def seed_widgets(opts: dict[str, Any]) -> None:
     """Put the session's filters (at first the URL's) into the widgets when this page has not drawn them yet: a
     widget belongs to one page, so a page switch would otherwise reset it to all days and all categories."""
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-    ctx = get_script_run_ctx()
-    page = ctx.page_script_hash if ctx else ""
+    page = current_page()
     if st.session_state.get(SEEDED) == page and "dates" in st.session_state:
         return  # a rerun of this page: the widgets hold the user's latest choice
     if FILTERS in st.session_state:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.common import md
+from ui.common import md
 from recsys.products import ProductService
 
 

@@ -1,15 +1,14 @@
 """App-side helpers shared by the pages: where the artifacts are, cached loaders, the demo-build fallback.
 
-The only Streamlit-aware module besides the pages; the library (``recsys``) never imports streamlit.
+Every Streamlit-aware helper lives in this package (``ui/``), beside the page scripts in ``pages/``; the library
+(``recsys``) never imports streamlit.
 Loaders take a path plus a version string (the manifests' build times), never frames, so a rebuild
 invalidates the cache.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,37 +19,6 @@ from recsys.artifacts import ArtifactError, artifacts_root, read_manifest, recov
 from recsys.schema import SchemaError
 
 USER_ERRORS = (ArtifactError, SchemaError, ValueError, KeyError, FileNotFoundError)
-
-
-_RUN = threading.local()  # per script thread: whether this run entered through app.py's router
-
-
-@contextlib.contextmanager
-def routed_run():
-    """app.py wraps every run in this; a page run outside it is a page running alone (see ``require_router``)."""
-    _RUN.routed = True
-    try:
-        yield
-    finally:
-        _RUN.routed = False
-
-
-def require_router() -> None:
-    """Send a page run that did not come through app.py's ``st.navigation`` back through it. Every page calls this.
-
-    Streamlit treats a ``pages/`` folder as a v1 multipage app until some run calls ``st.navigation``: on a fresh
-    server, visitors who open deep links (shared ``/funnel?...`` URLs) at the same moment each run their page
-    alone, without the router, the demo-build fallback or the sidebar sections. Switching v1 off (the one use of
-    Streamlit's private API, ``PagesManager.uses_pages_directory``; tests/test_app_shell.py fails if it changes)
-    and rerunning sends the run through app.py, which resolves the same URL. Checked per run, not once at import:
-    a check at import time runs in the first session only, and raising inside an import made simultaneous
-    sessions see a half-imported module.
-    """
-    if getattr(_RUN, "routed", False):
-        return
-    from streamlit.runtime.pages_manager import PagesManager
-    PagesManager.uses_pages_directory = False
-    st.rerun()
 
 
 ACTIVE_SET = "artifacts_set"  # session key: the path of the set this browser session serves (the Data page)

@@ -8,7 +8,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import md
+from ui.common import md
 from recsys.eda_charts import plotly_columns
 from recsys.recommend import RecommenderService, load_recommender_service
 

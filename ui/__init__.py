@@ -1,0 +1,1 @@
+"""Streamlit-aware helpers of the pages in pages/ (the library, recsys/, never imports streamlit)."""
