@@ -222,7 +222,7 @@ def explore_scenario(page, app_page: AppPage, ctx: dict) -> None:
 def overview_scenario(page, app_page: AppPage, ctx: dict) -> None:
     """No widgets to move: the eight KPI tiles and the quality tables."""
     main(page).locator('[data-testid="stMetric"]').nth(7).wait_for(timeout=60_000)  # a fresh server's first page
-    main(page).locator('[data-testid="stDataFrame"]').nth(1).wait_for(timeout=60_000)  # drawn after the tiles
+    main(page).locator('[data-testid="stDataFrame"]').nth(1).wait_for(state="attached", timeout=60_000)  # in expanders
     check_page(page)
     assert main(page).locator('[data-testid="stMetric"]').count() == 8
     assert main(page).get_by_text("Events", exact=True).count() >= 1
