@@ -15,7 +15,6 @@ Protocol (stated the same way on the Evaluation page and in the README):
 """
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -34,7 +33,6 @@ from recsys.artifacts import (EVENTS_STAGE, Progress, StageResult, no_progress, 
                               upstream_fingerprint, write_json)
 from recsys.interactions import Interactions, load_interactions
 from recsys.recommenders import registry
-from recsys.recommenders.scoring import ScoringRecommender
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +44,7 @@ TARGET_LABELS = {"buy": "carts + purchases", "view": "views + carts + purchases"
 RANKING_METRICS = ("recall", "ndcg", "hit_rate", "mrr")
 LIST_METRICS = ("coverage", "diversity", "novelty")
 CURVE_K = 20
+CURVE_MODEL = "two_tower"  # the model whose lists the accuracy-diversity curve re-ranks
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ def sample_users(targets: sp.csr_matrix, max_users: int, seed: int) -> np.ndarra
 
 
 def _model_kwargs(name: str, config: EvalConfig, progress: Progress) -> dict[str, Any]:
-    if not name.startswith("two_tower"):
+    if name not in registry.TWO_TOWER_FAMILY:
         return {}
     from dataclasses import replace as dc_replace
 
@@ -129,20 +128,6 @@ def _model_kwargs(name: str, config: EvalConfig, progress: Progress) -> dict[str
     if config.two_tower_seconds is not None:
         cfg = dc_replace(cfg, max_seconds=min(cfg.max_seconds, config.two_tower_seconds))
     return {"config": cfg, "progress": progress}
-
-
-def _with_weight(fitted: Any, weight: float, name: str) -> Any:
-    """A shallow copy of a fitted two-tower with another diversity weight (no refit)."""
-    m = copy.copy(fitted)
-    m.diversity_weight, m.name = float(weight), name
-    return m
-
-
-def _recommend(model: Any, users: np.ndarray, k: int, settings: tuple[bool, ...]) -> dict[bool, Any]:
-    """Lists for each exclude_seen setting; one scoring pass when the model is a plain ScoringRecommender."""
-    if type(model).recommend is ScoringRecommender.recommend:
-        return model.recommend_settings(users, k, settings)
-    return {ex: model.recommend(users, k, exclude_seen=ex) for ex in settings}
 
 
 def _records(model: str, variant: str, exclude_seen: bool, recs: np.ndarray, targets: sp.csr_matrix,
@@ -226,8 +211,11 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
     kmax = max(config.ks)
     records: list[dict[str, Any]] = []
     timings: dict[str, dict[str, float]] = {}
-    two_tower = None          # the only fitted model kept (the curve re-ranks it): at October size every
-    only_seen: list[str] = []  # baseline holds gigabytes, so each is dropped once it has been scored
+    # the only fitted models kept: those another model reuses and the curve's; at October size every other
+    # model holds gigabytes, so each is dropped once it has been scored
+    keep = {registry.UPSTREAM.get(n) for n in names} | {CURVE_MODEL}
+    fitted: dict[str, Any] = {}
+    only_seen: list[str] = []
     evaluated: list[str] = []
     curve = pd.DataFrame()
     for i, name in enumerate(names):
@@ -236,27 +224,22 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
         sub = lambda f, msg, i=i: progress((i + max(0.0, min(1.0, f))) / (len(names) + 1), f"{name}: {msg}")
         sub(0.0, "fitting")
         t0 = time.perf_counter()
-        if name == "two_tower_mmr" and two_tower is not None:  # same model, re-ranked: no second fit
-            model = _with_weight(two_tower, registry.DEFAULT_DIVERSITY_WEIGHT, name)
-        else:
-            try:
-                kwargs = _model_kwargs(name, config, sub)
-                if name == "two_tower_ranker" and two_tower is not None:
-                    kwargs["retriever"] = two_tower  # the same fit as its serving two-tower: not trained twice
-                model = registry.make(name, **kwargs).fit(split.train)
-            except ValueError as exc:  # e.g. too little data for a model: report it, evaluate the others
-                notes.append(f"{registry.label(name)} skipped: {exc}")
-                log.warning("evaluation: %s skipped: %s", name, exc)
-                continue
+        try:
+            model = registry.fit(name, split.train, fitted.get(registry.UPSTREAM.get(name, "")),
+                                 **_model_kwargs(name, config, sub))
+        except ValueError as exc:  # e.g. too little data for a model: report it, evaluate the others
+            notes.append(f"{registry.label(name)} skipped: {exc}")
+            log.warning("evaluation: %s skipped: %s", name, exc)
+            continue
         evaluated.append(name)
-        if name == "two_tower":
-            two_tower = model
-        if getattr(model, "only_seen", False):
+        if name in keep:
+            fitted[name] = model
+        if model.only_seen:
             only_seen.append(registry.label(name))
         t1 = time.perf_counter()
         wanted = tuple(ex for ex in (False, True) if any(e == ex for _, e in settings)
-                       and not (ex and getattr(model, "only_seen", False)))
-        for ex, rec in _recommend(model, all_users, kmax, wanted).items():
+                       and not (ex and model.only_seen))
+        for ex, rec in model.recommend_settings(all_users, kmax, wanted).items():
             for (variant, e), (users, targets) in settings.items():
                 if e == ex:
                     rows = np.searchsorted(all_users, users)
@@ -267,12 +250,13 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
     if only_seen:
         notes.append(f"{', '.join(only_seen)} only ever recommend the user's own items, so they have no "
                      f"exclude_seen=True results.")
+    two_tower = fitted.get(CURVE_MODEL)
     if two_tower is not None and not ctx["has_categories"]:
         notes.append("The accuracy-diversity curve re-ranks by category; this store has none, so it is not drawn.")
     elif two_tower is not None and ("buy", False) in settings:
         progress(len(names) / (len(names) + 1), "accuracy-diversity curve")
         curve = accuracy_diversity_curve(two_tower, settings[("buy", False)], ctx, config)
-    elif "two_tower" in names:
+    elif CURVE_MODEL in names:
         notes.append("The accuracy-diversity curve needs the two-tower and carts/purchases targets; not drawn.")
     results = pd.DataFrame.from_records(records, columns=["model", "targets", "exclude_seen", "metric", "k",
                                                           "value", "ci_low", "ci_high", "n_users"])
@@ -309,7 +293,7 @@ def accuracy_diversity_curve(two_tower: Any, setting: tuple[np.ndarray, sp.csr_m
         users, targets = users[keep], targets[keep]
     rows = []
     for w in config.curve_weights:
-        model = _with_weight(two_tower, w, f"two_tower_mmr{w:g}")
+        model = two_tower.with_diversity(w, f"two_tower_mmr{w:g}")
         rec = model.recommend(users, CURVE_K, exclude_seen=False).items
         row = {"diversity_weight": float(w), "k": CURVE_K, "n_users": len(users)}
         for metric, values in (("ndcg", M.ndcg_at_k(rec, targets, CURVE_K)),

@@ -166,3 +166,46 @@ def test_the_stage_reruns_when_the_served_model_config_changes(tmp_path, monkeyp
     monkeypatch.setattr(tt_model, "TwoTowerConfig", Longer)
     manifest, built = build_evaluation_stage(tmp_path / "art", config=cfg)
     assert built and manifest["params"]["models_config"]["two_tower"]["budget_factor"] == 3.0
+
+
+class _Fixed:
+    """A model outside every base class, known only through the Recommender protocol: the same list for all."""
+
+    def __init__(self, name: str, items: list[int], only_seen: bool = False) -> None:
+        self.name, self.items, self.only_seen, self.calls = name, items, only_seen, []
+
+    def fit(self, train):
+        return self
+
+    def recommend(self, user_codes, k, *, exclude_seen=False):
+        raise AssertionError("the evaluation asks for every setting at once")
+
+    def recommend_settings(self, user_codes, k, settings=(False, True)):
+        from recsys.recommenders.base import Recommendations
+        self.calls.append(tuple(settings))
+        row = (self.items + [-1] * k)[:k]
+        return {ex: Recommendations(np.array([row] * len(user_codes), np.int64),
+                                    np.zeros((len(user_codes), k), np.float32)) for ex in settings}
+
+    def similar_items(self, item_code, k):
+        raise NotImplementedError
+
+
+def test_the_evaluation_scores_any_model_through_the_protocol(monkeypatch):
+    """No type checks or name cases: a new model is scored on exactly the lists it returns, once per run, and a
+    model that declares ``only_seen`` gets no exclude_seen rows."""
+    from recsys.recommenders import registry
+    from recsys.recommenders.base import Recommender
+    made = {"fixed": _Fixed("fixed", [3, 1]), "own": _Fixed("own", [1, 0], only_seen=True)}
+    assert all(isinstance(m, Recommender) for m in made.values())
+    for name, model in made.items():
+        monkeypatch.setitem(registry.REGISTRY, name, lambda m=model, **kw: m)
+    res = evaluate(store(ROWS), EvalConfig(test_fraction=0.4, ks=(1, 2), models=("fixed", "own"), n_boot=20))
+    r = res.results.set_index(["model", "targets", "exclude_seen", "metric", "k"])["value"]
+    assert made["fixed"].calls == [(False, True)] and made["own"].calls == [(False,)]
+    # user 0's buy targets {1, 3}; the list [3, 1] holds both: recall@2 = NDCG@2 = 1; new items only {3}: rank 1
+    assert r[("fixed", "buy", False, "recall", 2)] == 1.0 and r[("fixed", "buy", False, "ndcg", 2)] == 1.0
+    assert r[("fixed", "buy", True, "mrr", 2)] == 1.0
+    # [1, 0]: item 1 at rank 1 -> recall@1 = 1/2; no exclude_seen rows for a model of own items
+    assert r[("own", "buy", False, "recall", 1)] == pytest.approx(0.5)
+    assert not any(ex for (m, _, ex, _, _) in r.index if m == "own")

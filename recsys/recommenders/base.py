@@ -21,6 +21,7 @@ class Recommender(Protocol):
     """Fit on a training window; recommend for users (by code); similar items where the model has them."""
 
     name: str
+    only_seen: bool  # True: lists only the user's own items, so it has no exclude_seen=True results
 
     def fit(self, train: Interactions) -> "Recommender":
         """Learn from the training window; returns self."""
@@ -28,6 +29,11 @@ class Recommender(Protocol):
 
     def recommend(self, user_codes: np.ndarray, k: int, *, exclude_seen: bool = False) -> Recommendations:
         """Top-k items for each user code; ``exclude_seen`` drops items the user interacted with in training."""
+        ...
+
+    def recommend_settings(self, user_codes: np.ndarray, k: int,
+                           settings: tuple[bool, ...] = (False, True)) -> dict[bool, Recommendations]:
+        """``recommend`` for several exclude_seen settings at once (one scoring pass where the model can)."""
         ...
 
     def similar_items(self, item_code: int, k: int) -> Recommendations:

@@ -250,6 +250,7 @@ class RankerRecommender:
     """The served recommender: two-tower candidates (plus own, co-occurrence and trending) ranked by LambdaRank."""
 
     name = "two_tower_ranker"
+    only_seen = False
 
     def __init__(self, config: TwoTowerConfig | None = None, ranker: RankerConfig | None = None,
                  name: str | None = None, progress: Progress = no_progress, retriever=None) -> None:
@@ -534,6 +535,11 @@ class RankerRecommender:
         from recsys.recommenders.reasons import explain
         return explain(self, user_code, np.asarray(items, np.int64), x, labels, exclude_seen=exclude_seen,
                        **context)
+
+    def recommend_settings(self, user_codes: np.ndarray, k: int,
+                           settings: tuple[bool, ...] = (False, True)) -> dict[bool, Recommendations]:
+        """``recommend`` per setting (each setting ranks its own candidate pool)."""
+        return {ex: self.recommend(user_codes, k, exclude_seen=ex) for ex in settings}
 
     def recommend(self, user_codes: np.ndarray, k: int, *, exclude_seen: bool = False,
                   batch: int = 256) -> Recommendations:

@@ -51,6 +51,12 @@ LABELS: dict[str, str] = {
 
 UNAVAILABLE: dict[str, str] = {}
 
+# Models that reuse another model's fit on the same window (evaluated after it, never trained twice): the MMR
+# variant re-ranks the two-tower's own lists; the served ranker retrieves with that same two-tower.
+UPSTREAM: dict[str, str] = {"two_tower_mmr": "two_tower", "two_tower_ranker": "two_tower"}
+# Models that take the two-tower's training budget (``config``) and report training progress (``progress``).
+TWO_TOWER_FAMILY = frozenset({"two_tower", "two_tower_mmr", "two_tower_ranker"})
+
 try:
     from recsys.recommenders.two_tower import TwoTowerRecommender
 
@@ -84,6 +90,16 @@ def make(name: str, **kwargs: Any) -> Recommender:
         why = f" ({UNAVAILABLE[name]})" if name in UNAVAILABLE else ""
         raise KeyError(f"unknown recommender {name!r}{why}; known: {', '.join(REGISTRY)}")
     return REGISTRY[name](**kwargs)
+
+
+def fit(name: str, train: Any, upstream: Recommender | None = None, **kwargs: Any) -> Recommender:
+    """A recommender by name fitted on ``train``. ``upstream``: the fitted ``UPSTREAM[name]`` model, reused
+    instead of training it again (None: fit from scratch)."""
+    if name == "two_tower_mmr" and upstream is not None:
+        return upstream.with_diversity(DEFAULT_DIVERSITY_WEIGHT, name)  # type: ignore[attr-defined]
+    if name == "two_tower_ranker" and upstream is not None:
+        kwargs["retriever"] = upstream
+    return make(name, **kwargs).fit(train)
 
 
 def label(name: str) -> str:

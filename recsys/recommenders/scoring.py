@@ -54,6 +54,7 @@ class ScoringRecommender:
     """Base for models that score the whole catalog: batching, exclude_seen and top-k live here."""
 
     name = "scoring"
+    only_seen = False
     _seen: sp.csr_matrix | None = None
 
     def _remember(self, train: Interactions) -> None:
@@ -68,11 +69,15 @@ class ScoringRecommender:
 
     def recommend(self, user_codes: np.ndarray, k: int, *, exclude_seen: bool = False) -> Recommendations:
         """Top-k item codes per user code (see the protocol)."""
-        return self.recommend_settings(user_codes, k, (exclude_seen,))[exclude_seen]
+        return self._top_k_settings(user_codes, k, (exclude_seen,))[exclude_seen]
 
     def recommend_settings(self, user_codes: np.ndarray, k: int,
                            settings: tuple[bool, ...] = (False, True)) -> dict[bool, Recommendations]:
         """Top-k lists for several exclude_seen settings from one scoring pass (the evaluation needs both)."""
+        return self._top_k_settings(user_codes, k, settings)
+
+    def _top_k_settings(self, user_codes: np.ndarray, k: int,
+                        settings: tuple[bool, ...]) -> dict[bool, Recommendations]:
         if self._seen is None:
             raise RuntimeError(f"{self.name}: call fit() before recommend()")
         if k < 1:

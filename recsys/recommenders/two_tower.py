@@ -5,6 +5,7 @@ evaluation's test window never leaks in. Training time is bounded by ``TwoTowerC
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -68,6 +69,19 @@ class TwoTowerRecommender(ScoringRecommender):
             order = rerank_mmr(cand, sc, self.categories[cand], k, self.diversity_weight)
             items[r, :len(order)], scores[r, :len(order)] = cand[order], sc[order]
         return Recommendations(items, scores)
+
+    def recommend_settings(self, user_codes: np.ndarray, k: int,
+                           settings: tuple[bool, ...] = (False, True)) -> dict[bool, Recommendations]:
+        """One scoring pass without diversity; with it, MMR re-ranks each setting's own pool."""
+        if self.diversity_weight == 0.0:
+            return super().recommend_settings(user_codes, k, settings)
+        return {ex: self.recommend(user_codes, k, exclude_seen=ex) for ex in settings}
+
+    def with_diversity(self, weight: float, name: str) -> "TwoTowerRecommender":
+        """This fitted model with another diversity weight: a shallow copy, no refit."""
+        m = copy.copy(self)
+        m.diversity_weight, m.name = float(weight), name
+        return m
 
     def similar_items(self, item_code: int, k: int) -> Recommendations:
         """Nearest items by item-tower vector (cold-start items have feature-based vectors too)."""
