@@ -71,32 +71,33 @@ class Interactions:
 
 def load_catalog(root: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per product: its most frequent category and brand, median positive price, and event counts."""
-    con = connect(root)
-    return con.execute(f"""
-        SELECT product_id,
-               mode(category_id) AS category_id,
-               mode(category_code) AS category_code,
-               mode(brand) AS brand,
-               coalesce(median(price) FILTER (WHERE price > 0), 0.0) AS price,
-               count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
-               count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
-               count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases
-        FROM events GROUP BY product_id ORDER BY product_id
-    """).df()
+    with connect(root) as con:  # closed on the way out
+        return con.execute(f"""
+            SELECT product_id,
+                   mode(category_id) AS category_id,
+                   mode(category_code) AS category_code,
+                   mode(brand) AS brand,
+                   coalesce(median(price) FILTER (WHERE price > 0), 0.0) AS price,
+                   count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
+                   count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
+                   count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases
+            FROM events GROUP BY product_id ORDER BY product_id
+        """).df()
 
 
 def load_interactions(root: str | os.PathLike | None = None) -> Interactions:
     """All cleaned events as integer-encoded arrays, sorted by time."""
-    con = connect(root)
     catalog = load_catalog(root)
     item_ids = catalog["product_id"].to_numpy(np.int64)
-    user_ids = con.execute("SELECT DISTINCT user_id FROM events ORDER BY user_id").df()["user_id"].to_numpy(np.int64)
     types = ", ".join(f"'{t}'" for t in S.EVENT_TYPES)
-    df = con.execute(f"""
-        SELECT user_id, product_id, list_position([{types}], event_type) - 1 AS ev,
-               epoch(event_time)::BIGINT AS ts, hash(user_session) AS sess
-        FROM events ORDER BY event_time, user_id, product_id
-    """).df()
+    with connect(root) as con:  # closed on the way out
+        users = con.execute("SELECT DISTINCT user_id FROM events ORDER BY user_id").df()
+        df = con.execute(f"""
+            SELECT user_id, product_id, list_position([{types}], event_type) - 1 AS ev,
+                   epoch(event_time)::BIGINT AS ts, hash(user_session) AS sess
+            FROM events ORDER BY event_time, user_id, product_id
+        """).df()
+    user_ids = users["user_id"].to_numpy(np.int64)
     user = np.searchsorted(user_ids, df["user_id"].to_numpy(np.int64)).astype(np.int32)
     item = np.searchsorted(item_ids, df["product_id"].to_numpy(np.int64)).astype(np.int32)
     sess_raw = df["sess"].to_numpy(np.uint64)

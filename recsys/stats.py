@@ -58,4 +58,5 @@ def store_kpis(root: str | os.PathLike | None = None) -> dict[str, Any]:
             return {key: (pd.Timestamp(v) if key in _TIMES else v) for key, v in k.items()}
     except (ValueError, OSError):  # unreadable or stale: fall through to the live figures
         pass
-    return compute_kpis(connect(root))
+    with connect(root) as con:
+        return compute_kpis(con)

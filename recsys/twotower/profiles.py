@@ -49,41 +49,42 @@ def telling_users(root: str | os.PathLike | None = None) -> dict[str, list[int]]
             return {k: [int(u) for u in v] for k, v in json.loads(path.read_text()).items()}
         except (ValueError, AttributeError):  # unreadable: find them again
             pass
-    return find_telling_users(connect(root))
+    with connect(root) as con:
+        return find_telling_users(con)
 
 
 def user_profile(root: str | os.PathLike | None, user_id: int) -> dict[str, Any]:
     """One user's totals, recent event timeline, top categories and brands; KeyError for an unknown user."""
-    con = connect(root)
-    uid = int(user_id)
-    tot = con.execute(f"""
-        SELECT count(*) AS events, count(DISTINCT user_session) AS sessions,
-               count(DISTINCT product_id) AS products,
-               count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
-               count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
-               count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases,
-               coalesce(sum(price) FILTER (WHERE event_type = '{S.PURCHASE}'), 0) AS spend,
-               min(event_time) AS first_seen, max(event_time) AS last_seen
-        FROM events WHERE user_id = ?""", [uid]).df().iloc[0]
-    if int(tot["events"]) == 0:
-        raise KeyError(f"unknown user_id {uid}: this store has no events for that user")
-    timeline = con.execute(f"""
-        SELECT event_time, event_type, product_id, brand, category_code, price, user_session
-        FROM events WHERE user_id = ? ORDER BY event_time DESC LIMIT {TIMELINE_ROWS}""", [uid]).df()
-    top = {}
-    for col in (S.CATEGORY_CODE, S.BRAND):
-        top[col] = con.execute(f"""
-            SELECT {col}, count(*) AS events, count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases
-            FROM events WHERE user_id = ? GROUP BY {col} ORDER BY events DESC, {col} LIMIT 8""", [uid]).df()
-    totals = {k: (v.item() if hasattr(v, "item") else v) for k, v in tot.items()}
-    return {"user_id": uid, "totals": totals, "timeline": timeline.sort_values("event_time"),
-            "top_categories": top[S.CATEGORY_CODE], "top_brands": top[S.BRAND]}
+    with connect(root) as con:  # closed on the way out
+        uid = int(user_id)
+        tot = con.execute(f"""
+            SELECT count(*) AS events, count(DISTINCT user_session) AS sessions,
+                   count(DISTINCT product_id) AS products,
+                   count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
+                   count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
+                   count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases,
+                   coalesce(sum(price) FILTER (WHERE event_type = '{S.PURCHASE}'), 0) AS spend,
+                   min(event_time) AS first_seen, max(event_time) AS last_seen
+            FROM events WHERE user_id = ?""", [uid]).df().iloc[0]
+        if int(tot["events"]) == 0:
+            raise KeyError(f"unknown user_id {uid}: this store has no events for that user")
+        timeline = con.execute(f"""
+            SELECT event_time, event_type, product_id, brand, category_code, price, user_session
+            FROM events WHERE user_id = ? ORDER BY event_time DESC LIMIT {TIMELINE_ROWS}""", [uid]).df()
+        top = {}
+        for col in (S.CATEGORY_CODE, S.BRAND):
+            top[col] = con.execute(f"""
+                SELECT {col}, count(*) AS events, count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases
+                FROM events WHERE user_id = ? GROUP BY {col} ORDER BY events DESC, {col} LIMIT 8""", [uid]).df()
+        totals = {k: (v.item() if hasattr(v, "item") else v) for k, v in tot.items()}
+        return {"user_id": uid, "totals": totals, "timeline": timeline.sort_values("event_time"),
+                "top_categories": top[S.CATEGORY_CODE], "top_brands": top[S.BRAND]}
 
 
 def popular_products(root: str | os.PathLike | None = None, n: int = 300) -> pd.DataFrame:
     """The most viewed products with readable labels (choices for the new-visitor mode)."""
-    con = connect(root)
-    return con.execute(f"""
-        SELECT product_id, mode(brand) AS brand, mode(category_code) AS category_code,
-               median(price) AS price, count(*) AS events
-        FROM events GROUP BY product_id ORDER BY events DESC, product_id LIMIT {int(n)}""").df()
+    with connect(root) as con:  # closed on the way out
+        return con.execute(f"""
+            SELECT product_id, mode(brand) AS brand, mode(category_code) AS category_code,
+                   median(price) AS price, count(*) AS events
+            FROM events GROUP BY product_id ORDER BY events DESC, product_id LIMIT {int(n)}""").df()

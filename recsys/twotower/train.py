@@ -396,7 +396,8 @@ def build_model_stage(root: str | os.PathLike | None, *, force: bool = False, pr
         ranker_report = _fit_ranker(train, model, report, params.config, tmp / ST.RANKER_DIR,
                                     lambda f, m: prog(0.96 + 0.02 * f, f"model: ranker: {m}"))
         prog(0.98, "model: example users")
-        write_json(tmp / EXAMPLES_FILE, find_telling_users(connect(root)))
+        with connect(root) as con:
+            write_json(tmp / EXAMPLES_FILE, find_telling_users(con))
         holdout = _holdout_report(model, inter, now + 1 - int(params.holdout_days * 86400)) \
             if params.holdout_days else None
         return StageResult(

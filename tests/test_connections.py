@@ -1,0 +1,36 @@
+"""The library's readers close every DuckDB connection they open (an open one holds memory and file handles for
+as long as the caller lives: the app and the API call these on every request)."""
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from recsys import artifacts, interactions, stats
+from recsys.ingest import build_events
+from recsys.twotower import profiles
+from tests.stores import write_uci_csv
+
+
+def test_readers_close_their_connections(tmp_path, monkeypatch):
+    root = tmp_path / "art"
+    build_events(root, [write_uci_csv(tmp_path / "retail.csv")])
+    opened: list[duckdb.DuckDBPyConnection] = []
+
+    def spy(*args, **kwargs):
+        con = artifacts.connect(*args, **kwargs)
+        opened.append(con)
+        return con
+
+    for module in (interactions, stats, profiles):
+        monkeypatch.setattr(module, "connect", spy)
+    inter = interactions.load_interactions(root)
+    assert stats.store_kpis(root)["events"] == len(inter.ts)
+    assert set(profiles.telling_users(root)) and len(profiles.popular_products(root)) > 0
+    user = int(inter.user_ids[0])
+    assert profiles.user_profile(root, user)["user_id"] == user
+    with pytest.raises(KeyError):
+        profiles.user_profile(root, 999_999_999)  # closed on the error path too
+    assert len(opened) >= 6
+    for con in opened:
+        with pytest.raises(duckdb.ConnectionException):
+            con.execute("SELECT 1")
