@@ -97,7 +97,7 @@ def target_matrix(split: Split, events: tuple[str, ...], *, exclude_seen: bool) 
     tr, te = split.train, split.test
     has_history = np.zeros(tr.n_users, bool)
     has_history[tr.user] = True
-    codes = [S.EVENT_TYPES.index(e) for e in events]
+    codes = [S.EVENT_CODE[e] for e in events]
     keep = np.isin(te.event, codes) & has_history[te.user]
     t = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (te.user[keep], te.item[keep])),
                       shape=(tr.n_users, tr.n_items))
@@ -182,7 +182,7 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
     t_start = time.perf_counter()
     split = temporal_split(inter, config.test_fraction)
     notes: list[str] = []
-    has = {e: bool(np.any(inter.event == S.EVENT_TYPES.index(e))) for e in S.EVENT_TYPES}
+    has = {e: bool(np.any(inter.event == S.EVENT_CODE[e])) for e in S.EVENT_TYPES}
     variants = dict(TARGETS)
     if not has[S.VIEW]:
         variants.pop("view")

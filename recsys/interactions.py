@@ -89,11 +89,10 @@ def load_interactions(root: str | os.PathLike | None = None) -> Interactions:
     """All cleaned events as integer-encoded arrays, sorted by time."""
     catalog = load_catalog(root)
     item_ids = catalog["product_id"].to_numpy(np.int64)
-    types = ", ".join(f"'{t}'" for t in S.EVENT_TYPES)
     with connect(root) as con:  # closed on the way out
         users = con.execute("SELECT DISTINCT user_id FROM events ORDER BY user_id").df()
         df = con.execute(f"""
-            SELECT user_id, product_id, list_position([{types}], event_type) - 1 AS ev,
+            SELECT user_id, product_id, {S.event_code_sql()} AS ev,
                    epoch(event_time)::BIGINT AS ts, hash(user_session) AS sess
             FROM events ORDER BY event_time, user_id, product_id
         """).df()

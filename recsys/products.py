@@ -60,8 +60,7 @@ class ProductNotFound(KeyError):
 
 def _group_key_sql() -> str:
     """Category key: the category_code when known, else the raw category_id (cold categories still group)."""
-    return (f"CASE WHEN {S.CATEGORY_CODE} = '{S.UNKNOWN_CATEGORY}' THEN 'id:' || {S.CATEGORY_ID}::VARCHAR "
-            f"ELSE {S.CATEGORY_CODE} END")
+    return S.category_key_sql()
 
 
 def product_cards(con) -> pd.DataFrame:
@@ -88,8 +87,7 @@ def product_cards(con) -> pd.DataFrame:
                    {S.money_sum_sql('price', f"event_type = '{S.PURCHASE}'")} AS revenue
             FROM events GROUP BY product_id)
         SELECT feat.*, coalesce(med.price, 0.0) AS price, funnel.* EXCLUDE (product_id),
-               CASE WHEN category_code = '{S.UNKNOWN_CATEGORY}' THEN 'id:' || category_id::VARCHAR
-                    ELSE category_code END AS category_key
+               {S.category_key_sql()} AS category_key
         FROM feat JOIN funnel USING (product_id) LEFT JOIN med USING (product_id) ORDER BY product_id
     """).df()
     df["cart_rate"] = (df["carts"] / df["views"].where(df["views"] > 0)).fillna(0.0)

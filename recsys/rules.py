@@ -93,8 +93,7 @@ def _item_sql(granularity: str) -> tuple[str, str]:
     if granularity == "product":
         return S.PRODUCT_ID, "TRUE"  # typed: cast to text only for the few frequent items
     if granularity == "category":
-        return (f"CASE WHEN {S.CATEGORY_CODE} = '{S.UNKNOWN_CATEGORY}' THEN 'id:' || {S.CATEGORY_ID}::VARCHAR "
-                f"ELSE {S.CATEGORY_CODE} END"), "TRUE"
+        return S.category_key_sql(), "TRUE"
     if granularity == "top_category":
         return f"split_part({S.CATEGORY_CODE}, '.', 1)", f"{S.CATEGORY_CODE} <> '{S.UNKNOWN_CATEGORY}'"
     return S.BRAND, f"{S.BRAND} <> '{S.UNKNOWN_BRAND}'"

@@ -68,6 +68,23 @@ EVENT_WEIGHTS: dict[str, float] = {VIEW: 1.0, CART: 3.0, PURCHASE: 5.0, REMOVE: 
 UNKNOWN_BRAND = "unknown_brand"
 UNKNOWN_CATEGORY = "unknown_category"
 
+# Integer event codes of the interaction arrays: the position in EVENT_TYPES (the one rule; SQL and numpy alike).
+EVENT_CODE: dict[str, int] = {t: i for i, t in enumerate(EVENT_TYPES)}
+VIEW_CODE, CART_CODE, PURCHASE_CODE, REMOVE_CODE = (EVENT_CODE[t] for t in EVENT_TYPES)
+
+
+def event_code_sql(column: str = EVENT_TYPE) -> str:
+    """SQL for the integer event code of ``column`` (the same numbers as :data:`EVENT_CODE`)."""
+    types = ", ".join(f"'{t}'" for t in EVENT_TYPES)
+    return f"list_position([{types}], {column}) - 1"
+
+
+def category_key_sql(code: str = CATEGORY_CODE, category_id: str = CATEGORY_ID) -> str:
+    """SQL for a product's category key: its category_code when known, else ``id:<category_id>`` (a third of real
+    REES46 rows have no code; lumping them into one "unknown" category would hide variety). The numpy form is
+    ``recsys.diversity.category_keys``."""
+    return f"CASE WHEN {code} = '{UNKNOWN_CATEGORY}' THEN 'id:' || {category_id}::VARCHAR ELSE {code} END"
+
 
 class SchemaError(ValueError):
     """A table does not meet the column contract; the message says what to fix."""

@@ -37,7 +37,7 @@ from recsys.twotower.train import encode_users, train_two_tower
 
 log = logging.getLogger(__name__)
 
-VIEW_I, CART_I, PURCHASE_I = (S.EVENT_TYPES.index(e) for e in (S.VIEW, S.CART, S.PURCHASE))
+VIEW_I, CART_I, PURCHASE_I = S.VIEW_CODE, S.CART_CODE, S.PURCHASE_CODE
 DAY = 86400.0
 RANKER_STATE, RANKER_CONFIG = "ranker_state.npz", "ranker.json"
 MIN_TRAIN_USERS = 10  # users with a label after the inner cut needed to learn a ranker

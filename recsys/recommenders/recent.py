@@ -30,7 +30,7 @@ class RecentRecommender(ScoringRecommender):
     def fit(self, train: Interactions) -> "RecentRecommender":
         """Remember each user's last interaction time per item (events of this mode only)."""
         self._remember(train)
-        codes = [S.EVENT_TYPES.index(t) for t in MODES[self.mode]]
+        codes = [S.EVENT_CODE[t] for t in MODES[self.mode]]
         keep = np.isin(train.event, codes)
         u, i, t = train.user[keep], train.item[keep], train.ts[keep]
         # ts is sorted ascending, so the last occurrence of a (user, item) pair is its latest time

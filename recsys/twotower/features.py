@@ -13,7 +13,7 @@ import pandas as pd
 from recsys import schema as S
 from recsys.interactions import Interactions
 
-VIEW_I, CART_I, PURCHASE_I, REMOVE_I = (S.EVENT_TYPES.index(t) for t in (S.VIEW, S.CART, S.PURCHASE, S.REMOVE))
+VIEW_I, CART_I, PURCHASE_I, REMOVE_I = S.VIEW_CODE, S.CART_CODE, S.PURCHASE_CODE, S.REMOVE_CODE
 N_BEHAVIOUR = 8  # length of the dense behaviour feature vector (see behaviour_features)
 
 
