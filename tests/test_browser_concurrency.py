@@ -56,6 +56,7 @@ def run_sessions(root: Path, plan: list[tuple[str, str]]) -> tuple[dict, list[di
     import asyncio
     import concurrent.futures
 
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
     from playwright.async_api import async_playwright
 
     from tests.conftest import CHROMIUM, CHROMIUM_ARGS, streamlit_server
@@ -72,6 +73,10 @@ def run_sessions(root: Path, plan: list[tuple[str, str]]) -> tuple[dict, list[di
             await pg.wait_for_function(LOADED, timeout=400_000, polling=250)
             seconds = time.perf_counter() - t0
             await pg.wait_for_timeout(500)  # the URL update follows the run
+            try:  # the sidebar may still be re-rendering when the last chart has drawn
+                await pg.wait_for_function(f"() => ({BRAND_WIDGET})() !== null", timeout=60_000, polling=250)
+            except PlaywrightTimeout:
+                pass  # reported below as a missing Brand widget
             return {"path": path, "brand": brand, "seconds": round(seconds, 2), "url": pg.url,
                     "errors": await pg.locator('[data-testid="stException"]').count(),
                     "charts": await pg.locator(".js-plotly-plot").count(),
