@@ -213,7 +213,7 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
     timings: dict[str, dict[str, float]] = {}
     # the only fitted models kept: those another model reuses and the curve's; at October size every other
     # model holds gigabytes, so each is dropped once it has been scored
-    keep = {registry.UPSTREAM.get(n) for n in names} | {CURVE_MODEL}
+    keep = {registry.upstream(n) for n in names} | {CURVE_MODEL}
     fitted: dict[str, Any] = {}
     only_seen: list[str] = []
     evaluated: list[str] = []
@@ -225,7 +225,7 @@ def _evaluate(inter: Interactions, config: EvalConfig, progress: Progress) -> Ev
         sub(0.0, "fitting")
         t0 = time.perf_counter()
         try:
-            model = registry.fit(name, split.train, fitted.get(registry.UPSTREAM.get(name, "")),
+            model = registry.fit(name, split.train, fitted.get(registry.upstream(name) or ""),
                                  **_model_kwargs(name, config, sub))
         except ValueError as exc:  # e.g. too little data for a model: report it, evaluate the others
             notes.append(f"{registry.label(name)} skipped: {exc}")

@@ -58,11 +58,6 @@ class ProductNotFound(KeyError):
     """The product id is not in the store's catalog."""
 
 
-def _group_key_sql() -> str:
-    """Category key: the category_code when known, else the raw category_id (cold categories still group)."""
-    return S.category_key_sql()
-
-
 def product_cards(con) -> pd.DataFrame:
     """One row per product: its most frequent (category, brand), median positive price (the lower median, from
     per-price counts so memory stays bounded at October scale), price band within its category, funnel counts,
@@ -142,7 +137,7 @@ def coview_substitutes(con, p: ProductParams) -> pd.DataFrame:
 def _purchases_sql(p: ProductParams) -> str:
     """Purchase events as (user, session, product, category key, time), the basket unit for co-purchases."""
     return f"""
-        pur AS (SELECT user_id AS u, hash(user_session) AS s, product_id AS p, min({_group_key_sql()}) AS c,
+        pur AS (SELECT user_id AS u, hash(user_session) AS s, product_id AS p, min({S.category_key_sql()}) AS c,
                        min(epoch(event_time)) AS t
                 FROM events WHERE event_type = '{S.PURCHASE}' GROUP BY 1, 2, 3),
         together AS (

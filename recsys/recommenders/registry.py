@@ -51,9 +51,9 @@ LABELS: dict[str, str] = {
 
 UNAVAILABLE: dict[str, str] = {}
 
-# Models that reuse another model's fit on the same window (evaluated after it, never trained twice): the MMR
-# variant re-ranks the two-tower's own lists; the served ranker retrieves with that same two-tower.
-UPSTREAM: dict[str, str] = {"two_tower_mmr": "two_tower", "two_tower_ranker": "two_tower"}
+# Models that reuse another model's fit on the same window (evaluated after it, never trained twice):
+# name -> (the model it reuses, how to get this one from that fitted model and the training window)
+REUSES: dict[str, tuple[str, Callable[..., Recommender]]] = {}
 # Models that take the two-tower's training budget (``config``) and report training progress (``progress``).
 TWO_TOWER_FAMILY = frozenset({"two_tower", "two_tower_mmr", "two_tower_ranker"})
 
@@ -69,9 +69,15 @@ try:
 
     REGISTRY["two_tower"] = _two_tower
     REGISTRY["two_tower_mmr"] = _two_tower_mmr
+    # the MMR variant re-ranks the two-tower's own lists
+    REUSES["two_tower_mmr"] = ("two_tower", lambda up, train, **kw: up.with_diversity(DEFAULT_DIVERSITY_WEIGHT,
+                                                                                        "two_tower_mmr"))
     try:
         from recsys.recommenders.ranker import RankerRecommender
         REGISTRY["two_tower_ranker"] = RankerRecommender
+        # the served ranker retrieves with that same two-tower
+        REUSES["two_tower_ranker"] = ("two_tower", lambda up, train, **kw: make("two_tower_ranker", retriever=up,
+                                                                               **kw).fit(train))
     except ImportError as exc:  # lightgbm missing
         UNAVAILABLE["two_tower_ranker"] = f"the ranker cannot be imported ({exc})"
 except ImportError as exc:  # the two-tower package is optional for the baselines
@@ -92,13 +98,16 @@ def make(name: str, **kwargs: Any) -> Recommender:
     return REGISTRY[name](**kwargs)
 
 
-def fit(name: str, train: Any, upstream: Recommender | None = None, **kwargs: Any) -> Recommender:
-    """A recommender by name fitted on ``train``. ``upstream``: the fitted ``UPSTREAM[name]`` model, reused
+def upstream(name: str) -> str | None:
+    """The model whose fit ``name`` reuses (see :data:`REUSES`), else None."""
+    return REUSES[name][0] if name in REUSES else None
+
+
+def fit(name: str, train: Any, upstream_model: Recommender | None = None, **kwargs: Any) -> Recommender:
+    """A recommender by name fitted on ``train``. ``upstream_model``: the fitted ``upstream(name)`` model, reused
     instead of training it again (None: fit from scratch)."""
-    if name == "two_tower_mmr" and upstream is not None:
-        return upstream.with_diversity(DEFAULT_DIVERSITY_WEIGHT, name)  # type: ignore[attr-defined]
-    if name == "two_tower_ranker" and upstream is not None:
-        kwargs["retriever"] = upstream
+    if upstream_model is not None and name in REUSES:
+        return REUSES[name][1](upstream_model, train, **kwargs)
     return make(name, **kwargs).fit(train)
 
 
