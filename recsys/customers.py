@@ -18,6 +18,7 @@ product, purchases only) is this module's own addition to the aggregates stage.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import duckdb
@@ -29,6 +30,7 @@ import plotly.graph_objects as go
 from recsys import schema as S
 from recsys.eda_charts import plotly_texts
 from recsys.eda import ALL, EdaFilters, query, where
+from recsys.engine import Engine, as_engine
 from recsys.eda_users import _buyers
 
 PARETO_TOPS = (0.01, 0.10, 0.20)
@@ -98,15 +100,13 @@ def quantile_scores(values: pd.Series, higher_is_better: bool = True) -> pd.Seri
 
 # ---- the aggregates-stage table -----------------------------------------------------------------------------
 
-def write_product_sales(con: duckdb.DuckDBPyConnection, out_path: str) -> int:
+def write_product_sales(con: duckdb.DuckDBPyConnection | Engine, out_path: str) -> int:
     """Write ``product_sales.parquet`` (UTC day x top category x brand x product -> purchases, revenue)."""
     top = f"split_part({S.CATEGORY_CODE}, '.', 1)"
-    con.execute(f"""COPY (SELECT event_time::DATE AS day, {top} AS category_top, brand, product_id,
-                                 count(*)::BIGINT AS purchases, {S.money_sum_sql('price')} AS revenue
-                          FROM events WHERE event_type = '{S.PURCHASE}' GROUP BY ALL
-                          ORDER BY brand, category_top, day, product_id)
-                    TO '{out_path}' (FORMAT PARQUET, COMPRESSION ZSTD)""")
-    return int(con.execute(f"SELECT count(*) FROM read_parquet('{out_path}')").fetchall()[0][0])
+    return as_engine(con).copy(f"""SELECT event_time::DATE AS day, {top} AS category_top, brand, product_id,
+                                          count(*)::BIGINT AS purchases, {S.money_sum_sql('price')} AS revenue
+                                   FROM events WHERE event_type = '{S.PURCHASE}' GROUP BY ALL
+                                   ORDER BY brand, category_top, day, product_id""", Path(out_path))
 
 
 # ---- RFM ------------------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ import pandas as pd
 from recsys import schema as S
 from recsys.artifacts import (ArtifactError, Progress, StageResult, connect, no_progress, read_manifest,
                               require_stage, run_stage, sql_literal, upstream_fingerprint)
+from recsys.engine import Engine, as_engine
 
 log = logging.getLogger(__name__)
 
@@ -93,51 +94,74 @@ def _price_band_sql() -> str:
     return f"CASE WHEN price > 0 THEN {_bin_sql('price', PRICE_BAND_EDGES)} END"
 
 
-def _copy(con: duckdb.DuckDBPyConnection, sql: str, out: Path) -> int:
-    con.execute(f"COPY ({sql}) TO '{out}' (FORMAT PARQUET, COMPRESSION ZSTD)")
-    return int(con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchall()[0][0])
-
-
-def write_aggregates(con: duckdb.DuckDBPyConnection, out: Path, p: AggregateParams = AggregateParams(),
+def write_aggregates(con: duckdb.DuckDBPyConnection | Engine, out: Path, p: AggregateParams = AggregateParams(),
                      progress: Progress = no_progress) -> dict[str, int]:
-    """Write every cube of the stage into ``out`` from the ``events`` view of ``con``; returns row counts."""
-    top = f"split_part({S.CATEGORY_CODE}, '.', 1)"
-    rows: dict[str, int] = {}
+    """Write every cube of the stage into ``out`` from the ``events`` view of ``con`` (a DuckDB connection or an
+    :class:`~recsys.engine.Engine`: the same SQL runs on DuckDB and on Spark); returns row counts."""
+    engine = as_engine(con)
+    rows = _write_event_cubes(engine, out, p, progress)
+    rows |= _write_session_cubes(engine, out, progress)
+    progress(0.9, "aggregates: retention cohorts and product sales")
+    from recsys.customers import write_product_sales
+    from recsys.retention import write_retention
+    rows["retention"] = write_retention(engine, str(out / "retention.parquet"))
+    engine.drop("ud")
+    rows["product_sales"] = write_product_sales(engine, str(out / "product_sales.parquet"))
+    progress(0.95, "aggregates: store KPIs")
+    from recsys.stats import KPIS_FILE, write_kpis
+    write_kpis(engine, out / KPIS_FILE)
+    return rows
+
+
+_TOP = f"split_part({S.CATEGORY_CODE}, '.', 1)"
+
+
+def _write_event_cubes(engine: Engine, out: Path, p: AggregateParams, progress: Progress) -> dict[str, int]:
+    """The hourly, daily and price cubes and their brand-less rollups."""
+    top, rows = _TOP, {}
     progress(0.05, "aggregates: hourly cube")
     # sorted by brand so that a brand filter reads one or two row groups (min/max pruning)
-    rows["hourly"] = _copy(con, f"""
-        SELECT date_trunc('hour', event_time)::TIMESTAMP AS hour, {top} AS category_top, brand, event_type,
-               count(*)::BIGINT AS events, {S.money_sum_sql('price')} AS price_sum
+    rows["hourly"] = engine.copy(f"""
+        SELECT date_trunc('hour', event_time)::{engine.dialect.naive_timestamp} AS hour, {top} AS category_top,
+               brand, event_type, count(*)::BIGINT AS events, {S.money_sum_sql('price')} AS price_sum
         FROM events GROUP BY ALL ORDER BY brand, category_top, hour, event_type""", out / "hourly.parquet")
     progress(0.2, "aggregates: daily and price cubes")
-    rows["prices"] = _copy(con, f"""
+    rows["prices"] = engine.copy(f"""
         SELECT event_time::DATE AS day, {top} AS category_top, category_code, brand, event_type,
                CASE WHEN price > 0 THEN floor(log10(price) * {int(p.price_bins_per_decade)}) END::SMALLINT
                    AS price_bin,
                {_price_band_sql()} AS price_band,
                count(*)::BIGINT AS events, {S.money_sum_sql('price')} AS price_sum
         FROM events GROUP BY ALL
-        ORDER BY brand, category_top, day, category_code, event_type, price_bin, price_band""", out / "prices.parquet")
-    rows["daily"] = _copy(con, f"""
+        ORDER BY brand, category_top, day, category_code, event_type, price_bin NULLS LAST, price_band NULLS LAST""",
+                                 out / "prices.parquet")
+    rows["daily"] = engine.copy(f"""
         SELECT day, category_top, category_code, brand, event_type, sum(events)::BIGINT AS events,
                {S.money_sum_sql('price_sum')} AS price_sum
-        FROM read_parquet('{out / "prices.parquet"}') GROUP BY ALL
-        ORDER BY brand, category_top, day, category_code, event_type""",
-                          out / "daily.parquet")
+        FROM {engine.scan(out / "prices.parquet")} GROUP BY ALL
+        ORDER BY brand, category_top, day, category_code, event_type""", out / "daily.parquet")
     # brand-less rollups: what every "all brands" view reads (10-30x fewer rows)
-    for cube, drop in (("hourly", "brand"), ("daily", "brand"), ("prices", "brand")):
-        keep = {"hourly": "hour, category_top, event_type",
-                "daily": "day, category_top, category_code, event_type",
-                "prices": "day, category_top, category_code, event_type, price_bin, price_band"}[cube]
-        rows[f"{cube}_nb"] = _copy(con, f"""
+    keeps = {"hourly": "hour, category_top, event_type",
+             "daily": "day, category_top, category_code, event_type",
+             "prices": "day, category_top, category_code, event_type, price_bin, price_band"}
+    for cube, keep in keeps.items():
+        order = keep.replace("price_bin, price_band", "price_bin NULLS LAST, price_band NULLS LAST")
+        rows[f"{cube}_nb"] = engine.copy(f"""
             SELECT {keep}, sum(events)::BIGINT AS events, {S.money_sum_sql('price_sum')} AS price_sum
-            FROM read_parquet('{out / f"{cube}.parquet"}') GROUP BY ALL ORDER BY {keep}""",
-                                   out / f"{cube}_nb.parquet")
-    progress(0.35, "aggregates: sessions per category and brand")
+            FROM {engine.scan(out / f"{cube}.parquet")} GROUP BY ALL ORDER BY {order}""", out / f"{cube}_nb.parquet")
+    return rows
+
+
+_MEASURES = ("min(t0) AS t0, max(t1) AS t1, sum(n) AS n, sum(views) AS views, sum(carts) AS carts, "
+             "sum(purchases) AS purchases, sum(removes) AS removes, sum(revenue) AS revenue")
+
+
+def _session_slices(engine: Engine) -> None:
+    """Temp table ``sess``: one row per slice x session (the four slice levels of a session's events)."""
+    d = engine.dialect
     # sessions are only counted, never shown: a 64-bit hash of the id groups faster than the string
-    con.execute(f"""
-        CREATE TEMP TABLE part AS
-        SELECT hash(user_session) AS user_session, user_id, {top} AS category_top, brand,
+    engine.table("part", f"""
+        SELECT {d.hash64('user_session')} AS user_session, user_id, {_TOP} AS category_top, brand,
                min(event_time) AS t0, max(event_time) AS t1, count(*) AS n,
                count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
                count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
@@ -145,37 +169,42 @@ def write_aggregates(con: duckdb.DuckDBPyConnection, out: Path, p: AggregatePara
                count(*) FILTER (WHERE event_type = '{S.REMOVE}') AS removes,
                coalesce(sum(price::{S.MONEY}) FILTER (WHERE event_type = '{S.PURCHASE}'), 0) AS revenue
         FROM events GROUP BY ALL""")
-    measures = ("min(t0) AS t0, max(t1) AS t1, sum(n) AS n, sum(views) AS views, sum(carts) AS carts, "
-                "sum(purchases) AS purchases, sum(removes) AS removes, sum(revenue) AS revenue")
-    levels = [f"SELECT '{ALL}' AS category_top, '{ALL}' AS brand, user_session, user_id, {measures} "
+    levels = [f"SELECT '{ALL}' AS category_top, '{ALL}' AS brand, user_session, user_id, {_MEASURES} "
               f"FROM part GROUP BY user_session, user_id",
-              f"SELECT category_top, '{ALL}' AS brand, user_session, user_id, {measures} "
+              f"SELECT category_top, '{ALL}' AS brand, user_session, user_id, {_MEASURES} "
               f"FROM part GROUP BY category_top, user_session, user_id",
-              f"SELECT '{ALL}' AS category_top, brand, user_session, user_id, {measures} "
+              f"SELECT '{ALL}' AS category_top, brand, user_session, user_id, {_MEASURES} "
               f"FROM part GROUP BY brand, user_session, user_id",
               "SELECT category_top, brand, user_session, user_id, t0, t1, n, views, carts, purchases, removes, "
               "revenue FROM part"]
-    con.execute("CREATE TEMP TABLE sess AS " + " UNION ALL ".join(levels))
-    con.execute("DROP TABLE part")
+    engine.table("sess", " UNION ALL ".join(levels))
+    engine.drop("part")
+
+
+def _write_session_cubes(engine: Engine, out: Path, progress: Progress) -> dict[str, int]:
+    """The session cube, the buyer tables and user activity; leaves temp table ``ud`` (slice x user x day)."""
+    progress(0.35, "aggregates: sessions per category and brand")
+    _session_slices(engine)
     progress(0.6, "aggregates: session cube")
-    duration = "((epoch_us(t1) - epoch_us(t0)) / 1e6)"
-    rows["sessions"] = _copy(con, f"""
+    d, rows = engine.dialect, {}
+    duration = f"(({d.epoch_us('t1')} - {d.epoch_us('t0')}) / 1e6)"
+    rows["sessions"] = engine.copy(f"""
         SELECT category_top, brand, t0::DATE AS day, {_bin_sql('n', EVENT_EDGES)} AS events_bin,
                {_bin_sql(duration, DURATION_EDGES)} AS duration_bin,
                views > 0 AS has_view, carts > 0 AS has_cart, purchases > 0 AS has_purchase,
                removes > 0 AS has_remove,
                count(*)::BIGINT AS sessions, sum(n)::BIGINT AS events,
-               (sum(epoch_us(t1) - epoch_us(t0)) / 1e6)::DOUBLE AS duration_s,
+               (sum({d.epoch_us('t1')} - {d.epoch_us('t0')}) / 1e6)::DOUBLE AS duration_s,
                sum(purchases)::BIGINT AS purchases, sum(revenue)::DOUBLE AS revenue
         FROM sess GROUP BY ALL ORDER BY category_top, brand, day, events_bin, duration_bin, has_view, has_cart,
                                         has_purchase, has_remove""", out / "sessions.parquet")
     progress(0.75, "aggregates: buyers")
-    rows["user_days"] = _copy(con, """
+    rows["user_days"] = engine.copy("""
         SELECT category_top, brand, user_id, t0::DATE AS day, count(*)::BIGINT AS purchase_sessions,
                sum(purchases)::BIGINT AS purchases, sum(revenue)::DOUBLE AS revenue
         FROM sess WHERE purchases > 0 GROUP BY ALL ORDER BY category_top, brand, day, user_id""",
-                          out / "user_days.parquet")
-    rows["users"] = _copy(con, """
+                                    out / "user_days.parquet")
+    rows["users"] = engine.copy("""
         SELECT category_top, brand, user_id, count(*)::BIGINT AS sessions, sum(n)::BIGINT AS events,
                sum(views)::BIGINT AS views, sum(carts)::BIGINT AS carts, sum(purchases)::BIGINT AS purchases,
                count(*) FILTER (WHERE purchases > 0)::BIGINT AS purchase_sessions, sum(revenue)::DOUBLE AS revenue,
@@ -183,12 +212,12 @@ def write_aggregates(con: duckdb.DuckDBPyConnection, out: Path, p: AggregatePara
                min(t0::DATE) FILTER (WHERE purchases > 0) AS first_purchase,
                max(t0::DATE) FILTER (WHERE purchases > 0) AS last_purchase
         FROM sess GROUP BY ALL HAVING sum(purchases) > 0 ORDER BY category_top, brand, user_id""",
-                      out / "users.parquet")
+                                out / "users.parquet")
     progress(0.85, "aggregates: new and returning users")
-    con.execute("""CREATE TEMP TABLE ud AS SELECT category_top, brand, user_id, t0::DATE AS day,
-                   bool_or(purchases > 0) AS bought FROM sess GROUP BY ALL""")
-    con.execute("DROP TABLE sess")
-    rows["user_activity"] = _copy(con, """
+    engine.table("ud", """SELECT category_top, brand, user_id, t0::DATE AS day,
+                          bool_or(purchases > 0) AS bought FROM sess GROUP BY ALL""")
+    engine.drop("sess")
+    rows["user_activity"] = engine.copy("""
         WITH a AS (SELECT category_top, brand, day, count(*) AS active_users,
                           count(*) FILTER (WHERE bought) AS buyers FROM ud GROUP BY ALL),
              n AS (SELECT category_top, brand, first_day AS day, count(*) AS new_users
@@ -197,16 +226,7 @@ def write_aggregates(con: duckdb.DuckDBPyConnection, out: Path, p: AggregatePara
         SELECT category_top, brand, day, active_users::BIGINT AS active_users,
                coalesce(new_users, 0)::BIGINT AS new_users, buyers::BIGINT AS buyers
         FROM a LEFT JOIN n USING (category_top, brand, day) ORDER BY category_top, brand, day""",
-                                  out / "user_activity.parquet")
-    progress(0.9, "aggregates: retention cohorts and product sales")
-    from recsys.customers import write_product_sales
-    from recsys.retention import write_retention
-    rows["retention"] = write_retention(con, str(out / "retention.parquet"))
-    con.execute("DROP TABLE ud")
-    rows["product_sales"] = write_product_sales(con, str(out / "product_sales.parquet"))
-    progress(0.95, "aggregates: store KPIs")
-    from recsys.stats import KPIS_FILE, write_kpis
-    write_kpis(con, out / KPIS_FILE)
+                                        out / "user_activity.parquet")
     return rows
 
 
@@ -222,12 +242,17 @@ def aggregates_up_to_date(root: str | os.PathLike | None, params: AggregateParam
 
 
 def build_aggregates_stage(root: str | os.PathLike | None, *, force: bool = False,
-                           progress: Progress = no_progress,
-                           params: AggregateParams = AggregateParams()) -> tuple[dict, bool]:
-    """The aggregates stage: the EDA cubes under ``<root>/aggregates``, skipped when events are unchanged."""
+                           progress: Progress = no_progress, params: AggregateParams = AggregateParams(),
+                           engine: Any = None) -> tuple[dict, bool]:
+    """The aggregates stage: the EDA cubes under ``<root>/aggregates``, skipped when events are unchanged.
+
+    ``engine`` None runs it on DuckDB; a :class:`recsys.spark_engine.SparkSpec` runs the same SQL on Spark (the
+    artifacts are the same, so the engine is recorded in the manifest but is not part of the fingerprint)."""
     fp = _fingerprint(root, params)
 
     def run(tmp: Path, prog: Progress) -> StageResult:
+        if engine is not None:
+            return _run_on_spark(root, tmp, params, engine, prog)
         con = connect(root, memory_limit=params.memory_limit)
         con.execute(f"SET temp_directory = '{tmp / '.spill'}'")
         con.execute("SET enable_progress_bar = false")  # progress goes through the callback
@@ -242,6 +267,23 @@ def build_aggregates_stage(root: str | os.PathLike | None, *, force: bool = Fals
         return StageResult(rows=rows, params=asdict(params))
 
     return run_stage(root, STAGE, run, input_fingerprint=fp, force=force, progress=progress)
+
+
+def _run_on_spark(root: str | os.PathLike | None, tmp: Path, params: AggregateParams, spec: Any,
+                  progress: Progress) -> StageResult:
+    """The stage's SQL on Spark (part files in a scratch folder, merged into the same one-file tables)."""
+    import shutil
+
+    from recsys.artifacts import events_path
+    from recsys.spark_engine import SparkEngine
+    scratch = tmp / ".spark"
+    engine = SparkEngine.over_events(spec, events_path(root), scratch)
+    try:
+        rows = write_aggregates(engine, tmp, params, progress)
+    finally:
+        engine.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return StageResult(rows=rows, params=asdict(params), extra={"engine": "spark", "spark_master": spec.master})
 
 
 # ---- reading ----------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ active users, buying users. A page query filters a few hundred rows of it; it ne
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -25,6 +26,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from recsys.eda import ALL, EdaFilters, query
+from recsys.engine import DUCKDB, Dialect, Engine, as_engine
 
 GRAINS = ("week", "month")
 BASES = ("first_event", "first_purchase")
@@ -35,13 +37,13 @@ MEASURE_LABELS = {"active": "active (any event)", "buying": "buying"}
 
 # ---- the aggregates-stage table -----------------------------------------------------------------------------
 
-def _period_index_sql(grain: str, cohort: str, period: str) -> str:
+def _period_index_sql(grain: str, cohort: str, period: str, d: Dialect = DUCKDB) -> str:
     if grain == "week":
-        return f"(({period} - {cohort}) // 7)::SMALLINT"
+        return f"({d.idiv(d.days_between(cohort, period), 7)})::SMALLINT"
     return f"((year({period}) - year({cohort})) * 12 + month({period}) - month({cohort}))::SMALLINT"
 
 
-def retention_sql(grain: str, days_table: str = "ud") -> str:
+def retention_sql(grain: str, days_table: str = "ud", d: Dialect = DUCKDB) -> str:
     """The ``retention`` rows of one grain from a per-slice user-day table (category_top, brand, user_id, day,
     bought) and its first-day table ``ret_first`` (category_top, brand, user_id, first_event, first_purchase)."""
     if grain not in GRAINS:
@@ -54,25 +56,25 @@ def retention_sql(grain: str, days_table: str = "ud") -> str:
              j AS (SELECT up.*, date_trunc({g}, f.first_event)::DATE AS ce, date_trunc({g}, f.first_purchase)::DATE AS cp
                    FROM up JOIN ret_first f USING (category_top, brand, user_id))
         SELECT category_top, brand, {g} AS grain, 'first_event' AS basis, ce AS cohort,
-               {_period_index_sql(grain, 'ce', 'p')} AS period, {measures}
+               {_period_index_sql(grain, 'ce', 'p', d)} AS period, {measures}
         FROM j GROUP BY ALL
         UNION ALL
         SELECT category_top, brand, {g} AS grain, 'first_purchase' AS basis, cp AS cohort,
-               {_period_index_sql(grain, 'cp', 'p')} AS period, {measures}
+               {_period_index_sql(grain, 'cp', 'p', d)} AS period, {measures}
         FROM j WHERE cp IS NOT NULL AND p >= cp GROUP BY ALL"""
 
 
-def write_retention(con: duckdb.DuckDBPyConnection, out_path: str, days_table: str = "ud") -> int:
+def write_retention(con: duckdb.DuckDBPyConnection | Engine, out_path: str, days_table: str = "ud") -> int:
     """Write ``retention.parquet`` from the stage's per-slice user-day table; returns its row count."""
-    con.execute(f"""CREATE TEMP TABLE ret_first AS
-                    SELECT category_top, brand, user_id, min(day) AS first_event,
-                           min(day) FILTER (WHERE bought) AS first_purchase
-                    FROM {days_table} GROUP BY ALL""")
-    body = " UNION ALL ".join(f"SELECT * FROM ({retention_sql(g, days_table)})" for g in GRAINS)
-    con.execute(f"COPY (SELECT * FROM ({body}) ORDER BY category_top, brand, grain, basis, cohort, period) "
-                f"TO '{out_path}' (FORMAT PARQUET, COMPRESSION ZSTD)")
-    con.execute("DROP TABLE ret_first")
-    return int(con.execute(f"SELECT count(*) FROM read_parquet('{out_path}')").fetchall()[0][0])
+    engine = as_engine(con)
+    engine.table("ret_first", f"""SELECT category_top, brand, user_id, min(day) AS first_event,
+                                         min(day) FILTER (WHERE bought) AS first_purchase
+                                  FROM {days_table} GROUP BY ALL""")
+    body = " UNION ALL ".join(f"SELECT * FROM ({retention_sql(g, days_table, engine.dialect)})" for g in GRAINS)
+    rows = engine.copy(f"SELECT * FROM ({body}) ORDER BY category_top, brand, grain, basis, cohort, period",
+                       Path(out_path))
+    engine.drop("ret_first")
+    return rows
 
 
 # ---- queries --------------------------------------------------------------------------------------------------

@@ -16,15 +16,16 @@ import pandas as pd
 
 from recsys import schema as S
 from recsys.artifacts import connect, stage_dir
+from recsys.engine import Engine, as_engine
 
 KPIS_FILE = "kpis.json"
 _TIMES = ("first_event", "last_event")
 
 
-def compute_kpis(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+def compute_kpis(con: duckdb.DuckDBPyConnection | Engine) -> dict[str, Any]:
     """Events, users, products, sessions, date range, events per type, purchases and revenue of the ``events``
-    view of ``con``."""
-    row = con.execute(f"""
+    view of ``con`` (a DuckDB connection or an engine)."""
+    row = as_engine(con).fetch(f"""
         SELECT count(*) AS events, count(DISTINCT user_id) AS users, count(DISTINCT product_id) AS products,
                count(DISTINCT user_session) AS sessions, min(event_time) AS first_event,
                max(event_time) AS last_event,
@@ -36,13 +37,13 @@ def compute_kpis(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
                count(DISTINCT user_id) FILTER (WHERE event_type = '{S.PURCHASE}') AS buyers,
                count(DISTINCT category_code) AS categories, count(DISTINCT brand) AS brands
         FROM events
-    """).df().iloc[0]
+    """).iloc[0]
     out = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
     out["first_event"], out["last_event"] = row["first_event"], row["last_event"]
     return out
 
 
-def write_kpis(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def write_kpis(con: duckdb.DuckDBPyConnection | Engine, path: Path) -> None:
     """Compute the KPIs and store them as JSON (times as ISO strings)."""
     k = compute_kpis(con)
     path.write_text(json.dumps({key: (v.isoformat() if key in _TIMES else v) for key, v in k.items()}, indent=1))

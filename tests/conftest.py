@@ -44,6 +44,20 @@ def _warm_router(monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def spark_spec():
+    """The Spark engine in local[2] mode (one session per test run); skips when pyspark or Java is missing."""
+    pytest.importorskip("pyspark")
+    from recsys.spark_engine import SparkSpec, SparkUnavailable, session, stop_sessions
+    spec = SparkSpec("local[2]", {"spark.sql.shuffle.partitions": "4"})
+    try:
+        session(spec)
+    except SparkUnavailable as exc:
+        pytest.skip(str(exc))
+    yield spec
+    stop_sessions()
+
+
+@pytest.fixture(scope="session")
 def head_csv() -> Path:
     """The real REES46 head (17,435 rows, truncated last line); skips when ../shared is absent."""
     if not HEAD_CSV.exists():

@@ -1,0 +1,198 @@
+"""The Spark engine: the events, aggregates and rules stages on Apache Spark (``build --engine spark``).
+
+Spark runs the scans, joins and group-bys; what it writes is then streamed, part file by part file in order, into
+the one Parquet file per table that the app and the API read, with the same column types as the DuckDB engine
+(so the artifacts are interchangeable and the parity tests compare them directly).
+
+Paths: in ``local[N]`` mode everything is on this machine. On a cluster (``spark://``, ``yarn``) the inputs may be
+any URI Spark reads (``hdfs://``, ``s3a://``), but the artifacts directory must be one path that the driver and
+every worker see (a shared mount): workers write the part files there and the driver merges them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recsys.engine import SPARK
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MASTER = "local[2]"
+
+
+class SparkUnavailable(RuntimeError):
+    """pyspark or a Java runtime is missing; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class SparkSpec:
+    """How to reach Spark: the master URL and extra ``spark.*`` settings (``--spark-conf KEY=VALUE``)."""
+    master: str = DEFAULT_MASTER
+    conf: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, master: str | None, conf: list[str] | None) -> "SparkSpec":
+        """From the CLI's ``--master`` and ``--spark-conf`` values; ValueError naming a malformed setting."""
+        out: dict[str, str] = {}
+        for item in conf or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip().startswith("spark."):
+                raise ValueError(f"--spark-conf {item!r}: expected spark.KEY=VALUE")
+            out[key.strip()] = value.strip()
+        return cls(master or DEFAULT_MASTER, out)
+
+
+_SESSIONS: dict[SparkSpec, Any] = {}
+
+
+def _check_runtime() -> None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError as exc:
+        raise SparkUnavailable("the Spark engine needs pyspark: pip install -r requirements-spark.txt") from exc
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and Path(java_home, "bin", "java").exists()) and shutil.which("java") is None:
+        raise SparkUnavailable("the Spark engine needs a Java 17 runtime on PATH or in JAVA_HOME "
+                               "(Debian: apt-get install openjdk-17-jre-headless)")
+
+
+def session(spec: SparkSpec = SparkSpec()):
+    """The SparkSession for ``spec`` (one per process and spec; UTC; the UI and event log off)."""
+    key = SparkSpec(spec.master, dict(sorted(spec.conf.items())))
+    hashed = (key.master, tuple(key.conf.items()))
+    if hashed in _SESSIONS:
+        return _SESSIONS[hashed]
+    _check_runtime()
+    from pyspark.sql import SparkSession
+    local = spec.master.startswith("local")
+    builder = (SparkSession.builder.master(spec.master).appName("recsys-build")
+               .config("spark.sql.session.timeZone", "UTC")  # day and hour buckets are UTC, as in DuckDB
+               .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")  # not INT96
+               .config("spark.sql.ansi.enabled", "true")
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.adaptive.enabled", "true"))  # coalesces small shuffles
+    if local:
+        cores = spec.master[len("local["):-1] if spec.master.startswith("local[") else "1"
+        n = (os.cpu_count() or 2) if cores == "*" else int(cores.split(",")[0] or 1)
+        builder = (builder.config("spark.sql.shuffle.partitions", str(max(2, 4 * n)))
+                   .config("spark.driver.memory", os.environ.get("RECSYS_SPARK_DRIVER_MEMORY", "4g")))
+    for k, v in spec.conf.items():
+        builder = builder.config(k, v)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    _SESSIONS[hashed] = spark
+    return spark
+
+
+def stop_sessions() -> None:
+    """Stop every session this process started (tests; a CLI run ends with the process)."""
+    for spark in _SESSIONS.values():
+        spark.stop()
+    _SESSIONS.clear()
+
+
+def nullable(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with every field nullable (which fields a writer marks required depends on the writer and, for
+    DuckDB, on the data: nothing reads it, and the parity tests compare types and values only)."""
+    return pa.schema([f.with_nullable(True) for f in schema], metadata=None)
+
+
+def merge_parts(parts: Path, out: Path, schema: pa.Schema | None = None, *, row_group: int | None = None,
+                **write_options: Any) -> int:
+    """Stream the part files of a Spark Parquet write, in part order, into one Parquet file ``out``.
+
+    Spark writes a globally ordered result as part-00000, part-00001, ... in key order, so concatenating the
+    parts keeps the ORDER BY. ``schema`` (default: the parts' own, made nullable) is what ``out`` holds; batches
+    are cast to it. Memory stays at one row group. Returns the row count; removes ``parts``.
+    """
+    files = sorted(p for p in parts.glob("part-*") if p.suffix == ".parquet" or ".parquet" in p.name)
+    if schema is None:
+        schema = nullable(pq.read_schema(files[0])) if files else None
+    if schema is None:
+        raise ValueError(f"{parts}: Spark wrote no part file and no schema was given")
+    options = {"compression": "zstd", **write_options}
+    size = row_group or 1_000_000
+    rows, held, pending = 0, 0, []
+    with pq.ParquetWriter(out, schema, **options) as writer:
+        def flush() -> None:
+            nonlocal rows, held, pending
+            if pending:
+                t = pa.concat_tables(pending)
+                writer.write_table(t, row_group_size=size)
+                rows += t.num_rows
+            held, pending = 0, []
+
+        for f in files:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=size):
+                if batch.num_rows:
+                    pending.append(pa.Table.from_batches([batch]).select(schema.names).cast(schema))
+                    held += batch.num_rows
+                if held >= size:
+                    flush()
+        flush()
+    shutil.rmtree(parts, ignore_errors=True)
+    return rows
+
+
+class SparkEngine:
+    """Runs stage SQL on Spark over a view ``events`` of the built events Parquet."""
+    dialect = SPARK
+
+    def __init__(self, spark, scratch: Path) -> None:
+        self.spark = spark
+        self.scratch = Path(scratch)  # where part files go before they are merged (a path every worker sees)
+        self._cached: dict[str, Any] = {}
+
+    @classmethod
+    def over_events(cls, spec: SparkSpec, events: Path, scratch: Path) -> "SparkEngine":
+        engine = cls(session(spec), scratch)
+        engine.spark.read.parquet(_uri(events)).createOrReplaceTempView("events")
+        return engine
+
+    def execute(self, sql: str) -> None:
+        self.spark.sql(sql)
+
+    def table(self, name: str, sql: str) -> None:
+        self.drop(name)
+        from pyspark import StorageLevel
+        df = self.spark.sql(sql).persist(StorageLevel.MEMORY_AND_DISK)
+        df.count()  # materialise now, as DuckDB's CREATE TABLE does
+        df.createOrReplaceTempView(name)
+        self._cached[name] = df
+
+    def drop(self, name: str) -> None:
+        df = self._cached.pop(name, None)
+        if df is not None:
+            df.unpersist()
+        self.spark.catalog.dropTempView(name)
+
+    def copy(self, sql: str, out: Path, schema: pa.Schema | None = None, **write_options: Any) -> int:
+        parts = self.scratch / f".spark-{Path(out).stem}-{uuid.uuid4().hex[:8]}"
+        self.spark.sql(sql).write.mode("overwrite").parquet(_uri(parts))
+        return merge_parts(parts, Path(out), schema, **write_options)
+
+    def fetch(self, sql: str) -> pd.DataFrame:
+        return self.spark.sql(sql).toArrow().to_pandas()
+
+    def scan(self, path: Path) -> str:
+        return "parquet.`" + _uri(path).replace("`", "``") + "`"
+
+    def close(self) -> None:
+        for name in list(self._cached):
+            self.drop(name)
+
+
+def _uri(path: Path | str) -> str:
+    """A local path as a URI Spark resolves against the local filesystem (a URI is returned as given)."""
+    s = str(path)
+    return s if "://" in s else Path(s).resolve().as_uri()
