@@ -24,6 +24,7 @@ class StageSpec:
     ``fn(root, *, force: bool, progress: Progress) -> (manifest, built)``."""
     name: str
     target: str
+    spark: bool = False  # the stage can run on Spark (its function takes ``engine=SparkSpec``)
 
     def load(self) -> Callable[..., tuple[dict, bool]]:
         module, func = self.target.split(":")
@@ -32,8 +33,8 @@ class StageSpec:
 
 # Derived stages in build order; each reads only the artifacts of stages before it.
 STAGES: list[StageSpec] = [
-    StageSpec("aggregates", "recsys.eda:build_aggregates_stage"),
-    StageSpec("rules", "recsys.rules:build_rules_stage"),
+    StageSpec("aggregates", "recsys.eda:build_aggregates_stage", spark=True),
+    StageSpec("rules", "recsys.rules:build_rules_stage", spark=True),
     StageSpec("model", "recsys.twotower.train:build_model_stage"),
     StageSpec("index", "recsys.twotower.index:build_index_stage"),
     StageSpec("products", "recsys.products:build_products_stage"),
@@ -62,10 +63,12 @@ def build_demo_input(root: str | os.PathLike | None, events: int = DEMO_EVENTS, 
 
 def build(root: str | os.PathLike | None = None, inputs: list[Path] | None = None, *,
           demo_events: int = DEMO_EVENTS, seed: int = DEMO_SEED, force: bool = False,
-          only: list[str] | None = None, progress: Progress = no_progress) -> dict[str, Any]:
+          only: list[str] | None = None, progress: Progress = no_progress, spark: Any = None) -> dict[str, Any]:
     """Run every stage in order; returns {stage: {"built": bool, "duration_s": float}}.
 
-    Without ``inputs`` the deterministic demo store is generated and ingested.
+    Without ``inputs`` the deterministic demo store is generated and ingested. ``spark`` (a
+    :class:`recsys.spark_engine.SparkSpec`) runs the events, aggregates and rules stages on Spark; the model and
+    the stages after it stay on this machine and read the events Parquet as always.
     """
     n = len(STAGES) + 1
     summary: dict[str, Any] = {}
@@ -74,17 +77,18 @@ def build(root: str | os.PathLike | None = None, inputs: list[Path] | None = Non
         return lambda f, msg: progress((i + max(0.0, min(1.0, f))) / n, msg)
 
     if inputs:
-        paths, params = [Path(p) for p in inputs], IngestParams(source="files")
+        paths, params = [p if "://" in str(p) else Path(p) for p in inputs], IngestParams(source="files")
     else:
         paths = [build_demo_input(root, demo_events, seed, progress=lambda f, m: sub(0)(f * 0.5, m))]
         params = IngestParams(source="demo")
     with build_transaction(root):  # a failure anywhere puts every stage back as it was: never a mixed set
-        manifest, built = build_events(root, paths, params, force=force, progress=sub(0))
+        manifest, built = build_events(root, paths, params, force=force, progress=sub(0), spark=spark)
         summary["events"] = {"built": built, "duration_s": manifest["duration_s"]}
         for i, spec in enumerate(STAGES, start=1):
             if only is not None and spec.name not in only:
                 continue
-            manifest, built = spec.load()(root, force=force, progress=sub(i))
+            engine = {"engine": spark} if spark is not None and spec.spark else {}
+            manifest, built = spec.load()(root, force=force, progress=sub(i), **engine)
             summary[spec.name] = {"built": built, "duration_s": manifest["duration_s"]}
             log.info("stage %s: %s", spec.name, "built" if built else "up to date")
     progress(1.0, "build complete")

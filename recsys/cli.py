@@ -15,8 +15,10 @@ from pathlib import Path
 
 from recsys.artifacts import BUILD_COMMAND, ArtifactError, Progress, artifacts_root, diagnose
 from recsys.schema import SchemaError
+from recsys.spark_engine import SparkUnavailable
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, ArtifactError, SchemaError, OSError, KeyError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, ArtifactError, SchemaError, OSError, KeyError,
+                                                SparkUnavailable)
 MAX_ID = 2**63 - 1  # ids are int64 in the column contract
 
 log = logging.getLogger(__name__)
@@ -87,9 +89,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from recsys.build import build
+    spark = None
+    if args.engine == "spark":
+        from recsys.spark_engine import SparkSpec
+        spark = SparkSpec.parse(args.master, args.spark_conf)
+    elif args.master or args.spark_conf:
+        raise ValueError("--master and --spark-conf go with --engine spark")
+    inputs = [p if "://" in p else Path(p) for p in args.input] if args.input else None  # URIs: Spark only
     with progress_bar("build") as prog:
-        summary = build(args.artifacts, [Path(p) for p in args.input] if args.input else None,
-                        demo_events=args.events, seed=args.seed, force=args.force, progress=prog)
+        summary = build(args.artifacts, inputs, demo_events=args.events, seed=args.seed, force=args.force,
+                        progress=prog, spark=spark)
     for stage, info in summary.items():
         print(f"{stage:12s} {'built' if info['built'] else 'up to date':10s} {info['duration_s']:8.1f} s")
     return 0
@@ -167,6 +176,12 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--events", type=int, default=DEMO_EVENTS, help="demo store size (without --input)")
     b.add_argument("--seed", type=int, default=DEMO_SEED, help="demo store seed (without --input)")
     b.add_argument("--force", action="store_true", help="rebuild every stage")
+    b.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                   help="where the events, aggregates and rules stages run (default duckdb, on this machine)")
+    b.add_argument("--master", default=None,
+                   help="Spark master with --engine spark: local[2] (default), spark://HOST:7077, yarn")
+    b.add_argument("--spark-conf", action="append", default=None, metavar="KEY=VALUE",
+                   help="a spark.* setting with --engine spark (repeatable), e.g. spark.executor.memory=8g")
 
     v = sub.add_parser("serve", help="serve the REST API (FastAPI + uvicorn) over the built artifacts")
     v.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")

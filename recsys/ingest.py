@@ -318,9 +318,14 @@ def _explain_duckdb_error(exc: duckdb.Error, paths: list[Path]) -> str:
     return f"{paths[0]}: cannot be read as a REES46 CSV: {msg}"
 
 
-def build_events(root: str | os.PathLike | None, paths: list[Path], params: IngestParams = IngestParams(),
-                 *, force: bool = False, progress: Progress = no_progress) -> tuple[dict, bool]:
-    """The events stage: ingest ``paths`` into ``<root>/events`` atomically, skipped when inputs are unchanged."""
+def build_events(root: str | os.PathLike | None, paths: list[Path | str], params: IngestParams = IngestParams(),
+                 *, force: bool = False, progress: Progress = no_progress, spark: Any = None) -> tuple[dict, bool]:
+    """The events stage: ingest ``paths`` into ``<root>/events`` atomically, skipped when inputs are unchanged.
+
+    ``spark`` (a :class:`recsys.spark_engine.SparkSpec`) runs the REES46 ingest on Spark, which also reads
+    URIs (``hdfs://``, ``s3a://``); the output and the quality report are the same as DuckDB's."""
+    if spark is not None:
+        return _build_events_on_spark(root, paths, params, spark, force=force, progress=progress)
     paths = [Path(p) for p in paths]
     # ---- other store formats (RetailRocket, UCI Online Retail), detected from the header: recsys/adapters.py
     from recsys.adapters import build_adapted_events, detect_format
@@ -332,9 +337,38 @@ def build_events(root: str | os.PathLike | None, paths: list[Path], params: Inge
 
     def run(tmp: Path, prog: Progress) -> StageResult:
         report = ingest_files(paths, tmp, params, prog)
-        return StageResult(rows={"events": report["rows_kept"], "read": report["rows_read"]},
-                           params={"files": [str(p) for p in paths], **vars(params)},
-                           extra={"schema": {f.name: str(f.type) for f in S.ARROW_SCHEMA}})
+        return _events_result(report, paths, params)
+
+    return run_stage(root, EVENTS_STAGE, run, input_fingerprint=fp, force=force, progress=progress)
+
+
+def _events_result(report: dict[str, Any], paths: list, params: IngestParams,
+                   extra: dict[str, Any] | None = None) -> StageResult:
+    return StageResult(rows={"events": report["rows_kept"], "read": report["rows_read"]},
+                       params={"files": [str(p) for p in paths], **vars(params)},
+                       extra={"schema": {f.name: str(f.type) for f in S.ARROW_SCHEMA}, **(extra or {})})
+
+
+def _build_events_on_spark(root: str | os.PathLike | None, paths: list[Path | str], params: IngestParams,
+                           spec: Any, *, force: bool, progress: Progress) -> tuple[dict, bool]:
+    """The REES46 events stage on Spark (the same fingerprint: both engines give the same stage)."""
+    from recsys.spark_engine import is_uri, uri_fingerprint
+    from recsys.spark_ingest import ingest_files_spark
+    local = [Path(p) for p in paths if not is_uri(p)]
+    if len(local) == len(paths):
+        from recsys.adapters import detect_format
+        if detect_format(local) != "rees46":
+            raise IngestError(f"{local[0]}: the Spark engine reads REES46 files only; build other formats "
+                              "without --engine spark")
+        check_inputs(local)
+        fp = fingerprint([file_fingerprint(local), vars(params)])
+    else:
+        fp = fingerprint([uri_fingerprint(spec, [str(p) for p in paths]), vars(params)])
+    inputs = [p if is_uri(p) else Path(p) for p in paths]
+
+    def run(tmp: Path, prog: Progress) -> StageResult:
+        report = ingest_files_spark(inputs, tmp, params, spec, prog)
+        return _events_result(report, inputs, params, {"engine": "spark", "spark_master": spec.master})
 
     return run_stage(root, EVENTS_STAGE, run, input_fingerprint=fp, force=force, progress=progress)
 

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,15 +73,22 @@ def session(spec: SparkSpec = SparkSpec()):
     if hashed in _SESSIONS:
         return _SESSIONS[hashed]
     _check_runtime()
-    from pyspark.sql import SparkSession
     local = spec.master.startswith("local")
+    if local:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no "hostname resolves to loopback" warning
+    # pyspark warns about pandas 3 on import; recsys moves data through Arrow, not pyspark's pandas paths
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+    from pyspark.sql import SparkSession
+    log4j = Path(__file__).with_name("spark-log4j2.properties")
+    quiet = f"-Dlog4j2.configurationFile={log4j.as_uri()}"
     builder = (SparkSession.builder.master(spec.master).appName("recsys-build")
                .config("spark.sql.session.timeZone", "UTC")  # day and hour buckets are UTC, as in DuckDB
                .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")  # not INT96
                .config("spark.sql.ansi.enabled", "true")
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.sql.adaptive.enabled", "true"))  # coalesces small shuffles
+               .config("spark.sql.adaptive.enabled", "true")  # coalesces small shuffles
+               .config("spark.driver.extraJavaOptions", quiet))
     if local:
         cores = spec.master[len("local["):-1] if spec.master.startswith("local[") else "1"
         n = (os.cpu_count() or 2) if cores == "*" else int(cores.split(",")[0] or 1)
@@ -190,6 +198,26 @@ class SparkEngine:
     def close(self) -> None:
         for name in list(self._cached):
             self.drop(name)
+
+
+def is_uri(path: Path | str) -> bool:
+    """True for ``scheme://...`` inputs (hdfs, s3a, file), which only Spark reads."""
+    return isinstance(path, str) and "://" in path
+
+
+def uri_fingerprint(spec: SparkSpec, uris: list[str]) -> list:
+    """Name, size and modification time of each URI, asked of the Hadoop filesystem it lives on."""
+    spark = session(spec)
+    jvm, conf = spark.sparkContext._jvm, spark.sparkContext._jsc.hadoopConfiguration()
+    out = []
+    for uri in uris:
+        path = jvm.org.apache.hadoop.fs.Path(uri)
+        try:
+            st = path.getFileSystem(conf).getFileStatus(path)
+        except Exception as exc:  # py4j wraps FileNotFoundException and friends
+            raise FileNotFoundError(f"{uri}: cannot be read by Spark ({str(exc).splitlines()[0][:200]})") from exc
+        out.append([uri.rsplit("/", 1)[-1], int(st.getLen()), int(st.getModificationTime())])
+    return out
 
 
 def _uri(path: Path | str) -> str:

@@ -121,3 +121,26 @@ def synthetic_uci(path: Path, customers: int = 120, invoices: int = 6, lines: in
                              str(12000 + c), "United Kingdom"))
             inv += 1
     return write_uci_csv(path, rows)
+
+
+def assert_same_tables(a: Path, b: Path) -> int:
+    """Every Parquet file of stage folder ``a`` has a twin in ``b`` with the same columns, types and rows in the
+    same order (nullability aside: which fields a writer marks required depends on the writer); returns how many
+    files were compared. What the engine-parity tests check."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def loose(t: pa.Table) -> pa.Table:
+        return t.cast(pa.schema([f.with_nullable(True) for f in t.schema]))
+
+    files = sorted(p.name for p in a.glob("*.parquet"))
+    assert files == sorted(p.name for p in b.glob("*.parquet")), (files, sorted(p.name for p in b.glob("*")))
+    for name in files:
+        ta, tb = loose(pq.read_table(a / name)), loose(pq.read_table(b / name))
+        assert ta.schema == tb.schema, f"{name}: {ta.schema} != {tb.schema}"
+        assert ta.num_rows == tb.num_rows, f"{name}: {ta.num_rows} rows != {tb.num_rows}"
+        if not ta.equals(tb):
+            da, db = ta.to_pandas(), tb.to_pandas()
+            bad = [c for c in da.columns if not da[c].equals(db[c])]
+            raise AssertionError(f"{name}: columns {bad} differ, e.g. {da[bad].head(3)} vs {db[bad].head(3)}")
+    return len(files)
