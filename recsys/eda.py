@@ -283,7 +283,7 @@ def _run_on_spark(root: str | os.PathLike | None, tmp: Path, params: AggregatePa
     finally:
         engine.close()
         shutil.rmtree(scratch, ignore_errors=True)
-    return StageResult(rows=rows, params=asdict(params), extra={"engine": "spark", "spark_master": spec.master})
+    return StageResult(rows=rows, params=asdict(params), extra={"engine": "spark", "spark_master": spec.label})
 
 
 # ---- reading ----------------------------------------------------------------------------------------------

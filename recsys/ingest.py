@@ -368,7 +368,7 @@ def _build_events_on_spark(root: str | os.PathLike | None, paths: list[Path | st
 
     def run(tmp: Path, prog: Progress) -> StageResult:
         report = ingest_files_spark(inputs, tmp, params, spec, prog)
-        return _events_result(report, inputs, params, {"engine": "spark", "spark_master": spec.master})
+        return _events_result(report, inputs, params, {"engine": "spark", "spark_master": spec.label})
 
     return run_stage(root, EVENTS_STAGE, run, input_fingerprint=fp, force=force, progress=progress)
 

@@ -36,9 +36,16 @@ class SparkUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class SparkSpec:
-    """How to reach Spark: the master URL and extra ``spark.*`` settings (``--spark-conf KEY=VALUE``)."""
-    master: str = DEFAULT_MASTER
+    """How to reach Spark: the master URL and extra ``spark.*`` settings (``--spark-conf KEY=VALUE``).
+
+    ``master`` None means: the one ``spark-submit`` was given when it started this process, else local[2]."""
+    master: str | None = DEFAULT_MASTER
     conf: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The master as recorded in manifests."""
+        return self.master or ("spark-submit" if _under_spark_submit() else DEFAULT_MASTER)
 
     @classmethod
     def parse(cls, master: str | None, conf: list[str] | None) -> "SparkSpec":
@@ -49,10 +56,10 @@ class SparkSpec:
             if not sep or not key.strip().startswith("spark."):
                 raise ValueError(f"--spark-conf {item!r}: expected spark.KEY=VALUE")
             out[key.strip()] = value.strip()
-        return cls(master or DEFAULT_MASTER, out)
+        return cls(master, out)
 
 
-_SESSIONS: dict[SparkSpec, Any] = {}
+_SESSIONS: dict[tuple, Any] = {}  # by (master, settings); Spark allows one context per process
 
 
 def _check_runtime() -> None:
@@ -68,12 +75,12 @@ def _check_runtime() -> None:
 
 def session(spec: SparkSpec = SparkSpec()):
     """The SparkSession for ``spec`` (one per process and spec; UTC; the UI and event log off)."""
-    key = SparkSpec(spec.master, dict(sorted(spec.conf.items())))
-    hashed = (key.master, tuple(key.conf.items()))
+    hashed = (spec.master, tuple(sorted(spec.conf.items())))
     if hashed in _SESSIONS:
         return _SESSIONS[hashed]
     _check_runtime()
-    local = spec.master.startswith("local")
+    master = spec.master or (None if _under_spark_submit() else DEFAULT_MASTER)
+    local = master is not None and master.startswith("local")
     if local:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no "hostname resolves to loopback" warning
     # pyspark warns about pandas 3 on import; recsys moves data through Arrow, not pyspark's pandas paths
@@ -81,7 +88,8 @@ def session(spec: SparkSpec = SparkSpec()):
     from pyspark.sql import SparkSession
     log4j = Path(__file__).with_name("spark-log4j2.properties")
     quiet = f"-Dlog4j2.configurationFile={log4j.as_uri()}"
-    builder = (SparkSession.builder.master(spec.master).appName("recsys-build")
+    builder = SparkSession.builder if master is None else SparkSession.builder.master(master)
+    builder = (builder.appName("recsys-build")
                .config("spark.sql.session.timeZone", "UTC")  # day and hour buckets are UTC, as in DuckDB
                .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")  # not INT96
                .config("spark.sql.ansi.enabled", "true")
@@ -90,7 +98,7 @@ def session(spec: SparkSpec = SparkSpec()):
                .config("spark.sql.adaptive.enabled", "true")  # coalesces small shuffles
                .config("spark.driver.extraJavaOptions", quiet))
     if local:
-        cores = spec.master[len("local["):-1] if spec.master.startswith("local[") else "1"
+        cores = master[len("local["):-1] if master.startswith("local[") else "1"
         n = (os.cpu_count() or 2) if cores == "*" else int(cores.split(",")[0] or 1)
         builder = (builder.config("spark.sql.shuffle.partitions", str(max(2, 4 * n)))
                    .config("spark.driver.memory", os.environ.get("RECSYS_SPARK_DRIVER_MEMORY", "4g")))
@@ -100,6 +108,11 @@ def session(spec: SparkSpec = SparkSpec()):
     spark.sparkContext.setLogLevel("ERROR")
     _SESSIONS[hashed] = spark
     return spark
+
+
+def _under_spark_submit() -> bool:
+    """True when spark-submit started this Python process (its JVM is waiting on this gateway)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
 def stop_sessions() -> None:
@@ -206,17 +219,20 @@ def is_uri(path: Path | str) -> bool:
 
 
 def uri_fingerprint(spec: SparkSpec, uris: list[str]) -> list:
-    """Name, size and modification time of each URI, asked of the Hadoop filesystem it lives on."""
+    """Name, size and modification time of every file each URI (or glob) names, asked of its Hadoop
+    filesystem; FileNotFoundError when one names nothing."""
     spark = session(spec)
     jvm, conf = spark.sparkContext._jvm, spark.sparkContext._jsc.hadoopConfiguration()
     out = []
     for uri in uris:
         path = jvm.org.apache.hadoop.fs.Path(uri)
         try:
-            st = path.getFileSystem(conf).getFileStatus(path)
-        except Exception as exc:  # py4j wraps FileNotFoundException and friends
+            found = path.getFileSystem(conf).globStatus(path)
+        except Exception as exc:  # py4j wraps the filesystem's IOException
             raise FileNotFoundError(f"{uri}: cannot be read by Spark ({str(exc).splitlines()[0][:200]})") from exc
-        out.append([uri.rsplit("/", 1)[-1], int(st.getLen()), int(st.getModificationTime())])
+        if not found:
+            raise FileNotFoundError(f"{uri}: no such file")
+        out += [[st.getPath().getName(), int(st.getLen()), int(st.getModificationTime())] for st in found]
     return out
 
 
