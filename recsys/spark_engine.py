@@ -96,6 +96,9 @@ def session(spec: SparkSpec = SparkSpec()):
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.adaptive.enabled", "true")  # coalesces small shuffles
+               # parse every CSV column of every line: with pruning, whether a line counts as malformed (too few
+               # fields) depends on which columns a query reads, and the ingest's counts would disagree
+               .config("spark.sql.csv.parser.columnPruning.enabled", "false")
                .config("spark.driver.extraJavaOptions", quiet))
     if local:
         cores = master[len("local["):-1] if master.startswith("local[") else "1"
