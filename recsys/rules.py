@@ -17,7 +17,9 @@ import itertools
 import logging
 import math
 import os
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -28,6 +30,7 @@ from recsys import schema as S
 from recsys.adapters import load_product_names
 from recsys.artifacts import (Progress, StageResult, connect, no_progress, read_manifest, require_stage, run_stage,
                               upstream_fingerprint)
+from recsys.engine import DUCKDB, Dialect, as_engine
 
 log = logging.getLogger(__name__)
 
@@ -99,38 +102,40 @@ def _item_sql(granularity: str) -> tuple[str, str]:
     return S.BRAND, f"{S.BRAND} <> '{S.UNKNOWN_BRAND}'"
 
 
-def _basket_sql(basket: str) -> str:
+def _basket_sql(basket: str, d: Dialect = DUCKDB) -> str:
     """An integer basket key: 64-bit hash of the session id (collisions ~1e-5 at 10M sessions), or user x UTC day."""
     if basket == "session":
-        return f"hash({S.USER_SESSION})"
-    return f"{S.USER_ID} * 100000 + (CAST({S.EVENT_TIME} AS DATE) - DATE '1970-01-01')"  # connection TZ is UTC
+        return d.hash64(S.USER_SESSION)
+    return f"{S.USER_ID} * 100000 + {d.day_number(S.EVENT_TIME)}"  # the session time zone is UTC
 
 
-def _scope_sql(params: RuleParams) -> str:
-    """(basket, item) of every event in the scope (not yet distinct)."""
+def scope_counts_sql(params: RuleParams, d: Dialect = DUCKDB) -> str:
+    """(basket b, item i, events n) of every basket-item pair in the scope: the one scan of the events."""
     item, where = _item_sql(params.granularity)
     types = ", ".join(f"'{t}'" for t in SCOPES[params.scope])
-    return (f"SELECT {_basket_sql(params.basket)} AS b, {item} AS i FROM events "
-            f"WHERE {S.EVENT_TYPE} IN ({types}) AND {where}")
+    return (f"SELECT b, i, count(*) AS n FROM (SELECT {_basket_sql(params.basket, d)} AS b, {item} AS i "
+            f"FROM events WHERE {S.EVENT_TYPE} IN ({types}) AND {where}) GROUP BY b, i")
 
 
-def count_baskets(con, params: RuleParams) -> int:
-    """The number of baskets of the scope; also creates temp table ``item_events(i, n)`` (events per item)."""
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE item_events AS
-        SELECT i, count(*) AS n FROM ({_scope_sql(params)}) GROUP BY i""")
-    return int(con.execute(f"SELECT count(DISTINCT b) FROM ({_scope_sql(params)})").fetchall()[0][0])
+def count_baskets(con, params: RuleParams, scope: str | None = None) -> int:
+    """The number of baskets of the scope; also creates temp tables ``scope_bi(b, i, n)`` (from ``scope``, a
+    table of :func:`scope_counts_sql` rows, when given: the Spark engine's) and ``item_events(i, n)``."""
+    source = f"SELECT * FROM {scope}" if scope else scope_counts_sql(params)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE scope_bi AS {source}")
+    con.execute("CREATE OR REPLACE TEMP TABLE item_events AS SELECT i, sum(n) AS n FROM scope_bi GROUP BY i")
+    return int(con.execute("SELECT count(DISTINCT b) FROM scope_bi").fetchall()[0][0])
 
 
 def load_basket_items(con, params: RuleParams, *, min_events: int = 1, top: int | None = None) -> None:
     """Temp table ``basket_items(b, i)``: distinct items per basket, for candidate items only.
 
     Candidates are the items with >= ``min_events`` events (an item in k baskets has >= k events, so no frequent
-    item is lost), or the ``top`` items by events. Skipping the rest makes the distinct step several times smaller.
+    item is lost), or the ``top`` items by events. Skipping the rest makes the later steps several times smaller.
     """
     pick = f"ORDER BY n DESC, i LIMIT {int(top)}" if top else f"WHERE n >= {int(min_events)}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE cand AS SELECT i FROM item_events {pick}")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE basket_items AS
-        SELECT DISTINCT b, i FROM ({_scope_sql(params)}) WHERE i IN (SELECT i FROM cand)""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE basket_items AS
+        SELECT b, i FROM scope_bi WHERE i IN (SELECT i FROM cand)""")
 
 
 def _min_count(params: RuleParams, n_baskets: int) -> int:
@@ -149,6 +154,11 @@ def frequent_baskets(con, n_baskets: int, params: RuleParams) -> tuple[pd.DataFr
                    FROM basket_items bi JOIN freq USING (i))
         SELECT b, code, k FROM f WHERE k >= 2""")
     return items, min_count, int(con.execute("SELECT count(*) FROM multi").fetchall()[0][0])
+
+
+def n_rows_multi(con) -> int:
+    """How many baskets hold two or more frequent items (the rows FP-growth and Apriori mine)."""
+    return int(con.execute("SELECT count(DISTINCT b) FROM multi").fetchall()[0][0])
 
 
 def basket_codes(con) -> pd.DataFrame:
@@ -354,13 +364,16 @@ def _product_labels(df: pd.DataFrame, names: pd.DataFrame | None) -> pd.Series:
 # ---- the pipeline -------------------------------------------------------------------------------------------
 
 def mine_rules_con(con, params: RuleParams = RuleParams(), progress: Progress = no_progress,
-                   names: pd.DataFrame | None = None) -> RulesResult:
+                   names: pd.DataFrame | None = None, *, scope: str | None = None,
+                   miner: Callable[[pd.DataFrame, list[str], int, RuleParams], pd.DataFrame] | None = None
+                   ) -> RulesResult:
     """Baskets -> guards -> frequent itemsets -> rules with labels (product ``names`` when the store has them),
-    over a connection with an ``events`` view."""
+    over a connection with an ``events`` view. The Spark engine passes ``scope``, a table of the basket-item pairs
+    it counted, and ``miner``, its FP-growth: ``miner(basket codes, items, min count, params) -> itemsets``."""
     params.validate()
     t0 = time.perf_counter()
     progress(0.05, "collecting baskets")
-    n_baskets = count_baskets(con, params)
+    n_baskets = count_baskets(con, params, scope)
     if n_baskets == 0:
         raise ValueError(f"No {params.scope.replace('_', ' + ')} baskets at {params.granularity} level: "
                          "pick another scope or granularity.")
@@ -380,9 +393,12 @@ def mine_rules_con(con, params: RuleParams = RuleParams(), progress: Progress = 
     facts = check_guards(con, len(items), n_rows, min_count, n_baskets, params)
     progress(0.4, f"mining with {params.algorithm}")
     t1 = time.perf_counter()
-    matrix = onehot(basket_codes(con), items["item"].tolist())
-    sets = frequent_itemsets(matrix, min_count, params)
-    rules = rules_from_itemsets(sets, len(matrix), items.set_index("item")["baskets"], n_baskets, params)
+    if miner is None:
+        matrix = onehot(basket_codes(con), items["item"].tolist())
+        sets, n_matrix = frequent_itemsets(matrix, min_count, params), len(matrix)
+    else:
+        sets, n_matrix = miner(basket_codes(con), items["item"].tolist(), min_count, params), n_rows_multi(con)
+    rules = rules_from_itemsets(sets, n_matrix, items.set_index("item")["baskets"], n_baskets, params)
     mine_s = time.perf_counter() - t1
     progress(0.85, "labelling items")
     items["support"] = items["baskets"] / n_baskets
@@ -413,10 +429,12 @@ def mine_rules(root: str | os.PathLike | None, params: RuleParams = RuleParams()
 
 
 def category_complements_con(con, basket: str = "session", top: int = 3) -> pd.DataFrame:
-    """Each category's top co-purchased categories: baskets holding both, confidence, lift (purchase baskets)."""
+    """Each category's top co-purchased categories: baskets holding both, confidence, lift (purchase baskets);
+    ``con`` is a DuckDB connection or an engine (the Spark engine runs the same SQL)."""
     item, _ = _item_sql("category")
-    return con.execute(f"""
-        WITH bi AS (SELECT DISTINCT {_basket_sql(basket)} AS b, {item} AS c FROM events
+    engine = as_engine(con)
+    return engine.fetch(f"""
+        WITH bi AS (SELECT DISTINCT {_basket_sql(basket, engine.dialect)} AS b, {item} AS c FROM events
                     WHERE {S.EVENT_TYPE} = '{S.PURCHASE}'),
         total AS (SELECT greatest(count(DISTINCT b), 1) AS n FROM bi),
         cn AS (SELECT c, count(*) AS n FROM bi GROUP BY c),
@@ -432,7 +450,7 @@ def category_complements_con(con, basket: str = "session", top: int = 3) -> pd.D
         SELECT category, other_category, rank::INTEGER AS rank, baskets::BIGINT AS baskets,
                category_baskets::BIGINT AS category_baskets, support::DOUBLE AS support,
                confidence::DOUBLE AS confidence, lift::DOUBLE AS lift
-        FROM ranked WHERE rank <= {int(top)} ORDER BY category_baskets DESC, category, rank""").df()
+        FROM ranked WHERE rank <= {int(top)} ORDER BY category_baskets DESC, category, rank""")
 
 
 def complements_matrix(cc: pd.DataFrame, value: str = "lift", top: int = 15) -> pd.DataFrame:
@@ -473,8 +491,9 @@ def neighbours(rules: pd.DataFrame, items: pd.DataFrame, item: str) -> pd.DataFr
 # ---- the build stage ----------------------------------------------------------------------------------------
 
 def build_rules(root: str | os.PathLike | None, out, params: RuleParams = RuleParams(),
-                progress: Progress = no_progress) -> StageResult:
-    """Write the default rules, their items and the category complements into ``out``."""
+                progress: Progress = no_progress, spark: Any = None) -> StageResult:
+    """Write the default rules, their items and the category complements into ``out``; with ``spark`` (a
+    SparkSpec) the scans of the events and the frequent itemsets (FP-growth) run on Spark."""
     con = connect(root, memory_limit="4GB")
     con.execute("SET enable_progress_bar = false")
     note = None
@@ -483,32 +502,79 @@ def build_rules(root: str | os.PathLike | None, out, params: RuleParams = RulePa
         # a purchase log (UCI Online Retail, a till export) has no views: its baskets are its orders
         params = replace(params, scope="purchases_carts")
         note = "The store has no views: the default rules are mined from carts and purchases."
+    engine, extra, scratch = as_engine(con), {}, out / ".spark"
+    mine: dict[str, Any] = {}
     try:
-        res = mine_rules_con(con, params, lambda f, m: progress(0.8 * f, m),
-                             load_product_names(root) if params.granularity == "product" else None)
+        if spark is not None:
+            engine, mine = _on_spark(root, con, params, spark, scratch)
+            extra = {"engine": "spark", "spark_master": spark.label}
+        names = load_product_names(root) if params.granularity == "product" else None
+        res = mine_rules_con(con, params, lambda f, m: progress(0.8 * f, m), names, **mine)
     except ValueError as exc:  # data that explodes at the defaults must not break the whole build
         note = f"{note} {exc}" if note else str(exc)
         log.warning("rules: %s", note)
         res = RulesResult(pd.DataFrame({c: pd.Series(dtype=object) for c in RULE_COLUMNS}),
                           pd.DataFrame({c: pd.Series(dtype=t) for c, t in ITEM_COLUMNS.items()}), {})
     progress(0.85, "category complements")
-    cc = category_complements_con(con, params.basket)
+    cc = category_complements_con(engine, params.basket)
     con.close()
+    if spark is not None:
+        engine.close()
+        shutil.rmtree(scratch, ignore_errors=True)
     res.rules.to_parquet(out / RULES_FILE, index=False)
     res.items.to_parquet(out / ITEMS_FILE, index=False)
     cc.to_parquet(out / COMPLEMENTS_FILE, index=False)
     stats = {k: v for k, v in res.stats.items() if k != "params"}
     resolved = res.stats.get("params", asdict(params))  # the auto support as the number it became
     return StageResult(rows={"rules": len(res.rules), "items": len(res.items), "category_complements": len(cc)},
-                       params=resolved, extra={"mining": stats, "note": note, "requested_params": asdict(params)})
+                       params=resolved, extra={"mining": stats, "note": note, "requested_params": asdict(params),
+                                               **extra})
 
 
-def build_rules_stage(root: str | os.PathLike | None, *, force: bool = False,
-                      progress: Progress = no_progress, params: RuleParams = RuleParams()) -> tuple[dict, bool]:
-    """The ``rules`` build stage (skipped when events and parameters are unchanged)."""
+def _on_spark(root: str | os.PathLike | None, con, params: RuleParams, spec: Any, scratch) -> tuple[Any, dict]:
+    """The Spark engine's part of the stage: the basket-item pairs counted on Spark (loaded into ``con`` as
+    ``spark_scope``) and FP-growth as the miner. Returns (the engine, mine_rules_con's keyword arguments)."""
+    from recsys.artifacts import events_path, sql_literal
+    from recsys.spark_engine import SparkEngine
+    engine = SparkEngine.over_events(spec, events_path(root), scratch)
+    path = scratch / "scope_bi.parquet"
+    engine.copy(scope_counts_sql(params, engine.dialect), path)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE spark_scope AS SELECT * FROM read_parquet({sql_literal(path)})")
+    return engine, {"scope": "spark_scope", "miner": lambda codes, items, k, p: fpgrowth_spark(engine.spark, codes,
+                                                                                             items, k, p)}
+
+
+def fpgrowth_spark(spark, codes: pd.DataFrame, items: list[str], min_count: int, params: RuleParams) -> pd.DataFrame:
+    """Frequent itemsets of the multi-item baskets (``codes``: row, code) with Spark ML's FP-growth, as the
+    frame :func:`frequent_itemsets` returns (support within those baskets, frozenset of item keys).
+
+    FP-growth has no length limit: longer itemsets are dropped afterwards, and the guards (which estimate up to
+    ``max_len``) keep the support high enough that they stay few."""
+    import pyarrow as pa
+    from pyspark.ml.fpm import FPGrowth
+    n_rows = int(codes["row"].nunique())
+    empty = pd.DataFrame({"support": pd.Series(dtype=float), "itemsets": pd.Series(dtype=object)})
+    if n_rows < min_count:  # too few multi-item baskets for any pair to be frequent
+        return empty
+    table = pa.table({"row": codes["row"].to_numpy("int64"), "code": codes["code"].to_numpy("int32")})
+    baskets = spark.createDataFrame(table).groupBy("row").agg({"code": "collect_list"}) \
+        .withColumnRenamed("collect_list(code)", "items")
+    model = FPGrowth(itemsCol="items", minSupport=(min_count - 0.5) / n_rows).fit(baskets)
+    found = model.freqItemsets.toArrow().to_pydict()
+    keep = [(codes_, f) for codes_, f in zip(found["items"], found["freq"]) if len(codes_) <= params.max_len]
+    if not keep:
+        return empty
+    return pd.DataFrame({"support": [f / n_rows for _, f in keep],
+                         "itemsets": [frozenset(items[c] for c in cs) for cs, _ in keep]})
+
+
+def build_rules_stage(root: str | os.PathLike | None, *, force: bool = False, progress: Progress = no_progress,
+                      params: RuleParams = RuleParams(), engine: Any = None) -> tuple[dict, bool]:
+    """The ``rules`` build stage (skipped when events and parameters are unchanged); ``engine`` a SparkSpec runs
+    it on Spark (the same artifacts, so the engine is not part of the fingerprint)."""
     fp = upstream_fingerprint(root, ["events"], asdict(params))
-    return run_stage(root, STAGE, lambda out, prog: build_rules(root, out, params, prog), input_fingerprint=fp,
-                     force=force, progress=progress)
+    return run_stage(root, STAGE, lambda out, prog: build_rules(root, out, params, prog, engine),
+                     input_fingerprint=fp, force=force, progress=progress)
 
 
 def load_rules(root: str | os.PathLike | None) -> RulesResult:

@@ -83,7 +83,7 @@ def category_key_sql(code: str = CATEGORY_CODE, category_id: str = CATEGORY_ID) 
     """SQL for a product's category key: its category_code when known, else ``id:<category_id>`` (a third of real
     REES46 rows have no code; lumping them into one "unknown" category would hide variety). The numpy form is
     ``recsys.diversity.category_keys``."""
-    return f"CASE WHEN {code} = '{UNKNOWN_CATEGORY}' THEN 'id:' || {category_id}::VARCHAR ELSE {code} END"
+    return f"CASE WHEN {code} = '{UNKNOWN_CATEGORY}' THEN 'id:' || {category_id}::STRING ELSE {code} END"  # STRING: both engines
 
 
 class SchemaError(ValueError):

@@ -144,3 +144,19 @@ def assert_same_tables(a: Path, b: Path) -> int:
             bad = [c for c in da.columns if not da[c].equals(db[c])]
             raise AssertionError(f"{name}: columns {bad} differ, e.g. {da[bad].head(3)} vs {db[bad].head(3)}")
     return len(files)
+
+
+def write_events_stage(root: Path, rows: list[tuple]) -> Path:
+    """A hand-made events stage under ``root`` (rows in contract column order): what the derived stages read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recsys.artifacts import EVENTS_FILE, EVENTS_STAGE, StageResult, run_stage
+    df = pd.DataFrame(rows, columns=list(S.EVENT_COLUMNS))
+
+    def run(tmp: Path, prog) -> StageResult:
+        pq.write_table(pa.Table.from_pandas(df, schema=S.ARROW_SCHEMA, preserve_index=False), tmp / EVENTS_FILE)
+        return StageResult(rows={"events": len(df)}, params={})
+
+    run_stage(root, EVENTS_STAGE, run, input_fingerprint=f"hand-made {len(df)}")
+    return root

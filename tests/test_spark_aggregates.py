@@ -8,23 +8,20 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from recsys import schema as S
-from recsys.artifacts import EVENTS_FILE, stage_dir
+from recsys.artifacts import stage_dir
 from recsys.eda import build_aggregates_stage
-from tests.stores import assert_same_tables
+from tests.stores import assert_same_tables, write_events_stage
 
 pytestmark = pytest.mark.spark
 
 
 def _tiny_store(root: Path) -> Path:
-    """A hand-made events stage (the aggregates stage needs only the events file and its manifest)."""
-    from recsys.artifacts import EVENTS_STAGE, StageResult, run_stage
     t = pd.Timestamp("2019-10-01 09:00:00", tz="UTC")
-    rows = [  # time, type, product, category_id, code, brand, price, user, session
+    return write_events_stage(root, [  # time, type, product, category_id, code, brand, price, user, session
         (t, "view", 1, 10, "electronics.phone", "acme", 100.0, 1, "s1"),
         (t + pd.Timedelta(minutes=2), "cart", 1, 10, "electronics.phone", "acme", 100.0, 1, "s1"),
         (t + pd.Timedelta(minutes=3), "purchase", 1, 10, "electronics.phone", "acme", 100.0, 1, "s1"),
@@ -33,15 +30,7 @@ def _tiny_store(root: Path) -> Path:
         (t + pd.Timedelta(days=8, hours=1), "purchase", 3, 30, S.UNKNOWN_CATEGORY, S.UNKNOWN_BRAND, 9.99, 2, "s3"),
         (t + pd.Timedelta(days=40), "remove_from_cart", 1, 10, "electronics.phone", "acme", 100.0, 2, "s4"),
         (t + pd.Timedelta(days=40, seconds=5), "view", 4, 10, "electronics.phone", "beta", 2600.0, 3, "s5"),
-    ]
-    df = pd.DataFrame(rows, columns=list(S.EVENT_COLUMNS))
-
-    def run(tmp: Path, prog) -> StageResult:
-        pq.write_table(pa.Table.from_pandas(df, schema=S.ARROW_SCHEMA, preserve_index=False), tmp / EVENTS_FILE)
-        return StageResult(rows={"events": len(df)}, params={})
-
-    run_stage(root, EVENTS_STAGE, run, input_fingerprint="tiny")
-    return root
+    ])
 
 
 def _both_engines(root: Path, tmp_path: Path, spark_spec) -> tuple[Path, Path]:
