@@ -391,7 +391,7 @@ def mine_rules_con(con, params: RuleParams = RuleParams(), progress: Progress = 
     items, min_count, n_rows = frequent_baskets(con, n_baskets, params)
     progress(0.3, f"{len(items):,} frequent items in {n_baskets:,} baskets: checking the size")
     facts = check_guards(con, len(items), n_rows, min_count, n_baskets, params)
-    progress(0.4, f"mining with {params.algorithm}")
+    progress(0.4, f"mining with {params.algorithm if miner is None else 'FP-growth on Spark'}")
     t1 = time.perf_counter()
     if miner is None:
         matrix = onehot(basket_codes(con), items["item"].tolist())
