@@ -45,7 +45,7 @@ def ingest_files_spark(paths: list[Path | str], out_dir: Path, params: IngestPar
         spark = session(spec)
         header = header or _uri_header(spark, str(paths[0]))
         progress(0.05, "Spark: reading the files")
-        _typed_view(spark, [_uri(f) for f in files], header)
+        _typed_view(spark, [_uri(f) for f in files], header, scratch)
         n_read, n_bad, bad_by, samples = _rejects(spark, [str(p) for p in paths])
         _check_rejects(n_read, n_bad, bad_by, samples, params, paths)
         progress(0.3, f"read {n_read:,} rows")
@@ -87,7 +87,7 @@ def _uri_header(spark, uri: str) -> list[str]:
     return names
 
 
-def _typed_view(spark, uris: list[str], header: list[str]) -> None:
+def _typed_view(spark, uris: list[str], header: list[str], scratch: Path) -> None:
     """Temp view ``src``: the nine typed columns, ``_order`` (input position), ``_class`` (0 keep, 1 invalid
     value, 2 no session, 3 unparsable), ``_reason``, ``_file`` and ``_line`` (the raw text of an unparsable one)."""
     from pyspark.sql import functions as F
@@ -117,12 +117,18 @@ def _typed_view(spark, uris: list[str], header: list[str]) -> None:
              f"NULL AND category_id IS NOT NULL AND price IS NOT NULL AND NOT isnan(price) AND "
              f"price NOT IN (double('inf'), double('-inf')) AND price >= 0")
     raw_line = "coalesce(_corrupt, concat_ws(',', " + ", ".join(f"coalesce(`{c}`, '')" for c in header) + "))"
+    # parsed once into a typed scratch Parquet (the CSV is the slow part; every later step reads columns of this)
+    parsed = _uri(scratch / "parsed")
     spark.sql(f"""
-        SELECT *, CASE WHEN _reason IS NOT NULL THEN 3 WHEN NOT coalesce({valid}, false) THEN 1
-                       WHEN user_session IS NULL THEN 2 ELSE 0 END AS _class
-        FROM (SELECT {typed}, {reason} AS _reason, _fileno, _path AS _file, {raw_line} AS _line,
-                     named_struct('f', _fileno, 'b', _block, 'r', _row) AS _order FROM raw)""") \
-        .createOrReplaceTempView("src")
+        SELECT * EXCEPT (_file, _line), CASE WHEN _class = 3 THEN _file END AS _file,
+               CASE WHEN _class = 3 THEN _line END AS _line
+        FROM (SELECT *, CASE WHEN _reason IS NOT NULL THEN 3 WHEN NOT coalesce({valid}, false) THEN 1
+                             WHEN user_session IS NULL THEN 2 ELSE 0 END AS _class
+              FROM (SELECT {typed}, {reason} AS _reason, _fileno, _path AS _file, {raw_line} AS _line,
+                           named_struct('f', _fileno, 'b', _block, 'r', _row) AS _order FROM raw))""") \
+        .write.mode("overwrite").parquet(parsed)
+    spark.catalog.dropTempView("raw")
+    spark.read.parquet(parsed).createOrReplaceTempView("src")
 
 
 def _bare(uri: str) -> str:

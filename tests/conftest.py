@@ -14,7 +14,9 @@ SMALL_DEMO_EVENTS = 40_000
 
 # Fixtures that build a store (a few seconds to minutes): a test that uses one, directly or through another
 # fixture, is marked `slow`, so the quick loop (-m "not slow and not browser") runs only tests that build nothing.
-BUILDS = {"demo_artifacts", "head_artifacts", "uci_artifacts", "no_purchase_artifacts", "wholesale_artifacts"}
+# The Spark session (a JVM start, ~10 s) counts as one too.
+BUILDS = {"demo_artifacts", "head_artifacts", "uci_artifacts", "no_purchase_artifacts", "wholesale_artifacts",
+          "spark_spec"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -22,7 +22,8 @@ BASKETS = {"s1": (1, 2), "s2": (1, 2), "s3": (1, 3), "s4": (2,)}  # session -> p
 def _store(root: Path) -> Path:
     rows = [(T + pd.Timedelta(minutes=i), "view", p, 10 * p, f"cat.c{p}", f"b{p}", 5.0 * p, u, s)
             for i, (u, (s, ps)) in enumerate(enumerate(BASKETS.items())) for p in ps]
-    rows += [(T, "purchase", 1, 10, "cat.c1", "b1", 5.0, 9, "p1"), (T, "purchase", 2, 20, "cat.c2", "b2", 10.0, 9, "p1")]
+    rows += [(T, "purchase", 1, 10, "cat.c1", "b1", 5.0, 9, "p1"),
+             (T, "purchase", 2, 20, "cat.c2", "b2", 10.0, 9, "p1")]
     return write_events_stage(root, rows)
 
 
