@@ -505,22 +505,24 @@ def build_rules(root: str | os.PathLike | None, out, params: RuleParams = RulePa
     engine, extra, scratch = as_engine(con), {}, out / ".spark"
     mine: dict[str, Any] = {}
     try:
-        if spark is not None:
-            from recsys.spark_rules import on_spark
-            engine, mine = on_spark(root, con, params, spark, scratch)
-            extra = {"engine": "spark", "spark_master": spark.label}
-        names = load_product_names(root) if params.granularity == "product" else None
-        res = mine_rules_con(con, params, lambda f, m: progress(0.8 * f, m), names, **mine)
-    except ValueError as exc:  # data that explodes at the defaults must not break the whole build
-        note = f"{note} {exc}" if note else str(exc)
-        log.warning("rules: %s", note)
-        res = RulesResult(pd.DataFrame({c: pd.Series(dtype=object) for c in RULE_COLUMNS}),
-                          pd.DataFrame({c: pd.Series(dtype=t) for c, t in ITEM_COLUMNS.items()}), {})
-    progress(0.85, "category complements")
-    cc = category_complements_con(engine, params.basket)
-    con.close()
-    if spark is not None:
-        engine.close()
+        try:
+            if spark is not None:
+                from recsys.spark_rules import on_spark
+                engine, mine = on_spark(root, con, params, spark, scratch)
+                extra = {"engine": "spark", "spark_master": spark.label}
+            names = load_product_names(root) if params.granularity == "product" else None
+            res = mine_rules_con(con, params, lambda f, m: progress(0.8 * f, m), names, **mine)
+        except ValueError as exc:  # data that explodes at the defaults must not break the whole build
+            note = f"{note} {exc}" if note else str(exc)
+            log.warning("rules: %s", note)
+            res = RulesResult(pd.DataFrame({c: pd.Series(dtype=object) for c in RULE_COLUMNS}),
+                              pd.DataFrame({c: pd.Series(dtype=t) for c, t in ITEM_COLUMNS.items()}), {})
+        progress(0.85, "category complements")
+        cc = category_complements_con(engine, params.basket)
+    finally:  # whatever failed: the connection closed, Spark's cached tables and part files gone
+        con.close()
+        if hasattr(engine, "spark"):  # the Spark engine (the DuckDB one shares the connection above)
+            engine.close()
         shutil.rmtree(scratch, ignore_errors=True)
     res.rules.to_parquet(out / RULES_FILE, index=False)
     res.items.to_parquet(out / ITEMS_FILE, index=False)
