@@ -273,18 +273,7 @@ def ingest_files(paths: list[Path], out_dir: Path, params: IngestParams = Ingest
         progress(0.45, f"parsed {parsed:,} rows")
         n_bad, bad_by, samples = _rejects(con, paths)
         read = parsed + n_bad
-        if read == 0:
-            raise IngestError(f"{paths[0]}: the file has a header but no data rows")
-        if "invalid_unicode" in bad_by:
-            first = next((s for s in samples if "unicode" in s["error"]), samples[0])
-            raise IngestError(f"{first['file']}: line {first['line']} has non-UTF-8 bytes; re-encode the file "
-                              f"as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
-        if n_bad > params.max_bad_fraction * read:
-            s = samples[0]
-            raise IngestError(
-                f"{s['file']}: {n_bad:,} of {read:,} rows cannot be parsed (more than "
-                f"{params.max_bad_fraction:.0%}); first at line {s['line']}: {s['error']} -- content: "
-                f"{s['content'][:120]!r}. Expected timestamps like '2019-10-01 00:00:00 UTC' and plain numbers")
+        check_rejects(read, n_bad, bad_by, samples, params, paths)
         counts = clean_to_parquet(con, raw, out_dir / EVENTS_FILE, row_group=ROW_GROUP,
                                   progress=lambda f, m: progress(0.5 + 0.45 * f, m))
         con.close()
@@ -309,6 +298,28 @@ def ingest_files(paths: list[Path], out_dir: Path, params: IngestParams = Ingest
     assert report["rows_read"] == report["rows_kept"] + sum(report["dropped"].values())
     write_json(out_dir / QUALITY_FILE, report)
     return report
+
+
+def check_rejects(read: int, n_bad: int, bad_by: dict[str, int], samples: list[dict[str, Any]],
+                  params: IngestParams, paths: list) -> None:
+    """The ingest's refusals after parsing, for either engine: no data rows, bytes that are not UTF-8, more
+    unparsable rows than ``params.max_bad_fraction`` (a sample's ``line`` is None when the engine has none)."""
+    if read == 0:
+        raise IngestError(f"{paths[0]}: the file has a header but no data rows")
+    if "invalid_unicode" in bad_by:
+        first = next((s for s in samples if "unicode" in s["error"]), samples[0])
+        raise IngestError(f"{first['file']}: {_line_of(first)} has non-UTF-8 bytes; re-encode the file "
+                          f"as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+    if n_bad > params.max_bad_fraction * read:
+        s = samples[0]
+        raise IngestError(
+            f"{s['file']}: {n_bad:,} of {read:,} rows cannot be parsed (more than "
+            f"{params.max_bad_fraction:.0%}); first{' at ' + _line_of(s) if s.get('line') is not None else ''}: {s['error']} -- content: "
+            f"{s['content'][:120]!r}. Expected timestamps like '2019-10-01 00:00:00 UTC' and plain numbers")
+
+
+def _line_of(sample: dict[str, Any]) -> str:
+    return f"line {sample['line']}" if sample.get("line") is not None else "a line"
 
 
 def _explain_duckdb_error(exc: duckdb.Error, paths: list[Path]) -> str:
