@@ -98,7 +98,7 @@ def test_views_once_and_serving_now(served):
 
 def test_sources_name_every_candidate_source(served):
     why = _why(served, 6)
-    allowed = {"two-tower", "own items", "co-occurrence", "trending", "popular"}
+    allowed = {"two-tower", "own items", "co-occurrence", "trending", "popular", "item-item (EASE)"}
     assert all(set(s.split(", ")) <= allowed for s in why["source"])
     assert why.loc[E, "source"].startswith("two-tower, own items")  # all 5 items are two-tower candidates
 
@@ -107,7 +107,7 @@ def test_a_stored_state_without_the_reason_counts_still_explains(served):
     """A ranker stored before these counts existed: the last event of any kind, co-occurrence without baskets."""
     from dataclasses import replace
     old = _serving(_store())
-    old.state = replace(old.state, buy_last=None, co_bought=None, reason_cache={})
+    old.state = replace(old.state, buy_last=None, co_bought=None, cache={})
     assert _why(old, 0).loc[A, "reason"] == "you bought this 3 times, last touched 2 days ago"
     assert _why(old, 4).loc[B, "reason"] == "often in the same sessions as acme mug #100 that you carted"
 

@@ -8,6 +8,7 @@ of items, so on a large catalog EASE runs on the ``max_items`` items with the mo
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from recsys.interactions import Interactions
 from recsys.recommenders.scoring import ScoringRecommender
@@ -29,16 +30,7 @@ class EASERecommender(ScoringRecommender):
     def fit(self, train: Interactions) -> "EASERecommender":
         """The closed-form weights over the most-used items (ties in use to the lower item code)."""
         self._remember(train)
-        users_per_item = np.asarray(self._seen.sum(0)).ravel()
-        order = np.lexsort((np.arange(len(users_per_item)), -users_per_item))
-        items = np.sort(order[:self.max_items][users_per_item[order[:self.max_items]] > 0])
-        x = self._seen[:, items].astype(np.float64)
-        g = (x.T @ x).toarray()
-        g[np.diag_indices_from(g)] += self.l2
-        p = np.linalg.inv(g)
-        b = p / (-np.diag(p))
-        b[np.diag_indices_from(b)] = 0.0
-        self.items, self.B = items, b.astype(np.float32)
+        self.items, self.B = ease_weights(self._seen, self.max_items, self.l2)
         return self
 
     def _scores(self, user_codes: np.ndarray) -> np.ndarray:
@@ -50,3 +42,18 @@ class EASERecommender(ScoringRecommender):
         has = np.asarray(x.sum(1)).ravel() > 0
         out[np.ix_(has, self.items)] = s[has]
         return out
+
+
+def ease_weights(seen: sp.csr_matrix, max_items: int, l2: float) -> tuple[np.ndarray, np.ndarray]:
+    """(item codes, B): the closed-form weights over the ``max_items`` items most users touched in ``seen`` (a
+    binary (users, items) matrix; ties in use to the lower item code), items sorted, B float32 (n, n)."""
+    users_per_item = np.asarray(seen.sum(0)).ravel()
+    order = np.lexsort((np.arange(len(users_per_item)), -users_per_item))
+    items = np.sort(order[:max_items][users_per_item[order[:max_items]] > 0])
+    x = seen[:, items].astype(np.float64)
+    g = (x.T @ x).toarray()
+    g[np.diag_indices_from(g)] += l2
+    p = np.linalg.inv(g)
+    b = p / (-np.diag(p))
+    b[np.diag_indices_from(b)] = 0.0
+    return items, b.astype(np.float32)

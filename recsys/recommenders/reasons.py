@@ -29,14 +29,15 @@ from recsys.recommenders.ranker import DAY, FEATURES, SOURCES, _pair_keys, predi
 KINDS = ("repeat", "co_occurrence", "similar", "category", "brand", "trending", "popular")
 GROUPS = {
     "repeat": ("ui_views", "ui_carts", "ui_purchases", "ui_days_since", "src_own"),
-    "co_occurrence": ("co_score", "src_co_occurrence"),
+    "co_occurrence": ("co_score", "src_co_occurrence", "ease_score", "src_ease"),
     "similar": ("tt_score", "tt_rank", "src_two_tower"),
     "category": ("uc_views", "uc_carts", "uc_purchases", "uc_days_since"),
     "brand": ("ub_views", "ub_carts", "ub_purchases"),
     "trending": ("pop_1d", "pop_7d", "buy_7d", "trend_7d", "src_trending"),
     "popular": ("pop_all", "buy_all"),
 }  # user-level features (history size, days since the last visit, price ratio) say nothing about the item
-SOURCE_LABELS = {"two_tower": "two-tower", "own": "own items", "co_occurrence": "co-occurrence"}
+SOURCE_LABELS = {"two_tower": "two-tower", "own": "own items", "co_occurrence": "co-occurrence",
+                 "ease": "item-item (EASE)"}
 VERBS = ("viewed", "carted", "bought")
 HISTORY_CAP = 200          # the user's most recent own items searched for the closest one
 MOST_BOUGHT = 0.01         # "among the store's most bought": the top 1% of items (at least 20)
@@ -208,7 +209,7 @@ def store_ranks(ranker) -> dict:
     trending source lists for the last week (``trending``) or for the whole window (``popular``), as
     ``_build_state`` chose them, and the category / brand key counts."""
     st = ranker.state
-    got = st.reason_cache.get("ranks")
+    got = st.cache.get("ranks")
     if got is None:
         n_i, top = len(st.pop), ranker.config.n_trending
         buy_rank = np.empty(n_i, np.int64)
@@ -219,7 +220,7 @@ def store_ranks(ranker) -> dict:
         trending, popular = np.zeros(n_i, bool), np.zeros(n_i, bool)
         trending[recent_top[score[recent_top] > 0]] = True
         popular[all_top[st.pop[all_top, 2] > 0]] = True
-        got = st.reason_cache.setdefault("ranks", {"buy_rank": buy_rank, "trending": trending, "popular": popular,
+        got = st.cache.setdefault("ranks", {"buy_rank": buy_rank, "trending": trending, "popular": popular,
                                                    "n_cat": int(ranker.cat.max(initial=0)) + 1,
                                                    "n_brand": int(ranker.brand.max(initial=0)) + 1})
     return got
