@@ -82,6 +82,9 @@ class Engine(Protocol):
     def scan(self, path: Path) -> str:
         """A FROM item reading the Parquet file ``path``."""
 
+    def close(self) -> None:
+        """Release what the engine holds for the stage (temp tables, caches); safe to call on any path."""
+
 
 class DuckDBEngine:
     """The default engine: one DuckDB connection (the caller opens and closes it)."""
@@ -108,6 +111,9 @@ class DuckDBEngine:
 
     def scan(self, path: Path) -> str:
         return f"read_parquet({sql_literal(path)})"
+
+    def close(self) -> None:
+        """Nothing: the connection belongs to the caller, who closes it."""
 
 
 def as_engine(con_or_engine: duckdb.DuckDBPyConnection | Engine) -> Engine:

@@ -519,10 +519,9 @@ def build_rules(root: str | os.PathLike | None, out, params: RuleParams = RulePa
                               pd.DataFrame({c: pd.Series(dtype=t) for c, t in ITEM_COLUMNS.items()}), {})
         progress(0.85, "category complements")
         cc = category_complements_con(engine, params.basket)
-    finally:  # whatever failed: the connection closed, Spark's cached tables and part files gone
+    finally:  # whatever failed: the connection closed, the engine's cached tables and Spark's part files gone
         con.close()
-        if hasattr(engine, "spark"):  # the Spark engine (the DuckDB one shares the connection above)
-            engine.close()
+        engine.close()
         shutil.rmtree(scratch, ignore_errors=True)
     res.rules.to_parquet(out / RULES_FILE, index=False)
     res.items.to_parquet(out / ITEMS_FILE, index=False)
