@@ -23,7 +23,8 @@ LABELS = np.array(["acme mug #100", "acme lid #101", "zeta pan #102", "zeta pot 
 def _store() -> Interactions:
     """User 0 bought A three times (12, 25, 40 days ago) and viewed it 2 days ago; users 1-3 each buy A with B in
     one basket; user 4 carted A yesterday (never bought it, never touched B); user 5 viewed D five times, the last
-    two days ago; user 6 bought E once, 3 days ago. The store's last event (now) is user 6 viewing F."""
+    two days ago; user 6 bought E once, 3 days ago; user 7 viewed E 4 days ago. The store's last event (now) is
+    user 6 viewing F."""
     rows = [(0, A, P, NOW - 40 * DAY, 0), (0, A, P, NOW - 25 * DAY, 1), (0, A, P, NOW - 12 * DAY, 2),
             (0, A, V, NOW - 2 * DAY, 3)]
     for u in (1, 2, 3):
@@ -32,6 +33,7 @@ def _store() -> Interactions:
     rows += [(4, A, V, NOW - DAY - 600, 20), (4, A, C, NOW - DAY, 20)]
     rows += [(5, D, V, NOW - d * DAY, 30 + d) for d in (2, 3, 5, 8, 9)]
     rows += [(6, E, P, NOW - 3 * DAY, 40), (6, F, V, NOW, 41)]
+    rows += [(7, E, V, NOW - 4 * DAY, 50)]  # user 7 viewed E: only EASE links it to F (user 6, two sessions)
     u, i, e, ts, sess = (np.array(c) for c in zip(*rows))
     order = np.argsort(ts, kind="stable")
     catalog = pd.DataFrame({"product_id": 100 + np.arange(5), "category_id": [1, 2, 3, 3, 4],
@@ -39,7 +41,7 @@ def _store() -> Interactions:
                             "brand": ["acme", "acme", "zeta", "zeta", "kilo"], "price": 10.0,
                             "views": 1, "carts": 0, "purchases": 0})
     return Interactions(u[order].astype(np.int32), i[order].astype(np.int32), e[order].astype(np.int8),
-                        ts[order].astype(np.int64), sess[order].astype(np.int64), np.arange(7), 100 + np.arange(5),
+                        ts[order].astype(np.int64), sess[order].astype(np.int64), np.arange(8), 100 + np.arange(5),
                         catalog)
 
 
@@ -87,6 +89,13 @@ def test_co_bought_partner_names_the_recent_item(served):
     assert why.loc[B, "kind"] == "co_occurrence" and why.loc[B, "because"] == A
     assert "co-occurrence" in why.loc[B, "source"].split(", ") and "own items" not in why.loc[B, "source"]
     assert why.loc[A, "reason"] == "you carted this yesterday"
+
+
+def test_chosen_by_shoppers_of_an_own_item_without_a_session_partner(served):
+    """F shares no session with E, but the one shopper of both (user 6) gives EASE a positive weight E -> F."""
+    why = _why(served, 7)
+    assert why.loc[F, "kind"] == "co_occurrence" and why.loc[F, "because"] == E
+    assert why.loc[F, "reason"] == "often chosen by shoppers of zeta pot #103, which you viewed"
 
 
 def test_views_once_and_serving_now(served):

@@ -222,16 +222,22 @@ def _top_popular(pop: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return recent_top[score[recent_top] > 0], all_top[pop[all_top, 2] > 0]
 
 
-def _ease_scores(st: _State, own: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-    """EASE scores of the users whose touched items are ``own``'s rows: (B, n) over EASE's n items, and the
-    (I,) map of item code -> column (-1 for an item EASE does not score)."""
-    n_b, n_i = own.shape
+def ease_columns(st: _State, n_items: int) -> np.ndarray:
+    """(I,) EASE's column of each item code, -1 for an item EASE does not score (once per state)."""
     col = st.cache.get("ease_col")
-    if col is None or len(col) != n_i:
-        col = np.full(n_i, -1, np.int64)
+    if col is None or len(col) != n_items:
+        col = np.full(n_items, -1, np.int64)
         if st.ease_items is not None:
             col[st.ease_items] = np.arange(len(st.ease_items))
         st.cache["ease_col"] = col
+    return col
+
+
+def _ease_scores(st: _State, own: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """EASE scores of the users whose touched items are ``own``'s rows: (B, n) over EASE's n items, and the
+    (I,) map of item code -> column (``ease_columns``)."""
+    n_b, n_i = own.shape
+    col = ease_columns(st, n_i)
     if st.ease_items is None or len(st.ease_items) == 0:
         return np.zeros((n_b, 0), np.float32), col
     rows = np.repeat(np.arange(n_b), np.diff(own.indptr))

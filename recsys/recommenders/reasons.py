@@ -7,7 +7,9 @@ the user's own numbers:
 
 - repeat: "you bought this 3 times, last 12 days ago" (viewed / carted likewise)
 - co_occurrence: "often bought with <label> that you carted (together in 4 baskets)" (the recent item with the
-  largest co-occurrence; "often in the same sessions as" when the two were never carted or bought together)
+  largest co-occurrence; "often in the same sessions as" when the two were never carted or bought together);
+  without a session partner, "often chosen by shoppers of <label>, which you bought" (the own item with the largest
+  EASE weight towards it: the co-occurrence group holds the EASE score too)
 - similar: "similar to <label> you viewed 2 days ago" (the history item closest in the two-tower's item space)
 - category / brand: "from headphone, a category you shop: 2 purchases and 14 views, last 3 days ago"
 - trending: "trending this week: carted or bought 12 times in the last 7 days"
@@ -24,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from recsys import schema as S
-from recsys.recommenders.ranker import DAY, FEATURES, SOURCES, _pair_keys, predict
+from recsys.recommenders.ranker import DAY, FEATURES, SOURCES, _pair_keys, ease_columns, predict
 
 KINDS = ("repeat", "co_occurrence", "similar", "category", "brand", "trending", "popular")
 GROUPS = {
@@ -63,13 +65,14 @@ def explain(ranker, user_code: int, items: np.ndarray, x: np.ndarray, labels: np
     partner = _co_partners(st, user_code, items)
     hist = _own_items(st, user_code) if history is None else np.unique(np.asarray(history, np.int64))
     similar = _closest(ranker.item_vecs, items, hist)
-    others = np.concatenate([partner, similar])
+    chosen_with = _ease_partners(ranker, user_code, items)
+    others = np.concatenate([partner, similar, chosen_with])
     o_verb, _, o_last, o_exact = _touches(ranker, user_code, np.maximum(others, 0))
     users, ranks = np.full(n, user_code), store_ranks(ranker)
     cat_c, cat_last, cat_found = st.uc.lookup(_pair_keys(users, ranker.cat[items], ranks["n_cat"]))
     brand_c, _, _ = st.ub.lookup(_pair_keys(users, ranker.brand[items], ranks["n_brand"]))
     pop = st.pop[items]
-    ok = {"repeat": count > 0, "co_occurrence": partner >= 0, "similar": similar >= 0,
+    ok = {"repeat": count > 0, "co_occurrence": (partner >= 0) | (chosen_with >= 0), "similar": similar >= 0,
           "category": cat_found & (cat_c.sum(1) > 0),
           "brand": (brand_c.sum(1) > 0) & _known(brands, items, S.UNKNOWN_BRAND),
           "trending": pop[:, 1] > 0, "popular": pop[:, 2] > 0}
@@ -81,9 +84,12 @@ def explain(ranker, user_code: int, items: np.ndarray, x: np.ndarray, labels: np
         c = int(items[j])
         if kind == "repeat":
             reason, because[j] = _repeat(verb[j], int(count[j]), int(last[j]), bool(exact[j]), now), c
-        elif kind == "co_occurrence":
+        elif kind == "co_occurrence" and partner[j] >= 0:
             p = int(partner[j])
             reason, because[j] = _co_reason(labels[p], o_verb[j], _co_bought(st, p, c)), p
+        elif kind == "co_occurrence":  # no session partner: the history item EASE weighs most for it
+            p = int(chosen_with[j])
+            reason, because[j] = f"often chosen by shoppers of {labels[p]}, which you {o_verb[2 * n + j]}", p
         elif kind == "similar":
             s, o = int(similar[j]), n + j
             when = _ago(now - o_last[o]) if o_exact[o] else f"(last touched {_ago(now - o_last[o])})"
@@ -176,6 +182,26 @@ def _co_partners(st, user_code: int, items: np.ndarray) -> np.ndarray:
         return np.full(len(items), -1, np.int64)
     best = co.argmax(0)  # ties to the more recent item
     return np.where(co[best, np.arange(len(items))] > 0, r_items[best], -1).astype(np.int64)
+
+
+def _ease_partners(ranker, user_code: int, items: np.ndarray) -> np.ndarray:
+    """Per item, the user's own item (of the ``HISTORY_CAP`` most recent) with the largest positive EASE weight
+    towards it: the history item that most says "shoppers of that also chose this" (-1 for none)."""
+    st = ranker.state
+    out = np.full(len(items), -1, np.int64)
+    if st.ease_items is None or len(st.ease_items) == 0 or len(items) == 0:
+        return out
+    col = ease_columns(st, ranker.n_items)
+    own = _own_items(st, user_code)
+    own = own[col[own] >= 0]
+    if len(own) == 0:
+        return out
+    jc = col[items]
+    w = st.ease_B[np.ix_(col[own], np.maximum(jc, 0))]  # (H, k): weight of each own item towards each item
+    w[:, jc < 0] = 0.0
+    w[own[:, None] == items[None, :]] = 0.0
+    best = w.argmax(0)  # ties to the more recent own item
+    return np.where(w[best, np.arange(len(items))] > 0, own[best], -1).astype(np.int64)
 
 
 def _co_bought(st, a: int, b: int) -> int | None:
