@@ -268,7 +268,7 @@ def ingest_files(paths: list[Path], out_dir: Path, params: IngestParams = Ingest
         try:
             _parse_to_parquet(con, files, header, raw, lambda f, m: progress(0.02 + 0.43 * f, m))
         except duckdb.Error as exc:
-            raise IngestError(_explain_duckdb_error(exc, paths)) from exc
+            raise IngestError(explain_read_error(exc, paths)) from exc
         parsed = con.execute(f"SELECT count(*) FROM read_parquet({sql_literal(raw)})").fetchall()[0][0]
         progress(0.45, f"parsed {parsed:,} rows")
         n_bad, bad_by, samples = _rejects(con, paths)
@@ -322,7 +322,8 @@ def _line_of(sample: dict[str, Any]) -> str:
     return f"line {sample['line']}" if sample.get("line") is not None else "a line"
 
 
-def _explain_duckdb_error(exc: duckdb.Error, paths: list[Path]) -> str:
+def explain_read_error(exc: Exception, paths: list[Path | str]) -> str:
+    """The one line a reader's failure (DuckDB's, or Spark's message wrapped in an Exception) becomes."""
     msg = str(exc).splitlines()[0]
     if "unicode" in msg.lower() or "utf" in msg.lower():
         return f"{paths[0]}: the file has non-UTF-8 bytes; re-encode it as UTF-8 (e.g. iconv -f latin1 -t utf-8)"

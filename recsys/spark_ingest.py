@@ -40,7 +40,7 @@ from recsys import schema as S
 from recsys.artifacts import EVENTS_FILE, Progress, no_progress, write_json
 from recsys.cleaning import WRITE_OPTIONS
 from recsys.ingest import (QUALITY_FILE, ROW_GROUP, SAMPLE_BAD_LINES, IngestError, IngestParams,
-                           _explain_duckdb_error, _materialise, check_inputs, read_header)
+                           _materialise, check_inputs, explain_read_error, read_header)
 from recsys.spark_engine import SparkSpec, is_uri, merge_parts, session
 
 RULES = ingest.__doc__.split("Cleaning rules, each counted in ``quality.json``:")[1].strip()
@@ -186,7 +186,7 @@ def _spark_errors(shown: list[str]) -> Iterator[None]:
     try:
         yield
     except (PySparkException, Py4JError) as exc:
-        raise IngestError(_explain_duckdb_error(Exception(_spark_message(exc)), shown)) from exc
+        raise IngestError(explain_read_error(Exception(_spark_message(exc)), shown)) from exc
 
 
 def _spark_message(exc: BaseException) -> str:
