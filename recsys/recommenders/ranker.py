@@ -233,18 +233,17 @@ def ease_columns(st: _State, n_items: int) -> np.ndarray:
     return col
 
 
-def _ease_scores(st: _State, own: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-    """EASE scores of the users whose touched items are ``own``'s rows: (B, n) over EASE's n items, and the
-    (I,) map of item code -> column (``ease_columns``)."""
+def _ease_scores(st: _State, own: sp.csr_matrix) -> np.ndarray:
+    """(B, n) EASE scores, over EASE's n items, of the users whose touched items are ``own``'s rows."""
     n_b, n_i = own.shape
     col = ease_columns(st, n_i)
     if st.ease_items is None or len(st.ease_items) == 0:
-        return np.zeros((n_b, 0), np.float32), col
+        return np.zeros((n_b, 0), np.float32)
     rows = np.repeat(np.arange(n_b), np.diff(own.indptr))
     c = col[own.indices]
     x = sp.csr_matrix((np.ones(int((c >= 0).sum()), np.float32), (rows[c >= 0], c[c >= 0])),
                       shape=(n_b, len(st.ease_items)))
-    return np.asarray(x @ st.ease_B, np.float32), col  # a few rows of B summed per user
+    return np.asarray(x @ st.ease_B, np.float32)  # a few rows of B summed per user
 
 
 def _co_occurrence(win: Interactions, cfg: RankerConfig) -> sp.csr_matrix:
@@ -436,9 +435,10 @@ class RankerRecommender:
             rows_s.append(np.full(len(u), 1 << bit, np.int64))
 
         own = st.own[users]
+        own_row = np.repeat(np.arange(len(users)), np.diff(own.indptr))  # (row, own.indices): the touched items
         scores = st.user_vecs[users] @ self.item_vecs.T  # exact: the scores of the whole catalog
         if exclude_seen:
-            scores[np.repeat(np.arange(len(users)), np.diff(own.indptr)), own.indices] = -np.inf
+            scores[own_row, own.indices] = -np.inf
             co = (co - co.multiply(own.astype(bool))).tocsr()
             co.eliminate_zeros()
         k = min(cfg.n_two_tower, self.n_items)
@@ -466,9 +466,8 @@ class RankerRecommender:
         if ease.shape[1] and cfg.n_ease > 0:
             e = np.where(ease > 0, ease, -np.inf)  # EASE's negative weights say "not this": no candidate from them
             if exclude_seen:
-                r = np.repeat(np.arange(len(users)), np.diff(own.indptr))
-                c = st.cache["ease_col"][own.indices]
-                e[r[c >= 0], c[c >= 0]] = -np.inf
+                c = ease_columns(st, self.n_items)[own.indices]
+                e[own_row[c >= 0], c[c >= 0]] = -np.inf
             k = min(cfg.n_ease, e.shape[1])
             top = _top_columns(e, k)
             ok = np.isfinite(np.take_along_axis(e, top, 1)).ravel()
@@ -493,7 +492,7 @@ class RankerRecommender:
         ``exclude_seen``, the pool of unseen items (see ``_candidates``)."""
         users = np.asarray(users, np.int64)
         co = _co_scores(st.recent[users], st.co)  # (B, I) co-occurrence with each user's recent items
-        ease, _ = _ease_scores(st, st.own[users])
+        ease = _ease_scores(st, st.own[users])
         u, i, bits = self._candidates(st, users, co, ease, exclude_seen)
         f = np.zeros((len(u), len(FEATURES)), np.float32)
         col = {n: j for j, n in enumerate(FEATURES)}
@@ -523,7 +522,7 @@ class RankerRecommender:
         f[:, col["pop_1d"]:col["buy_all"] + 1] = np.log1p(st.pop[i])
         f[:, col["trend_7d"]] = st.trend[i]
         f[:, col["co_score"]] = _csr_lookup(co, np.searchsorted(users, u), i)
-        ease_col = st.cache["ease_col"][i]
+        ease_col = ease_columns(st, self.n_items)[i]
         f[:, col["ease_score"]] = np.where(ease_col >= 0, ease[np.searchsorted(users, u), np.maximum(ease_col, 0)]
                                            if ease.shape[1] else 0.0, 0.0)
         with np.errstate(invalid="ignore"):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from recsys import schema as S
-from recsys.recommenders.ranker import DAY, FEATURES, SOURCES, _pair_keys, ease_columns, predict
+from recsys.recommenders.ranker import DAY, FEATURES, SOURCES, _pair_keys, _top_popular, ease_columns, predict
 
 KINDS = ("repeat", "co_occurrence", "similar", "category", "brand", "trending", "popular")
 GROUPS = {
@@ -240,12 +240,10 @@ def store_ranks(ranker) -> dict:
         n_i, top = len(st.pop), ranker.config.n_trending
         buy_rank = np.empty(n_i, np.int64)
         buy_rank[np.lexsort((np.arange(n_i), -st.pop[:, 4]))] = np.arange(1, n_i + 1)
-        score = st.pop[:, 1] + 3.0 * st.pop[:, 3]
-        recent_top = np.lexsort((np.arange(n_i), -score))[:top]
-        all_top = np.lexsort((np.arange(n_i), -st.pop[:, 2]))[:top]
+        recent_top, all_top = _top_popular(st.pop, top)  # the lists _build_state chose from
         trending, popular = np.zeros(n_i, bool), np.zeros(n_i, bool)
-        trending[recent_top[score[recent_top] > 0]] = True
-        popular[all_top[st.pop[all_top, 2] > 0]] = True
+        trending[recent_top] = True
+        popular[all_top] = True
         got = st.cache.setdefault("ranks", {"buy_rank": buy_rank, "trending": trending, "popular": popular,
                                                    "n_cat": int(ranker.cat.max(initial=0)) + 1,
                                                    "n_brand": int(ranker.brand.max(initial=0)) + 1})
