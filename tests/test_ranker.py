@@ -9,7 +9,7 @@ import pytest
 from recsys import schema as S
 from recsys.interactions import Interactions
 from recsys.recommenders.ranker import (FEATURES, RankerConfig, RankerRecommender, _co_occurrence, _co_scores,
-                                        _PairStats, _top_columns, _top_per_row, group_ndcg, labels_for)
+                                        _PairStats, _top_columns, _top_per_row, group_ndcg, labels_for, train_users)
 from recsys.twotower.model import TwoTowerConfig
 
 V, C, P = (S.EVENT_TYPES.index(e) for e in (S.VIEW, S.CART, S.PURCHASE))
@@ -44,6 +44,22 @@ def test_labels_are_graded_by_the_strongest_event():
                        np.array([1, 2, 3, 4]))
     y = labels_for(st, np.array([0, 1, 1, 0]), np.array([1, 2, 3, 0]), 4)
     np.testing.assert_array_equal(y, [3, 2, 1, 0])
+
+
+def test_train_users_keep_users_with_a_past_and_draw_buyers_first():
+    # users 0-9 have a past; after the cut 0-5 only view, 6-9 cart or buy; 10 buys but has no past
+    past = _inter([(u, 0, V, 1, u) for u in range(10)], 11, 2)
+    after = [(u, 1, V, 5, 20 + u) for u in range(6)] + [(u, 1, C if u % 2 else P, 5, 20 + u) for u in (6, 7, 8, 9, 10)]
+    future = _inter(after, 11, 2)
+    rng = lambda: np.random.default_rng(0)
+    np.testing.assert_array_equal(train_users(past, future, 20, 0.5, rng()), np.arange(10))  # all when they fit
+    for share, n_buyers in ((0.5, 2), (1.0, 4), (0.0, None)):
+        got = train_users(past, future, 4, share, rng())
+        assert len(got) == 4 and len(np.unique(got)) == 4 and np.all(np.diff(got) > 0) and 10 not in got
+        if n_buyers is not None:  # at least this many buyers: the rest come from everyone else, buyers included
+            assert np.isin(got, [6, 7, 8, 9]).sum() >= n_buyers
+    assert set(train_users(past, future, 4, 1.0, rng())) == {6, 7, 8, 9}  # a share of 1 takes only buyers
+    np.testing.assert_array_equal(train_users(past, future, 4, 0.5, rng()), train_users(past, future, 4, 0.5, rng()))
 
 
 def test_group_ndcg_known_answer():

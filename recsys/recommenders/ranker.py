@@ -2,7 +2,8 @@
 
 ``fit(train)`` cuts the training window once more (the inner cut): the two-tower is trained on the events before
 it, candidates and features are computed from those events, and the labels are each user's carts and purchases
-(graded: purchase 3, cart 2, view 1) after it. Two rankers are learnt: one over every candidate, one over the
+(graded: purchase 3, cart 2, view 1) after it, for up to 20,000 users (all of a smaller store; in a larger one
+half are drawn from the users who cart or buy after the cut, see ``train_users``). Two rankers are learnt: one over every candidate, one over the
 candidates the user has not touched (what ``exclude_seen=True`` asks for), on the same held-out users; each setting
 serves whichever orders its held-out candidates best: its own ranker, the two-tower's scores, or (unseen items)
 the all-items ranker. Recommending then uses a two-tower
@@ -72,7 +73,8 @@ class RankerConfig:
     recent_items: int = 10          # the recent items whose neighbours are candidates
     neighbours: int = 30            # co-occurrence neighbours kept per item
     max_session_items: int = 50     # longer sessions say little about co-occurrence and cost quadratically
-    max_train_users: int = 4000     # users with labels sampled for training the ranker
+    max_train_users: int = 20000    # users with labels sampled for training the ranker (all of them below this)
+    buyer_share: float = 0.5        # up to this share of them drawn from users who cart or buy after the cut
     n_estimators: int = 300
     learning_rate: float = 0.05
     num_leaves: int = 31
@@ -329,11 +331,8 @@ class RankerRecommender:
         self.item_vecs = self.model.all_item_vectors().astype(np.float32)
         self.progress(0.7, "ranker features")
         labels = self._labels(future)
-        users = np.unique(future.user[np.isin(future.event, (VIEW_I, CART_I, PURCHASE_I))])
-        users = users[np.bincount(past.user, minlength=past.n_users)[users] > 0]  # users with a past
         rng = np.random.default_rng(cfg.seed)
-        if len(users) > cfg.max_train_users:
-            users = np.sort(rng.choice(users, cfg.max_train_users, replace=False))
+        users = train_users(past, future, cfg.max_train_users, cfg.buyer_share, rng)
         state = self._state(past, users)
         self.rankers = {False: None, True: None}  # None: too few labels, candidates keep the two-tower's order
         if len(users) >= MIN_TRAIN_USERS:
@@ -373,7 +372,7 @@ class RankerRecommender:
 
     def _state(self, win: Interactions, users: np.ndarray | None = None) -> _State:
         """Features' state over a window; user vectors for ``users`` only (all users by default: serving needs
-        them all, training only its sampled users: at October size that is 4,000 users instead of 3.2M)."""
+        them all, training only its sampled users: at October size that is 20,000 users instead of 3.2M)."""
         st = _build_state(win, self.cat, self.brand, self.log_price, self.config)
         if users is None:
             st.user_vecs = encode_users(self.model, build_sequences(win), np.arange(win.n_users), st.now)
@@ -481,8 +480,8 @@ class RankerRecommender:
 
     def _batched_features(self, st: _State, users: np.ndarray, exclude_seen: bool, batch: int = 256
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``_features`` of many users, ``batch`` at a time: the catalog-wide scores of 4,000 users at once would be
-        a 2.7 GB matrix at 170k items."""
+        """``_features`` of many users, ``batch`` at a time: the catalog-wide scores of 20,000 users at once would be
+        a 13.6 GB matrix at 170k items."""
         parts = [self._features(st, users[s:s + batch], exclude_seen) for s in range(0, len(users), batch)]
         return tuple(np.concatenate(p) for p in zip(*parts))
 
@@ -695,6 +694,25 @@ def smoothed_early_stopping(patience: int, window: int = 5):
 
     callback.order = 30  # where LightGBM runs its own early stopping
     return callback
+
+
+def train_users(past: Interactions, future: Interactions, n: int, buyer_share: float,
+                rng: np.random.Generator) -> np.ndarray:
+    """The ranker's training users (sorted): users with events before the inner cut and a view, cart or purchase
+    after it; at most ``n``, of which up to ``buyer_share`` of ``n`` are drawn from those who cart or buy after it
+    (the rest from everyone else), so a store whose visitors rarely buy still gives the ranker buyers to learn from."""
+    has_past = np.bincount(past.user, minlength=past.n_users) > 0
+    def after(events):
+        u = np.unique(future.user[np.isin(future.event, events)])
+        return u[has_past[u]]
+    users = after((VIEW_I, CART_I, PURCHASE_I))
+    if len(users) <= n:
+        return users
+    buyers = after((CART_I, PURCHASE_I))
+    n_buy = min(len(buyers), int(round(buyer_share * n)))
+    picked = rng.choice(buyers, n_buy, replace=False) if n_buy else np.zeros(0, users.dtype)
+    rest = np.setdiff1d(users, picked, assume_unique=True)
+    return np.sort(np.concatenate([picked, rng.choice(rest, n - n_buy, replace=False)]))
 
 
 def predict(model, x: np.ndarray, **kwargs) -> np.ndarray:
