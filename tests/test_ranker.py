@@ -49,8 +49,8 @@ def test_labels_are_graded_by_the_strongest_event():
 def test_train_users_keep_users_with_a_past_and_draw_buyers_first():
     # users 0-9 have a past; after the cut 0-5 only view, 6-9 cart or buy; 10 buys but has no past
     past = _inter([(u, 0, V, 1, u) for u in range(10)], 11, 2)
-    after = [(u, 1, V, 5, 20 + u) for u in range(6)] + [(u, 1, C if u % 2 else P, 5, 20 + u) for u in (6, 7, 8, 9, 10)]
-    future = _inter(after, 11, 2)
+    views = [(u, 1, V, 5, 20 + u) for u in range(6)]
+    future = _inter(views + [(u, 1, C if u % 2 else P, 5, 20 + u) for u in (6, 7, 8, 9, 10)], 11, 2)
     rng = lambda: np.random.default_rng(0)
     np.testing.assert_array_equal(train_users(past, future, 20, 0.5, rng()), np.arange(10))  # all when they fit
     for share, n_buyers in ((0.5, 2), (1.0, 4), (0.0, None)):

@@ -3,12 +3,12 @@
 ``fit(train)`` cuts the training window once more (the inner cut): the two-tower is trained on the events before
 it, candidates and features are computed from those events, and the labels are each user's carts and purchases
 (graded: purchase 3, cart 2, view 1) after it, for up to 20,000 users (all of a smaller store; in a larger one
-half are drawn from the users who cart or buy after the cut, see ``train_users``). Two rankers are learnt: one over every candidate, one over the
-candidates the user has not touched (what ``exclude_seen=True`` asks for), on the same held-out users; each setting
-serves whichever orders its held-out candidates best: its own ranker, the two-tower's scores, or (unseen items)
-the all-items ranker. Recommending then uses a two-tower
-fitted on the whole training window (``RankerConfig.refit``; or the caller's ``retriever``, the same model) and
-features recomputed from that window.
+half are drawn from the users who cart or buy after the cut, see ``train_users``). Two rankers are learnt: one over
+every candidate, one over the candidates the user has not touched (what ``exclude_seen=True`` asks for), on the
+same held-out users; each setting serves whichever orders its held-out candidates best: its own ranker, the
+two-tower's scores, or (unseen items) the all-items ranker. Recommending then uses a two-tower fitted on the whole
+training window (``RankerConfig.refit``; or the caller's ``retriever``, the same model) and features recomputed
+from that window.
 
 Candidates per user, each tagged with its source(s): the two-tower's top items, the user's own items, the
 co-occurrence neighbours of the user's recent items (items in the same sessions), EASE's top items over the user's
@@ -702,6 +702,7 @@ def train_users(past: Interactions, future: Interactions, n: int, buyer_share: f
     after it; at most ``n``, of which up to ``buyer_share`` of ``n`` are drawn from those who cart or buy after it
     (the rest from everyone else), so a store whose visitors rarely buy still gives the ranker buyers to learn from."""
     has_past = np.bincount(past.user, minlength=past.n_users) > 0
+
     def after(events):
         u = np.unique(future.user[np.isin(future.event, events)])
         return u[has_past[u]]
