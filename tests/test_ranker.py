@@ -62,6 +62,20 @@ def test_train_users_keep_users_with_a_past_and_draw_buyers_first():
     np.testing.assert_array_equal(train_users(past, future, 4, 0.5, rng()), train_users(past, future, 4, 0.5, rng()))
 
 
+def test_training_on_two_threads_grows_the_trees_of_one_thread():
+    rng = np.random.default_rng(3)
+    users = np.repeat(np.arange(400), 30)
+    x = rng.random((len(users), len(FEATURES))).astype(np.float32)
+    y = np.where(x[:, 5] + 0.3 * rng.random(len(users)) > 1.1, 1 + (x[:, 9] > 0.5), 0).astype(np.int32)
+    trees = []
+    for threads in (1, 2):
+        r = RankerRecommender(ranker=RankerConfig(train_threads=threads, n_estimators=40))
+        model = r._fit_ranker(users, x, y, np.arange(0, 400, 5))
+        assert model is not None and model.n_estimators == 40  # the ranker, not the two-tower's order
+        trees.append(model.booster_.model_to_string().split("\nparameters:")[0])
+    assert trees[0] == trees[1]
+
+
 def test_group_ndcg_known_answer():
     y = np.array([0, 1, 1, 0])
     # group 1: the positive ranked 2nd of 2 -> (1/log2 3) / 1; group 2: positive first -> 1
