@@ -72,6 +72,7 @@ def test_training_on_two_threads_grows_the_trees_of_one_thread():
         r = RankerRecommender(ranker=RankerConfig(train_threads=threads, n_estimators=40))
         model = r._fit_ranker(users, x, y, np.arange(0, 400, 5))
         assert model is not None and model.n_estimators == 40  # the ranker, not the two-tower's order
+        assert model.get_params()["num_threads"] == threads
         trees.append(model.booster_.model_to_string().split("\nparameters:")[0])
     assert trees[0] == trees[1]
 
