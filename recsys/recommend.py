@@ -78,6 +78,7 @@ class RecommenderService:
         if (art.directory / RANKER_DIR / "ranker.json").exists():
             from recsys.recommenders.ranker import RankerRecommender
             self.ranker = RankerRecommender.load(art.directory / RANKER_DIR, self.model, self.item_vecs)
+            self.ranker.state.index = self.index  # its two-tower candidates come from the served index
         self.source = "two-tower + ranker" if self.ranker is not None else "two-tower"
         if self.ranker is not None:  # the ranker learnt how likely a repeat is: it decides, not a store-wide rule
             self.exclude_purchased_default = False

@@ -35,6 +35,7 @@ from recsys.diversity import category_keys
 from recsys.interactions import Interactions
 from recsys.recommenders.base import Recommendations
 from recsys.recommenders.ease import ease_weights
+from recsys.recommenders.retrieval import retrieval_index, retrieve
 from recsys.recommenders.two_tower import inner_product_neighbours, window_key
 from recsys.twotower.features import build_sequences
 from recsys.twotower.model import TwoTowerConfig
@@ -167,6 +168,7 @@ class _State:
     ease_items: np.ndarray | None = None       # EASE's item codes (sorted) and weights (n, n) over them
     ease_B: np.ndarray | None = None
     cache: dict = field(default_factory=dict, repr=False, compare=False)  # store-wide lookups, computed once
+    index: object = field(default=None, repr=False, compare=False)  # FAISS, over the item vectors: see _index
 
 
 def _build_state(win: Interactions, cat: np.ndarray, brand: np.ndarray, log_price: np.ndarray,
@@ -438,19 +440,13 @@ class RankerRecommender:
 
         own = st.own[users]
         own_row = np.repeat(np.arange(len(users)), np.diff(own.indptr))  # (row, own.indices): the touched items
-        scores = st.user_vecs[users] @ self.item_vecs.T  # exact: the scores of the whole catalog
         if exclude_seen:
-            scores[own_row, own.indices] = -np.inf
             co = (co - co.multiply(own.astype(bool))).tocsr()
             co.eliminate_zeros()
-        k = min(cfg.n_two_tower, self.n_items)
-        top = _top_columns(scores, k)
-        if exclude_seen:
-            top_u, top_i = np.repeat(users, k), top.ravel()
-            ok = np.isfinite(scores[np.repeat(np.arange(len(users)), k), top_i])
-            add(top_u[ok], top_i[ok], 0)
-        else:
-            add(np.repeat(users, k), top.ravel(), 0)
+        r, top = retrieve(self._index(st), self.item_vecs, st.user_vecs[users], cfg.n_two_tower,
+                          own if exclude_seen else None)
+        add(users[r], top, 0)
+        if not exclude_seen:
             add(*_top_per_row(own, users, cfg.n_own), 1)
         add(*_top_per_row(co, users, cfg.n_co), 2)
         if exclude_seen:  # each user's most trending and most popular unseen items
@@ -536,6 +532,13 @@ class RankerRecommender:
         for b, s in enumerate(SOURCES):
             f[:, col[f"src_{s}"]] = (bits >> b) & 1
         return u, i, f
+
+    def _index(self, st: _State):
+        """The two-tower's retrieval index for a state's candidates: the index stage's when serving (set on load),
+        else built once over the current item vectors with the same parameters (``recsys.recommenders.retrieval``)."""
+        if st.index is None:
+            st.index = retrieval_index(self.item_vecs)
+        return st.index
 
     def _key_counts(self) -> tuple[int, int]:
         """Category and brand key counts (max + 1) of the catalog, once per catalog: a max over the 170k items'
