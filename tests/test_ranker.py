@@ -9,7 +9,8 @@ import pytest
 from recsys import schema as S
 from recsys.interactions import Interactions
 from recsys.recommenders.ranker import (FEATURES, RankerConfig, RankerRecommender, _co_occurrence, _co_scores,
-                                        _PairStats, _top_columns, _top_per_row, group_ndcg, labels_for, train_users)
+                                        _PairStats, _top_per_row, group_ndcg, labels_for, train_users)
+from recsys.recommenders.retrieval import top_columns
 from recsys.twotower.model import TwoTowerConfig
 
 V, C, P = (S.EVENT_TYPES.index(e) for e in (S.VIEW, S.CART, S.PURCHASE))
@@ -97,11 +98,11 @@ def test_top_columns_are_the_k_largest_with_ties_to_the_lower_column():
     rng = np.random.default_rng(0)
     scores = rng.normal(size=(5, 3000)).astype(np.float32)
     for k in (1, 7, 100, 3000):
-        got = _top_columns(scores, k)
+        got = top_columns(scores, k)
         want = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         assert all(set(g) == set(w) for g, w in zip(got.tolist(), want.tolist()))
     tied = np.array([[1.0, 3.0, 2.0, 2.0, 2.0, 0.0]], np.float32)
-    assert sorted(_top_columns(tied, 3)[0].tolist()) == [1, 2, 3]
+    assert sorted(top_columns(tied, 3)[0].tolist()) == [1, 2, 3]
 
 
 def test_co_scores_are_the_sparse_product_bit_for_bit():

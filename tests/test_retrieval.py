@@ -62,3 +62,12 @@ def test_the_retrieval_index_is_the_index_stage_s_for_the_same_vectors():
     vecs = rng.normal(size=(500, 8)).astype(np.float32)
     a, b = retrieval_index(vecs), build_index(vecs)[0]
     assert faiss.serialize_index(a).tobytes() == faiss.serialize_index(b).tobytes()
+
+
+def test_an_exact_index_breaks_ties_to_the_lower_item_whatever_faiss_would_do():
+    vecs = np.array([[0.5, 0.0], [1.0, 0.0], [0.5, 0.0], [0.5, 0.0], [-1.0, 0.0]], np.float32)  # 0, 2, 3 tie
+    q = np.array([[1.0, 0.0], [1.0, 0.0]], np.float32)
+    seen = sp.csr_matrix(np.array([[0, 0, 1, 0, 0], [0, 0, 0, 0, 0]]))
+    r, items = retrieve(_flat(vecs), vecs, q, 3, seen)
+    assert r.tolist() == [0, 0, 0, 1, 1, 1]
+    assert items.tolist() == [1, 0, 3, 1, 0, 2]
