@@ -290,9 +290,21 @@ def runs_done(page) -> int:
 
 def settle(page, after: int = 0, timeout: float = 90_000) -> None:
     """Wait until a script run that ended after ``after`` finished runs has left the app idle (the context must
-    be watched with ``watch_runs``), then until the running-man status widget is gone."""
-    page.wait_for_function(SETTLED_JS, arg=after, timeout=timeout)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=timeout)
+    be watched with ``watch_runs``; ``after=-1`` waits for idle only), then until the running-man status widget is
+    gone. A timeout says what the app was doing, so a flake can be told from a hang."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    try:
+        page.wait_for_function(SETTLED_JS, arg=after, timeout=timeout)
+        page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=timeout)
+    except PlaywrightTimeout as e:
+        raise AssertionError(f"the app did not settle after run {after}: {app_state(page)}") from e
+
+
+def app_state(page) -> dict:
+    """Runs counted by ``watch_runs``, the app's script state and the status widget's text (for error messages)."""
+    return page.evaluate("""() => ({runs: window.__stRunsDone, state: document.querySelector('[data-testid=stApp]')
+        ?.getAttribute('data-test-script-state'), status: document.querySelector('[data-testid=stStatusWidget]')
+        ?.innerText ?? null})""")
 
 
 def error_boxes(page) -> list[str]:
