@@ -91,12 +91,13 @@ def move(page, action, until: str | None = None, arg=None):
     if not until:
         settle(page, before)
         return result
-    page.wait_for_function(until, arg=result if arg is None else arg, timeout=60_000)
+    value = result if arg is None else arg
+    page.wait_for_function(until, arg=value, timeout=60_000)
     try:
         settle(page, before, timeout=30_000)
     except AssertionError:
         settle(page, -1)  # idle, with the move's result drawn
-        assert page.evaluate(until, result if arg is None else arg)
+        assert page.evaluate(until, value)
     return result
 
 
