@@ -331,6 +331,19 @@ def build_transaction(root: str | os.PathLike | None) -> Iterator[Path]:
     shutil.rmtree(journal, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def join_transaction(journal: Path) -> Iterator[None]:
+    """In a build's second process: stages written here go into the parent's journal, so the parent's commit or
+    rollback covers them too (the parent waits for this process before either)."""
+    if not journal.is_dir():
+        raise ArtifactError(f"the build's journal {journal} is gone: the build that started this stage has ended")
+    token = _JOURNAL.set(journal)
+    try:
+        yield
+    finally:
+        _JOURNAL.reset(token)
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temp file + rename)."""
     tmp = path.with_suffix(path.suffix + ".tmp")

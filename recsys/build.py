@@ -11,6 +11,7 @@ from typing import Any
 
 from recsys.artifacts import HASH_SIDECAR, Progress, artifacts_root, build_transaction, file_hash, no_progress
 from recsys.ingest import IngestParams, build_events
+from recsys.parallel import StageProcess
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class StageSpec:
     name: str
     target: str
     spark: bool = False  # the stage can run on Spark (its function takes ``engine=SparkSpec``)
+    beside: bool = False  # reads only the events stage: on a small store it runs in a second process (below)
 
     def load(self) -> Callable[..., tuple[dict, bool]]:
         module, func = self.target.split(":")
@@ -38,8 +40,21 @@ STAGES: list[StageSpec] = [
     StageSpec("model", "recsys.twotower.train:build_model_stage"),
     StageSpec("index", "recsys.twotower.index:build_index_stage"),
     StageSpec("products", "recsys.products:build_products_stage"),
-    StageSpec("evaluation", "recsys.evaluation:build_evaluation_stage"),  # last: it fits every model
+    StageSpec("evaluation", "recsys.evaluation:build_evaluation_stage", beside=True),  # last: it fits every model
 ]
+
+# Up to this many cleaned events, a ``beside`` stage runs in a second process while this one builds the others
+# (the demo store's first start: the evaluation and the model stage each train a two-tower and a ranker, one
+# thread each). Above it they run in turn: at October size each of the two alone peaks at many GB.
+# RECSYS_BUILD_PARALLEL=0 turns it off.
+BESIDE_MAX_EVENTS = 2_000_000
+
+
+def _runs_beside(spec: StageSpec, events_manifest: dict, selected: list[StageSpec], spark: Any) -> bool:
+    others = [s for s in selected if s is not spec and not s.beside]
+    rows = int((events_manifest.get("rows") or {}).get("events", BESIDE_MAX_EVENTS + 1))
+    return (spec.beside and bool(others) and spark is None and rows <= BESIDE_MAX_EVENTS
+            and (os.cpu_count() or 1) >= 2 and os.environ.get("RECSYS_BUILD_PARALLEL", "1") != "0")
 
 
 def build_demo_input(root: str | os.PathLike | None, events: int = DEMO_EVENTS, seed: int = DEMO_SEED,
@@ -64,7 +79,8 @@ def build_demo_input(root: str | os.PathLike | None, events: int = DEMO_EVENTS, 
 def build(root: str | os.PathLike | None = None, inputs: list[Path] | None = None, *,
           demo_events: int = DEMO_EVENTS, seed: int = DEMO_SEED, force: bool = False,
           only: list[str] | None = None, progress: Progress = no_progress, spark: Any = None) -> dict[str, Any]:
-    """Run every stage in order; returns {stage: {"built": bool, "duration_s": float}}.
+    """Run every stage in order (a small store's evaluation beside the others, see ``BESIDE_MAX_EVENTS``); returns
+    {stage: {"built": bool, "duration_s": float}}.
 
     Without ``inputs`` the deterministic demo store is generated and ingested. ``spark`` (a
     :class:`recsys.spark_engine.SparkSpec`) runs the events, aggregates and rules stages on Spark; the model and
@@ -81,15 +97,46 @@ def build(root: str | os.PathLike | None = None, inputs: list[Path] | None = Non
     else:
         paths = [build_demo_input(root, demo_events, seed, progress=lambda f, m: sub(0)(f * 0.5, m))]
         params = IngestParams(source="demo")
-    with build_transaction(root):  # a failure anywhere puts every stage back as it was: never a mixed set
+    with build_transaction(root) as journal:  # a failure anywhere puts every stage back as it was: never a mix
         manifest, built = build_events(root, paths, params, force=force, progress=sub(0), spark=spark)
         summary["events"] = {"built": built, "duration_s": manifest["duration_s"]}
-        for i, spec in enumerate(STAGES, start=1):
-            if only is not None and spec.name not in only:
-                continue
-            engine = {"engine": spark} if spark is not None and spec.spark else {}
-            manifest, built = spec.load()(root, force=force, progress=sub(i), **engine)
-            summary[spec.name] = {"built": built, "duration_s": manifest["duration_s"]}
-            log.info("stage %s: %s", spec.name, "built" if built else "up to date")
+        selected = [s for s in STAGES if only is None or s.name in only]
+        beside = {s.name: StageProcess(s.target, artifacts_root(root), journal, force=force)
+                  for s in selected if _runs_beside(s, manifest, selected, spark)}
+        try:
+            _run_stages(root, selected, beside, summary, force=force, progress=progress, spark=spark)
+        finally:
+            for proc in beside.values():
+                proc.stop()
     progress(1.0, "build complete")
-    return summary
+    return {"events": summary["events"], **{s.name: summary[s.name] for s in selected}}
+
+
+def _run_stages(root, selected: list[StageSpec], beside: dict[str, StageProcess], summary: dict[str, Any], *,
+                force: bool, progress: Progress, spark: Any) -> None:
+    """Every selected stage in order while the ``beside`` ones run in their own processes, then wait for those.
+    The bar has one slot per stage (the events' is 0); a beside stage's progress fills its slot meanwhile."""
+    slots = len(STAGES) + 1
+    slot = {s.name: i for i, s in enumerate(STAGES, start=1)}
+
+    def at(i: float, f: float, msg: str) -> None:
+        extra = sum(p.fraction for p in beside.values())
+        notes = [f"alongside: {p.message}" for p in beside.values() if p.running() and p.message]
+        text = f"{msg} ({'; '.join(notes)})" if notes else msg
+        progress(min(1.0, (i + max(0.0, min(1.0, f)) + extra) / slots), text)
+
+    for spec in selected:
+        if spec.name in beside:
+            continue
+        engine = {"engine": spark} if spark is not None and spec.spark else {}
+        i = slot[spec.name] - sum(1 for name in beside if slot[name] < slot[spec.name])
+        manifest, built = spec.load()(root, force=force, progress=lambda f, m, i=i: at(i, f, m), **engine)
+        summary[spec.name] = {"built": built, "duration_s": manifest["duration_s"]}
+        log.info("stage %s: %s", spec.name, "built" if built else "up to date")
+
+    def waiting(f: float, msg: str) -> None:
+        progress(min(1.0, (slots - len(beside) + sum(p.fraction for p in beside.values())) / slots), msg)
+
+    for name, proc in beside.items():
+        summary[name] = proc.wait(waiting)
+        log.info("stage %s: %s", name, "built" if summary[name]["built"] else "up to date")
