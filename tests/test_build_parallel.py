@@ -19,6 +19,7 @@ from recsys.artifacts import ArtifactError, DamagedStage, StageResult, read_mani
 from recsys.build import StageSpec, build
 
 EVENTS = 4000
+pytestmark = pytest.mark.slow  # each test builds a demo events stage and starts a second Python process
 
 
 def _stage(root, name: str, *, force: bool, progress, body=None):
