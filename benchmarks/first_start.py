@@ -4,14 +4,13 @@ with the evaluation beside the model stage (the default) against the same build 
 
     python benchmarks/first_start.py --runs 3
 
-Prints each build's wall time and peak memory (the largest process), the medians and their ratio, and the result
+Prints each build's wall time and peak memory (of the larger process), the medians and their ratio, and the result
 of ``benchmarks/same_artifacts.py`` on the last pair.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -24,20 +23,22 @@ REPO = Path(__file__).resolve().parents[1]
 MODES = {"beside": "1", "in turn": "0"}
 
 
-def _one(root: Path, parallel: str, events: int | None) -> tuple[float, float | None]:
-    """(wall seconds, peak MB of the largest process or None without /usr/bin/time)."""
+def _one(root: Path, parallel: str, events: int | None) -> tuple[float, float]:
+    """(wall seconds, peak MB of the largest process: the build's or its second process's, as ``wait4`` reports
+    for a child and the children it waited for)."""
     cmd = [sys.executable, "-m", "recsys", "build", "--artifacts", str(root)]
     if events:
         cmd += ["--events", str(events)]
-    timer = ["/usr/bin/time", "-v"] if Path("/usr/bin/time").exists() else []
     env = {**os.environ, "RECSYS_BUILD_PARALLEL": parallel, "PYTHONPATH": str(REPO)}
-    t0 = time.perf_counter()
-    proc = subprocess.run(timer + cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.exit(f"build failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
-    return wall, (int(peak.group(1)) / 1024 if peak else None)
+    with tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            sys.exit(f"build failed ({os.waitstatus_to_exitcode(status)}):\n{err.read()[-3000:]}")
+    return wall, usage.ru_maxrss / 1024
 
 
 def main() -> int:
@@ -55,8 +56,7 @@ def main() -> int:
                 root = work / f"{mode.replace(' ', '-')}-{r}"
                 wall, peak = _one(root, flag, args.events)
                 walls[mode].append(wall)
-                print(f"run {r + 1} {mode:8s} {wall:7.1f} s  peak {peak:,.0f} MB" if peak is not None
-                      else f"run {r + 1} {mode:8s} {wall:7.1f} s", flush=True)
+                print(f"run {r + 1} {mode:8s} {wall:7.1f} s  peak {peak:,.0f} MB", flush=True)
                 if r < args.runs - 1:
                     shutil.rmtree(root)
         med = {m: statistics.median(v) for m, v in walls.items()}

@@ -47,6 +47,9 @@ class StageNotBuilt(ArtifactError):
         super().__init__(f"the {stage} stage is not built; run `{BUILD_COMMAND}`")
         self.stage = stage
 
+    def __reduce__(self):  # pickled (a build's second process sends its error back): rebuilt from the stage name
+        return type(self), (self.stage,)
+
 
 class DamagedStage(ArtifactError):
     """A built stage whose files do not match its manifest; ``problem`` names the file relative to the artifacts
@@ -55,6 +58,9 @@ class DamagedStage(ArtifactError):
     def __init__(self, stage: str, problem: str):
         super().__init__(f"the {stage} stage is damaged ({problem}); run `{BUILD_COMMAND}`")
         self.stage, self.problem = stage, problem
+
+    def __reduce__(self):
+        return type(self), (self.stage, self.problem)
 
 
 def artifacts_root(root: str | os.PathLike | None = None) -> Path:
@@ -318,23 +324,21 @@ def build_transaction(root: str | os.PathLike | None) -> Iterator[Path]:
     base.mkdir(parents=True, exist_ok=True)
     recover_interrupted_builds(base)
     journal = Path(tempfile.mkdtemp(prefix=f"{JOURNAL_PREFIX}{os.getpid()}-", dir=base))
-    token = _JOURNAL.set(journal)
     try:
-        yield journal
+        with join_transaction(journal):
+            yield journal
     except BaseException:
         restored = _rollback(journal)
         if restored:
             log.warning("build failed: the previous %s put back", ", ".join(restored))
         raise
-    finally:
-        _JOURNAL.reset(token)
     shutil.rmtree(journal, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def join_transaction(journal: Path) -> Iterator[None]:
-    """In a build's second process: stages written here go into the parent's journal, so the parent's commit or
-    rollback covers them too (the parent waits for this process before either)."""
+    """Stages written inside go into ``journal``: the build's own, or, in a build's second process, the parent's,
+    so the parent's commit or rollback covers them too (the parent waits for that process before either)."""
     if not journal.is_dir():
         raise ArtifactError(f"the build's journal {journal} is gone: the build that started this stage has ended")
     token = _JOURNAL.set(journal)

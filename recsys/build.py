@@ -115,28 +115,29 @@ def build(root: str | os.PathLike | None = None, inputs: list[Path] | None = Non
 def _run_stages(root, selected: list[StageSpec], beside: dict[str, StageProcess], summary: dict[str, Any], *,
                 force: bool, progress: Progress, spark: Any) -> None:
     """Every selected stage in order while the ``beside`` ones run in their own processes, then wait for those.
-    The bar has one slot per stage (the events' is 0); a beside stage's progress fills its slot meanwhile."""
+    The bar has one slot per stage: the events' (0), this process's stages, then the beside ones, whose progress
+    fills their slots meanwhile."""
+    here = [s for s in STAGES if s.name not in beside]
+    slot = {s.name: i for i, s in enumerate(here, start=1)}
     slots = len(STAGES) + 1
-    slot = {s.name: i for i, s in enumerate(STAGES, start=1)}
 
-    def at(i: float, f: float, msg: str) -> None:
-        extra = sum(p.fraction for p in beside.values())
-        notes = [f"alongside: {p.message}" for p in beside.values() if p.running() and p.message]
-        text = f"{msg} ({'; '.join(notes)})" if notes else msg
-        progress(min(1.0, (i + max(0.0, min(1.0, f)) + extra) / slots), text)
+    def at(i: int, f: float, msg: str) -> None:
+        done = i + max(0.0, min(1.0, f)) + sum(p.fraction for p in beside.values())
+        progress(min(1.0, done / slots), msg)
+
+    def alongside(i: int) -> Progress:
+        def report(f: float, msg: str) -> None:
+            notes = [f"alongside: {p.message}" for p in beside.values() if p.running() and p.message]
+            at(i, f, f"{msg} ({'; '.join(notes)})" if notes else msg)
+        return report
 
     for spec in selected:
         if spec.name in beside:
             continue
         engine = {"engine": spark} if spark is not None and spec.spark else {}
-        i = slot[spec.name] - sum(1 for name in beside if slot[name] < slot[spec.name])
-        manifest, built = spec.load()(root, force=force, progress=lambda f, m, i=i: at(i, f, m), **engine)
+        manifest, built = spec.load()(root, force=force, progress=alongside(slot[spec.name]), **engine)
         summary[spec.name] = {"built": built, "duration_s": manifest["duration_s"]}
         log.info("stage %s: %s", spec.name, "built" if built else "up to date")
-
-    def waiting(f: float, msg: str) -> None:
-        progress(min(1.0, (slots - len(beside) + sum(p.fraction for p in beside.values())) / slots), msg)
-
     for name, proc in beside.items():
-        summary[name] = proc.wait(waiting)
+        summary[name] = proc.wait(lambda f, msg: at(len(here) + 1, 0.0, msg))
         log.info("stage %s: %s", name, "built" if summary[name]["built"] else "up to date")

@@ -1,11 +1,12 @@
 """One build stage in a second process, beside the stages the build runs in its own.
 
 The evaluation reads only the events stage and fits every model again on its own split, so on a small store it
-can run while this process trains the served model: on two cores the demo store's first start takes the longer
-of the two instead of their sum. The second process is a fresh interpreter (no fork of a process that holds
-torch, DuckDB or OpenMP threads); it writes its stage into this build's journal (``join_transaction``), so the
-build's commit or rollback covers it, and reports progress and its result as JSON lines on a pipe of its own.
-Every model is seeded per stage, so the artifacts are the same bytes as a build that runs the stages in turn.
+can run while this process trains the served model: on two cores the demo store's first start takes about the
+longer of the two instead of their sum (``benchmarks/first_start.py``). The second process is a fresh interpreter
+(no fork of a process that holds torch, DuckDB or OpenMP threads); it writes its stage into this build's journal
+(``join_transaction``), so the build's commit or rollback covers it, and reports progress and its result as JSON
+lines on a pipe of its own. Every model is seeded per stage, so the artifacts are the same bytes as a build that
+runs the stages in turn.
 """
 from __future__ import annotations
 
@@ -20,14 +21,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from recsys.artifacts import ArtifactError, Progress
+from recsys.artifacts import Progress
 
 _CHILD = "import sys; from recsys.parallel import _child_main; _child_main(sys.argv[1:])"
-
-
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    from recsys.schema import SchemaError
-    return (SchemaError, ArtifactError, ValueError, KeyError, OSError, MemoryError)
 
 
 class StageProcess:
@@ -92,10 +88,9 @@ class StageProcess:
             exc = pickle.loads(base64.b64decode(err["pickle"]))
             if isinstance(exc, BaseException):
                 return exc
-        except Exception:  # an exception class that does not unpickle: keep its kind and its message
+        except Exception:  # an exception class that does not unpickle (the project's own define __reduce__)
             pass
-        kind = next((t for t in _user_error_types() if t.__name__ == err.get("base")), RuntimeError)
-        return kind(err.get("message", "the stage failed"))
+        return RuntimeError(f"{err.get('type', 'error')}: {err.get('message', 'the stage failed')}")
 
     def stop(self) -> None:
         """End the process if it still runs (this build failed elsewhere) and wait for it."""
@@ -140,12 +135,11 @@ def _child_main(argv: list[str]) -> None:
                 root, force=force == "1", progress=lambda f, m: send(progress=f, message=m))
         send(done={"built": built, "duration_s": manifest["duration_s"]})
     except BaseException as exc:  # the parent raises it again; its CLI, app or API says it in one line
-        base = next((t.__name__ for t in _user_error_types() if isinstance(exc, t)), "RuntimeError")
         try:
             blob = base64.b64encode(pickle.dumps(exc)).decode()
         except Exception:
             blob = ""
-        send(error={"pickle": blob, "base": base, "message": str(exc)})
+        send(error={"pickle": blob, "type": type(exc).__name__, "message": str(exc)})
         out.close()
         sys.exit(1)
     out.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from recsys import build as build_module
-from recsys.artifacts import ArtifactError, DamagedStage, StageResult, read_manifest, run_stage
+from recsys.artifacts import DamagedStage, StageNotBuilt, StageResult, read_manifest, run_stage
 from recsys.build import StageSpec, build
 
 EVENTS = 4000
@@ -43,8 +43,9 @@ def beside_stage(root, *, force: bool, progress):
 
 
 def beside_value_error(root, *, force: bool, progress):
-    return _stage(root, "side", force=force, progress=progress,
-                  body=lambda: (_ for _ in ()).throw(ValueError("the store has no buyers: use a longer window")))
+    def fail():
+        raise ValueError("the store has no buyers: use a longer window")
+    return _stage(root, "side", force=force, progress=progress, body=fail)
 
 
 def beside_damaged(root, *, force: bool, progress):
@@ -96,7 +97,7 @@ def test_above_the_size_limit_it_runs_in_this_process(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("target,kind,text", [
     ("beside_value_error", ValueError, "the store has no buyers: use a longer window"),
-    ("beside_damaged", ArtifactError, "the events stage is damaged (events/events.parquet is missing)"),
+    ("beside_damaged", DamagedStage, "the events stage is damaged (events/events.parquet is missing)"),
     ("beside_killed", RuntimeError, "was killed by signal 9"),
 ])
 def test_its_failure_is_raised_here_and_the_whole_build_rolls_back(tmp_path, monkeypatch, target, kind, text):
@@ -131,3 +132,12 @@ def test_when_this_process_fails_the_second_one_is_stopped(tmp_path, monkeypatch
         build(tmp_path, demo_events=EVENTS, seed=3)
     assert time.monotonic() - t0 < 60  # not waiting for the side stage's two minutes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # nothing half-written either
+
+
+def test_the_projects_own_errors_survive_the_trip_between_processes():
+    """Exceptions whose __init__ takes other arguments than their message pickle through ``__reduce__``: a
+    DamagedStage did not unpickle at all, a StageNotBuilt came back with its message inside its message."""
+    import pickle
+    for exc in (DamagedStage("events", "events/events.parquet is missing"), StageNotBuilt("model")):
+        back = pickle.loads(pickle.dumps(exc))
+        assert type(back) is type(exc) and str(back) == str(exc) and back.stage == exc.stage
