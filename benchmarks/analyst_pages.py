@@ -26,9 +26,9 @@ PAGES = ("funnel", "retention", "customers")
 
 def library_calls(page: str) -> list[Callable]:
     """The queries a page makes with its default switches (the Funnel's main ones as the baseline)."""
-    from recsys import customers as C
-    from recsys import eda_funnel as F
-    from recsys import retention as R
+    from recsys.aggregates import customers as C
+    from recsys.aggregates import funnel as F
+    from recsys.aggregates import retention as R
     if page == "funnel":
         return [F.funnel_totals, F.funnel_steps, F.session_funnel, F.cart_abandonment, F.funnel_by_month,
                 lambda con, f: F.funnel_by(con, f, dim="category_top", n=10),
@@ -43,7 +43,7 @@ def library_calls(page: str) -> list[Callable]:
 
 
 def time_library(root: Path, page: str, f, runs: int) -> float:
-    from recsys.eda import open_aggregates
+    from recsys.aggregates.stage import open_aggregates
     con = open_aggregates(root)
     times = []
     for _ in range(runs):
@@ -66,7 +66,7 @@ def bench(root: Path, runs: int) -> dict:
     from streamlit.testing.v1 import AppTest
 
     from ui import eda as eda_ui
-    from recsys.eda import EdaFilters, filter_options, open_aggregates
+    from recsys.aggregates.stage import EdaFilters, filter_options, open_aggregates
     os.environ["RECSYS_ARTIFACTS"] = str(root)
     cat = filter_options(open_aggregates(root))["categories"][0]
     settings = {"all data": None, f"category={cat}": cat}
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     from streamlit.logger import set_log_level
     set_log_level("error")
     from recsys.artifacts import read_manifest
-    from recsys.eda import build_aggregates_stage
+    from recsys.aggregates.stage import build_aggregates_stage
     build_aggregates_stage(args.artifacts)  # no-op when up to date
     events = read_manifest(args.artifacts, "events")["rows"]["events"]
     agg = read_manifest(args.artifacts, "aggregates") or {}

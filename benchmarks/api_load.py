@@ -120,7 +120,7 @@ async def run_once(port: int, reqs: list[bytes], concurrency: int, time_limit: f
 
 
 def known_users(artifacts: str, n: int, seed: int) -> list[int]:
-    from recsys.recommend import load_recommender_service
+    from recsys.serving.service import load_recommender_service
     ids = load_recommender_service(artifacts).user_ids
     return [int(u) for u in np.random.default_rng(seed).choice(ids, size=n, replace=True)]
 
@@ -132,7 +132,7 @@ def build_requests(artifacts: str, endpoint: str, n: int, seed: int) -> list[byt
     """``n`` requests for ``endpoint``; ``mixed`` is half POST /recommend, a quarter each /similar and /search."""
     rng = np.random.default_rng(seed)
     users = known_users(artifacts, n, seed)
-    from recsys.products import ProductService
+    from recsys.products.stage import ProductService
     products = rng.choice(ProductService(artifacts).ids, size=n)
     make = {"recommend": lambda i: request_bytes("POST", "/recommend", {"user_id": users[i], "num_recommendations": 5,
                                                                          "diversity_weight": 0.3}),

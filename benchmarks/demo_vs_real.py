@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from recsys import schema as S  # noqa: E402
-from recsys.demo import write_demo_csv  # noqa: E402
+from recsys.ingest.demo import write_demo_csv  # noqa: E402
 
 REAL_HEAD = REPO.parent / "shared" / "data" / "rees46-2019-Oct-head.csv"
 HEAD_END = "2019-10-01 02:50:00"

@@ -27,8 +27,8 @@ def timed(fn) -> tuple[float, float, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from recsys.evaluation import EvalConfig, build_evaluation_stage, evaluate
-    from recsys.interactions import load_interactions
+    from recsys.evaluation.stage import EvalConfig, build_evaluation_stage, evaluate
+    from recsys.ingest.interactions import load_interactions
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("root", help="a built artifacts directory")
     p.add_argument("--repeat", type=int, default=3)

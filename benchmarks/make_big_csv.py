@@ -3,7 +3,7 @@
     python benchmarks/make_big_csv.py 1M 10M 42.4M          # -> benchmarks/data/oct-1M.csv, oct-10M.csv, ...
     python benchmarks/make_big_csv.py 42.4M --gzip --seed 7 --chunk-events 2000000
 
-Each file is the deterministic demo store (recsys.demo.write_big_csv) with that many rows; an existing file is
+Each file is the deterministic demo store (recsys.ingest.demo.write_big_csv) with that many rows; an existing file is
 kept unless --force. Prints rows, seconds, rows/s, size and peak memory per file.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from recsys.demo import DEFAULT_CHUNK_EVENTS, write_big_csv  # noqa: E402
+from recsys.ingest.demo import DEFAULT_CHUNK_EVENTS, write_big_csv  # noqa: E402
 
 DATA = REPO / "benchmarks" / "data"
 

@@ -46,8 +46,8 @@ sys.path.insert(0, str(REPO))
 
 from recsys import schema as S  # noqa: E402
 from recsys.artifacts import StageResult, run_stage  # noqa: E402
-from recsys.interactions import Interactions  # noqa: E402
-from recsys.recommend import load_recommender_service, recommend_products_for_user  # noqa: E402
+from recsys.ingest.interactions import Interactions  # noqa: E402
+from recsys.serving.service import load_recommender_service, recommend_products_for_user  # noqa: E402
 
 VIEW_I, CART_I, PURCHASE_I = (S.EVENT_TYPES.index(e) for e in (S.VIEW, S.CART, S.PURCHASE))
 SYNTHETIC_VERSION = 2  # part of the synthetic store's fingerprint: bump when the generator changes
@@ -124,8 +124,8 @@ def synthetic_ranker(inter: Interactions, model, seed: int, label_users: int = 1
     that were dropped or stopped early are replaced by full-size ones on random graded labels. (ranker, facts)"""
     from lightgbm import LGBMRanker
 
-    from recsys.recommenders import ranker as R
-    from recsys.recommenders.two_tower import window_key
+    from recsys.model import ranker as R
+    from recsys.model.two_tower import window_key
     retriever = SimpleNamespace(model=model, report={"synthetic": "untrained two-tower"},
                                 fitted_on=window_key(inter), config=model.config)
     with mock.patch.object(R, "train_two_tower", lambda *a, **k: (model, {"synthetic": "untrained two-tower"})):
@@ -163,15 +163,15 @@ def synthetic_ranker(inter: Interactions, model, seed: int, label_users: int = 1
 def synthetic_store(root: Path, n_items: int, n_users: int = 200_000, seed: int = 5) -> dict:
     """The synthetic model stage (with its ranker) and the real index stage under ``root``, reused when up to
     date; returns the model stage's synthetic facts."""
-    from recsys.twotower import store as ST
-    from recsys.twotower.index import build_index_stage
+    from recsys.model import store as ST
+    from recsys.index.stage import build_index_stage
 
     now = 1_572_566_399
 
     def fn(tmp: Path, prog) -> StageResult:
         import torch
-        from recsys.twotower.features import ItemFeatures, build_sequences, encode_items
-        from recsys.twotower.model import FEATURES, TwoTowerConfig, TwoTowerModel, save_checkpoint
+        from recsys.model.features import ItemFeatures, build_sequences, encode_items
+        from recsys.model.towers import FEATURES, TwoTowerConfig, TwoTowerModel, save_checkpoint
         t0 = time.perf_counter()
         rng = np.random.default_rng(seed)
         catalog = synthetic_catalog(n_items, rng)
@@ -282,7 +282,7 @@ def _timed(obj, name: str, part: str, times: dict, active: list):
 def breakdown(root: Path, calls: int, weight: float, seed: int = 99) -> dict:
     """Once: the served call's time split into its steps (p50 and p99 per step over ``calls`` random users), by
     timing the real call's methods: candidates + features, LightGBM predict, reasons, MMR; the rest by difference."""
-    import recsys.recommend as REC
+    import recsys.serving.service as REC
     svc = load_recommender_service(root)
     if svc.ranker is None:
         return {"note": "no ranker: the two-tower alone serves"}

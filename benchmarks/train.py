@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from recsys.artifacts import read_manifest  # noqa: E402
-from recsys.twotower.index import build_index_stage  # noqa: E402
-from recsys.twotower.train import build_model_stage  # noqa: E402
+from recsys.index.stage import build_index_stage  # noqa: E402
+from recsys.model.train import build_model_stage  # noqa: E402
 
 
 def main() -> None:

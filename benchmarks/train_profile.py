@@ -13,9 +13,9 @@ import time
 
 from torch.profiler import profile
 
-import recsys.twotower.train as T
-from recsys.interactions import load_interactions
-from recsys.twotower.model import TwoTowerConfig
+import recsys.model.train as T
+from recsys.ingest.interactions import load_interactions
+from recsys.model.towers import TwoTowerConfig
 
 WARM, TIMED, PROFILED = 10, 60, 30
 

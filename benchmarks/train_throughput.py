@@ -31,9 +31,9 @@ def _worker(artifacts: str, examples: int, items: int) -> dict:
     import numpy as np
     import pandas as pd
 
-    import recsys.twotower.train as T
-    from recsys.interactions import load_interactions
-    from recsys.twotower.model import TwoTowerConfig
+    import recsys.model.train as T
+    from recsys.ingest.interactions import load_interactions
+    from recsys.model.towers import TwoTowerConfig
 
     inter = load_interactions(artifacts)
     if items > inter.n_items:

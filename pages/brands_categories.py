@@ -1,7 +1,7 @@
 """Brands & categories: top-N rankings, the category tree, prices per category and conversion by price band."""
 import streamlit as st
 
-from recsys import eda_catalog, eda_charts as charts
+from recsys.aggregates import catalog as eda_catalog, charts
 from ui import eda as ui
 from ui.common import md
 from ui.router import require_router

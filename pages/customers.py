@@ -5,7 +5,7 @@ import streamlit as st
 from ui import eda as ui
 from ui.common import md
 from ui.router import require_router
-from recsys import customers as C
+from recsys.aggregates import customers as C
 
 require_router()  # before anything draws: a page running alone goes through app.py
 

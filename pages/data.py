@@ -111,7 +111,7 @@ def built_section() -> None:
     path = st.session_state.get(BUILT)
     if not path or not (Path(path) / "events").is_dir():
         return
-    from recsys.ingest import load_quality
+    from recsys.ingest.stage import load_quality
     st.subheader(f"Quality report of {md(Path(path).name)}")
     try:
         show_quality(load_quality(path), "data-built")

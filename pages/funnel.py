@@ -1,7 +1,7 @@
 """Funnel: view -> cart -> purchase overall, per month, per category and brand, per session; abandonment."""
 import streamlit as st
 
-from recsys import eda_charts as charts, eda_funnel
+from recsys.aggregates import charts, funnel as eda_funnel
 from ui import eda as ui
 from ui.common import md
 from ui.router import require_router

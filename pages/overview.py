@@ -2,11 +2,11 @@
 pictures (the tables stay one click away), each with a link to the page that explains it."""
 import streamlit as st
 
-from recsys import eda_temporal
+from recsys.aggregates import temporal as eda_temporal
 from ui import eda as ui
 from ui.common import PLOTLY_CONFIG, md, quality_report, root, show_quality, store_kpis, version
 from ui.router import require_router
-from recsys import overview_charts as oc
+from recsys.aggregates import overview as oc
 
 require_router()  # before anything draws: a page running alone goes through app.py
 

@@ -4,7 +4,7 @@ import streamlit as st
 from ui import eda as ui
 from ui.common import md
 from ui.router import require_router
-from recsys import retention as R
+from recsys.aggregates import retention as R
 
 require_router()  # before anything draws: a page running alone goes through app.py
 

@@ -1,7 +1,7 @@
 """Temporal: hour of day, day of week, hour x weekday heatmap, daily trend and month comparison (UTC)."""
 import streamlit as st
 
-from recsys import eda_charts as charts, eda_temporal
+from recsys.aggregates import charts, temporal as eda_temporal
 from ui import eda as ui
 from ui.common import md
 from ui.router import require_router

@@ -1,7 +1,7 @@
 """Users & sessions: session length and duration, purchases per user, repeat buyers, new vs returning, top users."""
 import streamlit as st
 
-from recsys import eda_charts as charts, eda_users
+from recsys.aggregates import charts, users as eda_users
 from ui import eda as ui
 from ui.common import md
 from ui.router import require_router

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys.artifacts import HASH_SIDECAR, Progress, artifacts_root, build_transaction, file_hash, no_progress
-from recsys.ingest import IngestParams, build_events
+from recsys.ingest.stage import IngestParams, build_events
 from recsys.parallel import StageProcess
 
 log = logging.getLogger(__name__)
@@ -35,12 +35,12 @@ class StageSpec:
 
 # Derived stages in build order; each reads only the artifacts of stages before it.
 STAGES: list[StageSpec] = [
-    StageSpec("aggregates", "recsys.eda:build_aggregates_stage", spark=True),
-    StageSpec("rules", "recsys.rules:build_rules_stage", spark=True),
-    StageSpec("model", "recsys.twotower.train:build_model_stage"),
-    StageSpec("index", "recsys.twotower.index:build_index_stage"),
-    StageSpec("products", "recsys.products:build_products_stage"),
-    StageSpec("evaluation", "recsys.evaluation:build_evaluation_stage", beside=True),  # last: it fits every model
+    StageSpec("aggregates", "recsys.aggregates.stage:build_aggregates_stage", spark=True),
+    StageSpec("rules", "recsys.rules.stage:build_rules_stage", spark=True),
+    StageSpec("model", "recsys.model.train:build_model_stage"),
+    StageSpec("index", "recsys.index.stage:build_index_stage"),
+    StageSpec("products", "recsys.products.stage:build_products_stage"),
+    StageSpec("evaluation", "recsys.evaluation.stage:build_evaluation_stage", beside=True),  # last: it fits every model
 ]
 
 # Up to this many cleaned events, a ``beside`` stage runs in a second process while this one builds the others
@@ -60,7 +60,7 @@ def _runs_beside(spec: StageSpec, events_manifest: dict, selected: list[StageSpe
 def build_demo_input(root: str | os.PathLike | None, events: int = DEMO_EVENTS, seed: int = DEMO_SEED,
                      progress: Progress = no_progress) -> Path:
     """Generate the demo store's CSV under ``<root>/raw/`` (reused when it already exists for these settings)."""
-    from recsys.demo import write_demo_csv
+    from recsys.ingest.demo import write_demo_csv
     raw = artifacts_root(root) / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     path = raw / f"demo-{events}-seed{seed}.csv"

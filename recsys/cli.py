@@ -62,12 +62,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.format == "uci":
             args.demo_parser.error("--format uci is only written for --profile wholesale")
         from recsys.build import DEMO_EVENTS
-        from recsys.demo import write_demo_csv
+        from recsys.ingest.demo import write_demo_csv
         events = DEMO_EVENTS if args.events is None else args.events
         with progress_bar("demo") as prog:
             stats = write_demo_csv(Path(args.out), events=events, seed=args.seed, progress=prog)
     else:
-        from recsys.demo_wholesale import DEFAULT_LINES, write_wholesale_rees46, write_wholesale_uci
+        from recsys.ingest.demo_wholesale import DEFAULT_LINES, write_wholesale_rees46, write_wholesale_uci
         write = write_wholesale_rees46 if args.format == "rees46" else write_wholesale_uci
         lines = DEFAULT_LINES if args.events is None else args.events
         with progress_bar("demo") as prog:
@@ -77,7 +77,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from recsys.ingest import IngestParams, build_events, load_quality
+    from recsys.ingest.stage import IngestParams, build_events, load_quality
     params = IngestParams(max_bad_fraction=args.max_bad_fraction, memory_limit=args.memory_limit)
     with progress_bar("ingest") as prog:
         manifest, built = build_events(args.artifacts, [Path(p) for p in args.paths], params,
@@ -105,7 +105,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from recsys.api import SERVED_STAGES, serve
+    from recsys.serving.api import SERVED_STAGES, serve
     root = artifacts_root(args.artifacts)
     if not any((root / s).is_dir() for s in SERVED_STAGES):  # a wrong --artifacts: fail fast, not serve nothing
         raise ArtifactError(f"nothing is built in {root}; run `{BUILD_COMMAND}`")
@@ -114,7 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from recsys.evaluation import STAGE, evaluation_records, format_evaluation, load_evaluation
+    from recsys.evaluation.stage import STAGE, evaluation_records, format_evaluation, load_evaluation
     res = loaded(args.artifacts, (STAGE,), lambda: load_evaluation(args.artifacts))
     if args.json:
         print(json.dumps(evaluation_records(res.results, targets=args.targets, exclude_seen=args.exclude_seen,
@@ -126,7 +126,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from recsys.recommend import load_recommender_service
+    from recsys.serving.service import load_recommender_service
     svc = loaded(args.artifacts, ("model", "index"), lambda: load_recommender_service(args.artifacts))
     if args.user is not None:
         df = svc.recommend_for_user(args.user, args.top_n, args.diversity, exclude_purchased=args.exclude_purchased)
@@ -144,7 +144,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def parser() -> argparse.ArgumentParser:
     from recsys.build import DEMO_EVENTS, DEMO_SEED
-    from recsys.ingest import DEFAULT_MAX_BAD_FRACTION
+    from recsys.ingest.stage import DEFAULT_MAX_BAD_FRACTION
     p = argparse.ArgumentParser(prog="python -m recsys", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True)

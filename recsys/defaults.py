@@ -11,7 +11,7 @@ import re
 import pandas as pd
 
 from recsys import schema as S
-from recsys.search import STOPWORDS
+from recsys.products.search import STOPWORDS
 
 _WORD = re.compile(r"[a-z][a-z0-9]*")
 MIN_NAME_WORD = 3

@@ -102,7 +102,7 @@ def no_purchase_artifacts(tmp_path_factory) -> Path:
     import pandas as pd
 
     from recsys.build import build
-    from recsys.demo import write_demo_csv
+    from recsys.ingest.demo import write_demo_csv
     d = tmp_path_factory.mktemp("no-purchases")
     write_demo_csv(d / "full.csv", events=8_000, seed=3)
     df = pd.read_csv(d / "full.csv", dtype=str, keep_default_na=False)
@@ -115,7 +115,7 @@ def no_purchase_artifacts(tmp_path_factory) -> Path:
 def wholesale_artifacts(tmp_path_factory) -> Path:
     """Events and aggregates of a small wholesale store in the UCI Online Retail format (a year of invoices)."""
     from recsys.build import build
-    from recsys.demo_wholesale import write_wholesale_uci
+    from recsys.ingest.demo_wholesale import write_wholesale_uci
     d = tmp_path_factory.mktemp("wholesale")
     write_wholesale_uci(d / "online_retail.csv", lines=30_000, seed=7)
     build(d / "art", [d / "online_retail.csv"], only=["aggregates"])

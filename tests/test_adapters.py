@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from recsys import schema as S
-from recsys.adapters import AdapterError, detect_format, load_product_names, stock_code_id
-from recsys.ingest import build_events, load_quality
+from recsys.ingest.adapters import AdapterError, detect_format, load_product_names, stock_code_id
+from recsys.ingest.stage import build_events, load_quality
 from tests.stores import (NAMED, RR_EVENTS, T0, UCI_ROWS, events_of, write_named_uci, write_uci_csv,
                           write_uci_xlsx)
 
@@ -118,7 +118,7 @@ def test_a_damaged_names_file_means_no_names_and_a_warning(named_store, damage, 
         path.write_bytes(path.read_bytes()[:40])
     else:
         path.unlink()
-    with caplog.at_level("WARNING", logger="recsys.adapters"):
+    with caplog.at_level("WARNING", logger="recsys.ingest.adapters"):
         assert load_product_names(named_store) is None
     assert "item_names.parquet" in caplog.text and "labels fall back" in caplog.text
 
@@ -146,7 +146,7 @@ def test_an_xlsx_that_is_not_uci_is_rejected(tmp_path):
 
 
 def test_a_store_without_views_or_categories_builds_and_says_so(uci_artifacts):
-    from recsys.evaluation import load_evaluation
+    from recsys.evaluation.stage import load_evaluation
     res = load_evaluation(uci_artifacts)
     notes = " ".join(res.summary["notes"])
     assert "no view events" in notes and "no categories" in notes

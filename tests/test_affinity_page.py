@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from recsys.rules import load_rules
+from recsys.rules.stage import load_rules
 
 PAGE = "pages/affinity.py"
 TABS = {"aff-rules": (1, 0), "aff-neigh": (2, 0), "aff-item-rules": (2, 1), "aff-cc": (3, 0)}
@@ -56,7 +56,7 @@ def test_thresholds_moved_and_item_picked(affinity, demo_artifacts):
     looser = _tables(at)["aff-rules"]
     assert len(looser) >= before and looser["lift"].min() >= 1.0 and looser["confidence"].min() >= 0.01
     from ui.affinity import SUPPORTS
-    from recsys.rules import default_params
+    from recsys.rules.stage import default_params
     built = default_params(demo_artifacts).min_support  # the auto support the build resolved
     at.select_slider(key="aff-support").set_value(min(v for v in SUPPORTS if v > 2 * built)).run()
     stricter = _tables(at)["aff-rules"]

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recsys.api import create_app
+from recsys.serving.api import create_app
 
 REPO = Path(__file__).resolve().parents[1]
 

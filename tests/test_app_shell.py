@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys.stats import store_kpis
+from recsys.aggregates.kpis import store_kpis
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ def test_broken_artifacts_give_a_message_not_a_traceback(manifest, message, tmp_
 def test_kpis_stored_by_the_aggregates_stage_match_the_live_figures(demo_artifacts, tmp_path):
     import shutil
     from recsys.artifacts import connect, stage_dir
-    from recsys.stats import KPIS_FILE, compute_kpis
+    from recsys.aggregates.kpis import KPIS_FILE, compute_kpis
     stored_file = stage_dir(demo_artifacts, "aggregates") / KPIS_FILE
     assert stored_file.exists()
     live = compute_kpis(connect(demo_artifacts))

@@ -35,8 +35,8 @@ def xss_server(tmp_path_factory):
     """A streamlit server over a store with the XSS brand (events + rules stages only)."""
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is missing (apt-get install chromium)")
-    from recsys.ingest import IngestParams, build_events
-    from recsys.rules import build_rules_stage, load_rules
+    from recsys.ingest.stage import IngestParams, build_events
+    from recsys.rules.stage import build_rules_stage, load_rules
     root = tmp_path_factory.mktemp("xss-store")
     _xss_csv(root / "xss.csv")
     build_events(root, [root / "xss.csv"], IngestParams(source="files"))

@@ -244,7 +244,7 @@ def affinity_scenario(page, app_page: AppPage, ctx: dict) -> None:
     from dataclasses import asdict
 
     from ui.affinity import SUPPORTS
-    from recsys.rules import requested_params
+    from recsys.rules.stage import requested_params
 
     def rules_now() -> int:
         return int(re.search(r"([\d,]+) rules", caption(page)).group(1).replace(",", ""))
@@ -348,7 +348,7 @@ def product_scenario(page, app_page: AppPage, ctx: dict) -> None:
 
 def evaluation_scenario(page, app_page: AppPage, ctx: dict) -> None:
     """Metric, K and the exclude-seen toggle: the CI bars (with error bars) and the curve draw each time."""
-    from recsys.evaluation import load_evaluation
+    from recsys.evaluation.stage import load_evaluation
     charts = 1 if load_evaluation(ctx["artifacts"]).curve.empty else 2
 
     def bars_title() -> str:

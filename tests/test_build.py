@@ -59,7 +59,7 @@ def test_aggregates_are_byte_identical_across_builds(tmp_path):
     parallel float sum depends on the order the threads happened to add in)."""
     import filecmp
     import shutil
-    from recsys.eda import build_aggregates_stage
+    from recsys.aggregates.stage import build_aggregates_stage
     build(tmp_path / "a", demo_events=150_000, seed=3, only=[])
     shutil.copytree(tmp_path / "a" / "events", tmp_path / "b" / "events")
     for d in ("a", "b"):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from recsys import artifacts, interactions, stats
-from recsys.ingest import build_events
-from recsys.twotower import profiles
+from recsys import artifacts
+from recsys.ingest import interactions
+from recsys.aggregates import kpis as stats
+from recsys.ingest.stage import build_events
+from recsys.model import profiles
 from tests.stores import write_uci_csv
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys import customers as C
-from recsys.eda import ALL, EdaFilters
+from recsys.aggregates import customers as C
+from recsys.aggregates.stage import ALL, EdaFilters
 
 D = dt.date
 # user: orders, revenue, first purchase, last purchase; the data runs 2019-10-01 .. 10-31

@@ -77,7 +77,7 @@ def test_switching_serves_the_chosen_set_to_this_session_only(env, uci_artifacts
 
 
 def test_building_data_folder_files_adds_a_complete_set_with_its_report(env, tmp_path):
-    from recsys.demo import write_demo_csv
+    from recsys.ingest.demo import write_demo_csv
     data, stores = env
     write_demo_csv(data / "tiny.csv", events=3000, seed=3)
     (tmp_path / "outside.csv").write_text("x")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from recsys import datasets as ds
-from recsys.ingest import build_events
+from recsys.ingest.stage import build_events
 from tests.stores import RR_EVENTS, events_of, write_uci_csv, write_uci_xlsx
 
 DEMO_HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
@@ -254,7 +254,7 @@ def test_retailrocket_events_in_a_zip_are_unpacked_under_raw_and_removed(tmp_pat
     assert manifest["params"]["format"] == "retailrocket"
     pd.testing.assert_frame_equal(events_of(tmp_path / "z"), events_of(tmp_path / "p"))
     assert list((tmp_path / "z" / "raw").iterdir()) == []  # the unpacked copy is gone
-    from recsys.ingest import load_quality
+    from recsys.ingest.stage import load_quality
     assert load_quality(tmp_path / "z")["files"][0] == str(zp)  # the report names the input, not the copy
 
 
@@ -265,7 +265,7 @@ def test_retailrocket_events_in_a_zip_are_unpacked_under_raw_and_removed(tmp_pat
     ({}, "exactly one CSV file \\(found 0\\)"),
 ])
 def test_zips_with_several_files_or_escaping_paths_are_refused(tmp_path, members, why):
-    from recsys.ingest import IngestError
+    from recsys.ingest.stage import IngestError
     zp = zipped(tmp_path / "x.zip", members)
     with pytest.raises(IngestError, match=why):
         build_events(tmp_path / "out", [zp])

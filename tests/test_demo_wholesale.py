@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from recsys import schema as S
-from recsys.adapters import UCI_COLUMNS, detect_format, ingest_adapted, stock_code_id
+from recsys.ingest.adapters import UCI_COLUMNS, detect_format, ingest_adapted, stock_code_id
 from recsys.cli import main
-from recsys.demo_wholesale import build_wholesale_log, repeat_share, write_wholesale_rees46, write_wholesale_uci
-from recsys.ingest import build_events, load_quality
+from recsys.ingest.demo_wholesale import build_wholesale_log, repeat_share, write_wholesale_rees46, write_wholesale_uci
+from recsys.ingest.stage import build_events, load_quality
 
 LINES, SEED = 5_000, 11
 SIZES = {"customers": 60, "products": 400}

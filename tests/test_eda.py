@@ -8,15 +8,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from recsys import eda_catalog as C
-from recsys import eda_charts as charts
-from recsys import eda_funnel as F
-from recsys import eda_temporal as T
-from recsys import eda_users as U
+from recsys.aggregates import catalog as C
+from recsys.aggregates import charts
+from recsys.aggregates import funnel as F
+from recsys.aggregates import temporal as T
+from recsys.aggregates import users as U
 from recsys import schema as S
 from recsys.artifacts import ArtifactError, write_json
-from recsys.eda import (EdaFilters, aggregates_up_to_date, brands_for, build_aggregates_stage, filter_options,
-                        open_aggregates)
+from recsys.aggregates.stage import (EdaFilters, aggregates_up_to_date, brands_for, build_aggregates_stage,
+                                     filter_options, open_aggregates)
 
 PHONE = (1, 10, "electronics.smartphone", "samsung", 100.0)
 HEADPHONE = (2, 20, "electronics.audio.headphone", "apple", 50.0)
@@ -247,7 +247,7 @@ def test_missing_stage_says_how_to_build(tmp_path):
 
 def test_head_matches_a_direct_count_of_the_csv(head_csv, tmp_path):
     """On the real REES46 head the funnel, sessions, buyers and hours agree with pandas on the raw CSV."""
-    from recsys.ingest import build_events
+    from recsys.ingest.stage import build_events
     build_events(tmp_path, [head_csv])
     build_aggregates_stage(tmp_path)
     con = open_aggregates(tmp_path)
@@ -271,7 +271,7 @@ def test_head_matches_a_direct_count_of_the_csv(head_csv, tmp_path):
 
 
 def test_filters_from_a_link_are_fitted_to_the_data_with_notices(con):
-    from recsys.eda_filters import filters_from_params, filters_to_params
+    from recsys.aggregates.filters import filters_from_params, filters_to_params
     o = filter_options(con)  # 2019-10-01 .. 2019-11-02; electronics (samsung, apple), appliances (bosch)
     d = dt.date
     f, notes = filters_from_params({"dates": ["2019-09-20", "2019-10-05"], "cat": "electronics"}, o)

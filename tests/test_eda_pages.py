@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ui.eda import compact
-from recsys import eda_funnel as F
-from recsys.eda import EdaFilters, build_aggregates_stage, filter_options, open_aggregates
+from recsys.aggregates import funnel as F
+from recsys.aggregates.stage import EdaFilters, build_aggregates_stage, filter_options, open_aggregates
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = {"funnel": 5, "temporal": 5, "brands_categories": 5, "users_sessions": 4}  # page -> charts drawn

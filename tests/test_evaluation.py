@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from recsys import schema as S
-from recsys.evaluation import (EvalConfig, evaluate, evaluation_records, load_evaluation, results_table,
+from recsys.evaluation.stage import (EvalConfig, evaluate, evaluation_records, load_evaluation, results_table,
                                sample_users, target_matrix, temporal_split)
-from recsys.interactions import Interactions
+from recsys.ingest.interactions import Interactions
 
 V, C, P = (S.EVENT_TYPES.index(e) for e in (S.VIEW, S.CART, S.PURCHASE))
 
@@ -148,10 +148,10 @@ def test_the_stage_reruns_when_the_served_model_config_changes(tmp_path, monkeyp
     stage (it used to report the previous model's figures as up to date)."""
     from dataclasses import dataclass
 
-    import recsys.twotower.model as tt_model
-    from recsys.demo_wholesale import write_wholesale_rees46
-    from recsys.evaluation import build_evaluation_stage
-    from recsys.ingest import IngestParams, build_events
+    import recsys.model.towers as tt_model
+    from recsys.ingest.demo_wholesale import write_wholesale_rees46
+    from recsys.evaluation.stage import build_evaluation_stage
+    from recsys.ingest.stage import IngestParams, build_events
 
     write_wholesale_rees46(tmp_path / "orders.csv", lines=3000, seed=2)
     build_events(tmp_path / "art", [tmp_path / "orders.csv"], IngestParams(source="files"))

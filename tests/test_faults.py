@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from recsys.api import create_app
+from recsys.serving.api import create_app
 from recsys.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,7 +110,7 @@ def test_api_starts_and_answers_503_only_where_artifacts_are_damaged(store, know
 
 def test_product_service_error_names_no_absolute_path(store):
     from recsys.artifacts import ArtifactError
-    from recsys.products import ProductService
+    from recsys.products.stage import ProductService
     garble(store / "products" / "products.parquet")  # same size: the load itself fails
     with pytest.raises(ArtifactError) as err:
         ProductService(store)
@@ -199,8 +199,8 @@ def test_cli_commands_without_artifacts_print_one_line(tmp_path, capsys):
 
 
 def test_cli_unexpected_errors_are_one_line_too(store, capsys, monkeypatch):
-    import recsys.evaluation
-    monkeypatch.setattr(recsys.evaluation, "format_evaluation", lambda *a, **k: 1 / 0)
+    import recsys.evaluation.stage
+    monkeypatch.setattr(recsys.evaluation.stage, "format_evaluation", lambda *a, **k: 1 / 0)
     assert main(["evaluate", "--artifacts", str(store)]) == 1
     assert "ZeroDivisionError" in one_line_error(capsys)
 

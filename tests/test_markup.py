@@ -9,12 +9,12 @@ from typing import Any, Iterator
 import pandas as pd
 import pytest
 
-from recsys import eda_catalog as C
-from recsys import eda_charts as charts
-from recsys import eda_funnel as F
-from recsys import eda_temporal as T
-from recsys import eda_users as U
-from recsys.eda import EdaFilters, build_aggregates_stage, open_aggregates
+from recsys.aggregates import catalog as C
+from recsys.aggregates import charts
+from recsys.aggregates import funnel as F
+from recsys.aggregates import temporal as T
+from recsys.aggregates import users as U
+from recsys.aggregates.stage import EdaFilters, build_aggregates_stage, open_aggregates
 
 EVIL_BRAND = '<b>x</b><a href="javascript:alert(1)">y</a>'
 EVIL_CAT = '<span style="color:red">c</span><br><sub>s</sub><i>'

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from recsys import overview_charts as oc
-from recsys.stats import store_kpis
-from recsys.ingest import load_quality
+from recsys.aggregates import overview as oc
+from recsys.aggregates.kpis import store_kpis
+from recsys.ingest.stage import load_quality
 
 
 def specs(at) -> dict[str, dict]:

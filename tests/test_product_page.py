@@ -13,7 +13,7 @@ def open_page(app_env):
 
 def test_default_search_opens_a_product_with_both_lists(app_env, demo_artifacts):
     from recsys.defaults import default_query
-    from recsys.products import ProductService
+    from recsys.products.stage import ProductService
     svc = ProductService(demo_artifacts)
     top = svc.search(default_query(svc.cards), k=1).iloc[0]  # the default query comes from the store (issue #15)
     at = open_page(app_env)
@@ -38,7 +38,7 @@ def test_text_search_and_opening_another_result(app_env):
 
 
 def test_product_id_and_bad_ids(app_env, demo_artifacts):
-    from recsys.products import ProductService
+    from recsys.products.stage import ProductService
     pid = int(ProductService(demo_artifacts).ids[3])
     at = open_page(app_env)
     at.text_input(key="product_id").set_value(str(pid)).run()
@@ -68,8 +68,8 @@ def test_query_that_matches_nothing_says_so(app_env):
 def test_a_uci_store_shows_the_description_as_text(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from recsys.ingest import build_events
-    from recsys.products import build_products_stage
+    from recsys.ingest.stage import build_events
+    from recsys.products.stage import build_products_stage
     from tests.conftest import REPO
     from tests.stores import write_named_uci
     build_events(tmp_path, [write_named_uci(tmp_path / "retail.csv")])

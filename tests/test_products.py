@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from recsys.ingest import build_events
-from recsys.products import ProductNotFound, ProductService, build_products_stage
+from recsys.ingest.stage import build_events
+from recsys.products.stage import ProductNotFound, ProductService, build_products_stage
 
 PHONE, CASE, AUDIO, KETTLE = ("electronics.smartphone", "electronics.phone.case", "electronics.audio.headphone",
                               "appliances.kitchen.kettle")
@@ -141,7 +141,7 @@ def test_demo_store_products(demo_artifacts):
 
 def test_category_complements_come_from_the_rules_stage_when_built(tiny, tmp_path):
     import shutil
-    from recsys.rules import build_rules_stage
+    from recsys.rules.stage import build_rules_stage
     root = tmp_path / "with-rules"
     shutil.copytree(tiny, root)
     build_rules_stage(root)
@@ -163,7 +163,7 @@ def uci(tmp_path_factory):
 
 
 def test_uci_cards_and_lists_carry_the_description(uci):
-    from recsys.adapters import stock_code_id
+    from recsys.ingest.adapters import stock_code_id
     svc = ProductService(uci)
     heart, lantern = stock_code_id("85123A"), stock_code_id("71053")
     card = svc.card(heart)
@@ -178,7 +178,7 @@ def test_uci_cards_and_lists_carry_the_description(uci):
 @pytest.mark.parametrize("query,code", [("heart t-light", "85123A"), ("hand warmer union jack", "22633"),
                                         ("lantern", "71053"), ("glass star holder", "21730")])
 def test_bm25_finds_a_product_by_words_of_its_description(uci, query, code):
-    from recsys.adapters import stock_code_id
+    from recsys.ingest.adapters import stock_code_id
     res = ProductService(uci).search(query, 5, "bm25")
     assert res["product_id"].iat[0] == stock_code_id(code)
 
@@ -188,7 +188,7 @@ def test_a_damaged_names_file_does_not_break_the_products_stage(uci, tmp_path, c
     root = tmp_path / "damaged"
     shutil.copytree(uci, root)
     (root / "events" / "item_names.parquet").write_bytes(b"garbage")
-    with caplog.at_level("WARNING", logger="recsys.adapters"):
+    with caplog.at_level("WARNING", logger="recsys.ingest.adapters"):
         manifest, built = build_products_stage(root, force=True)
     assert built and "labels fall back" in caplog.text
     svc = ProductService(root)

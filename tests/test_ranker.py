@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from recsys import schema as S
-from recsys.interactions import Interactions
-from recsys.recommenders.ranker import (FEATURES, RankerConfig, RankerRecommender, _co_occurrence, _co_scores,
+from recsys.ingest.interactions import Interactions
+from recsys.model.ranker import (FEATURES, RankerConfig, RankerRecommender, _co_occurrence, _co_scores,
                                         _PairStats, _top_per_row, group_ndcg, labels_for, train_users)
-from recsys.recommenders.retrieval import top_columns
-from recsys.twotower.model import TwoTowerConfig
+from recsys.model.retrieval import top_columns
+from recsys.model.towers import TwoTowerConfig
 
 V, C, P = (S.EVENT_TYPES.index(e) for e in (S.VIEW, S.CART, S.PURCHASE))
 FAST_TT = TwoTowerConfig(max_epochs=20, patience=4, batch_size=128, uniform_negatives=32, max_seconds=30,
@@ -214,8 +214,8 @@ def test_served_recommendations_are_the_rankers_lists(demo_artifacts):
     purchased items allowed, their lists are the ranker's own top-k (the order the evaluation scores)."""
     from fastapi.testclient import TestClient
 
-    from recsys.api import create_app
-    from recsys.recommend import load_recommender_service, recommend_products_for_user
+    from recsys.serving.api import create_app
+    from recsys.serving.service import load_recommender_service, recommend_products_for_user
     svc = load_recommender_service(demo_artifacts)
     assert svc.ranker is not None and svc.ranker.rankers[False] is not None
     for uid in svc.user_ids[::997][:25]:
@@ -234,7 +234,7 @@ def test_served_recommendations_are_the_rankers_lists(demo_artifacts):
 
 def _hand_ranker(rows, n_users, n_items, user_vecs, item_vecs, **cfg):
     """A ranker over a hand-made window without fitting: the state from the events, the vectors as given."""
-    from recsys.recommenders.ranker import _build_state
+    from recsys.model.ranker import _build_state
     from recsys.diversity import category_keys
     inter = _inter(rows, n_users, n_items, cats=np.arange(n_items) % 3)
     r = RankerRecommender(ranker=RankerConfig(**cfg))
@@ -303,7 +303,7 @@ def test_unseen_pool_fills_the_popular_list_with_unseen_items():
 def test_smoothed_early_stopping_keeps_the_peak_of_the_moving_average():
     from lightgbm.callback import EarlyStopException
 
-    from recsys.recommenders.ranker import smoothed_early_stopping
+    from recsys.model.ranker import smoothed_early_stopping
     cb = smoothed_early_stopping(patience=3, window=2)
     # raw best: round 0 (a lone round is not a candidate); averages of two from round 1: .7 .65 .8 .8 .7 .55 .5
     scores = [0.9, 0.5, 0.8, 0.8, 0.8, 0.6, 0.5, 0.5]

@@ -10,9 +10,9 @@ import pytest
 
 from recsys import schema as S
 from recsys.diversity import category_keys
-from recsys.interactions import Interactions
-from recsys.recommenders.ranker import DAY, FEATURES, RankerConfig, RankerRecommender, _build_state
-from recsys.recommenders.reasons import GROUPS, KINDS, choose_kinds, group_strengths
+from recsys.ingest.interactions import Interactions
+from recsys.model.ranker import DAY, FEATURES, RankerConfig, RankerRecommender, _build_state
+from recsys.model.reasons import GROUPS, KINDS, choose_kinds, group_strengths
 
 V, C, P = (S.EVENT_TYPES.index(e) for e in (S.VIEW, S.CART, S.PURCHASE))
 NOW = 1_700_000_000
@@ -162,7 +162,7 @@ def test_saved_state_keeps_the_reason_counts(served, tmp_path):
 def test_served_reasons_on_the_demo_store_match_its_events(demo_artifacts):
     """Every served row has a reason and a source; each repeat reason's count and days agree with the events."""
     from recsys.artifacts import connect
-    from recsys.recommend import load_recommender_service
+    from recsys.serving.service import load_recommender_service
     svc = load_recommender_service(demo_artifacts)
     assert svc.ranker is not None
     con = connect(demo_artifacts)
@@ -194,8 +194,8 @@ def test_served_reasons_on_the_demo_store_match_its_events(demo_artifacts):
 def test_the_api_returns_the_served_reasons_and_sources(demo_artifacts):
     from fastapi.testclient import TestClient
 
-    from recsys.api import create_app
-    from recsys.recommend import load_recommender_service
+    from recsys.serving.api import create_app
+    from recsys.serving.service import load_recommender_service
     svc = load_recommender_service(demo_artifacts)
     uid = int(svc.user_ids[7])
     want = svc.recommend_for_user(uid, 8, 0.3)
@@ -208,7 +208,7 @@ def test_the_api_returns_the_served_reasons_and_sources(demo_artifacts):
 
 
 def test_the_two_tower_alone_keeps_its_reasons_and_says_its_source(demo_artifacts):
-    from recsys.recommend import load_recommender_service
+    from recsys.serving.service import load_recommender_service
     svc = load_recommender_service(demo_artifacts)
     uid = int(svc.user_ids[11])
     tt = svc.two_tower_for_user(uid, 10)
@@ -221,10 +221,10 @@ def test_the_two_tower_alone_keeps_its_reasons_and_says_its_source(demo_artifact
 def test_a_purchase_log_names_its_products_in_served_lists(tmp_path):
     """A UCI purchase log (the wholesale profile) is served with its descriptions as product labels: the service's
     labels are 'DESCRIPTION #STOCKCODE', and reasons that name another product use them."""
-    from recsys.adapters import load_product_names
+    from recsys.ingest.adapters import load_product_names
     from recsys.build import build
-    from recsys.demo_wholesale import write_wholesale_uci
-    from recsys.recommend import RecommenderService
+    from recsys.ingest.demo_wholesale import write_wholesale_uci
+    from recsys.serving.service import RecommenderService
 
     write_wholesale_uci(tmp_path / "orders.csv", lines=20_000, seed=3)
     build(tmp_path / "art", inputs=[tmp_path / "orders.csv"], only=["model", "index"])

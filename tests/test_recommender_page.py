@@ -30,7 +30,7 @@ def _metric(at, label):
 
 
 def test_page_shows_profile_served_and_two_tower_lists_and_charts(app_env, demo_artifacts):
-    from recsys.recommend import load_recommender_service
+    from recsys.serving.service import load_recommender_service
     svc = load_recommender_service(demo_artifacts)
     at = _open(app_env)
     assert not at.error
@@ -56,7 +56,7 @@ def test_page_shows_profile_served_and_two_tower_lists_and_charts(app_env, demo_
 
 
 def test_changing_user_and_slider_reranks_the_served_list_only(app_env, demo_artifacts):
-    from recsys.recommend import load_recommender_service
+    from recsys.serving.service import load_recommender_service
     at = _open(app_env)
     picks = at.selectbox(key="rec_pick").options
     at.selectbox(key="rec_pick").set_value(picks[-1]).run()
@@ -80,7 +80,7 @@ def test_changing_user_and_slider_reranks_the_served_list_only(app_env, demo_art
 
 
 def test_typed_user_id_and_unknown_user(app_env, demo_artifacts):
-    from recsys.recommend import load_recommender_service
+    from recsys.serving.service import load_recommender_service
     svc = load_recommender_service(demo_artifacts)
     at = _open(app_env)
     uid = int(svc.user_ids[5])
@@ -107,7 +107,7 @@ def test_new_visitor_mode(app_env):
 
 def test_example_users_stored_by_the_model_stage_fit_their_kind(demo_artifacts):
     from recsys.artifacts import connect, stage_dir
-    from recsys.twotower.profiles import EXAMPLES_FILE, find_telling_users, telling_users
+    from recsys.model.profiles import EXAMPLES_FILE, find_telling_users, telling_users
     assert (stage_dir(demo_artifacts, "model") / EXAMPLES_FILE).exists()
     con = connect(demo_artifacts)
     examples = telling_users(demo_artifacts)
@@ -130,7 +130,7 @@ def test_profile_heading_and_tiles_come_from_one_profile_when_switching_users(ap
     before that user's profile exists: otherwise, while the profile is computed (slow under load), the browser
     shows the previous user's tiles and timeline under the new heading."""
     from ui import recommender as recommender_ui
-    from recsys.twotower import profiles
+    from recsys.model import profiles
     real, heading_first = profiles.user_profile, {}
 
     def spy(root, user_id):

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from recsys import schema as S
-from recsys.interactions import Interactions
+from recsys.ingest.interactions import Interactions
 from recsys.recommenders import Recommender
 from recsys.recommenders import registry
 

@@ -8,8 +8,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from recsys import retention as R
-from recsys.eda import ALL, EdaFilters
+from recsys.aggregates import retention as R
+from recsys.aggregates.stage import ALL, EdaFilters
 
 D = dt.date
 # (user, day, bought, category): weeks of Mon 2019-09-30, Mon 10-07, Mon 10-14, Mon 10-21; the data ends Thu 10-24

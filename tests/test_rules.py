@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.network import clean_text, network_html, rules_graph, text_tooltip
-from recsys.rules import (RuleParams, build_rules_stage, category_complements_con, item_rules, load_rules,
+from recsys.rules.network import clean_text, network_html, rules_graph, text_tooltip
+from recsys.rules.stage import (RuleParams, build_rules_stage, category_complements_con, item_rules, load_rules,
                           mine_rules_con, neighbours)
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -283,8 +283,8 @@ UCI_PARAMS = RuleParams(scope="purchases", granularity="product", min_support=0.
 
 
 def test_rules_over_a_uci_store_are_labelled_by_description(tmp_path):
-    from recsys.ingest import build_events
-    from recsys.rules import mine_rules
+    from recsys.ingest.stage import build_events
+    from recsys.rules.stage import mine_rules
     from tests.stores import write_named_uci
     build_events(tmp_path, [write_named_uci(tmp_path / "retail.csv")])
     res = mine_rules(tmp_path, UCI_PARAMS)
@@ -293,13 +293,13 @@ def test_rules_over_a_uci_store_are_labelled_by_description(tmp_path):
 
 
 def test_a_damaged_names_file_falls_back_to_ids(tmp_path, caplog):
-    from recsys.adapters import stock_code_id
-    from recsys.ingest import build_events
-    from recsys.rules import mine_rules
+    from recsys.ingest.adapters import stock_code_id
+    from recsys.ingest.stage import build_events
+    from recsys.rules.stage import mine_rules
     from tests.stores import write_named_uci
     build_events(tmp_path, [write_named_uci(tmp_path / "retail.csv")])
     (tmp_path / "events" / "item_names.parquet").write_bytes(b"PAR1 not a parquet file PAR1")
-    with caplog.at_level("WARNING", logger="recsys.adapters"):
+    with caplog.at_level("WARNING", logger="recsys.ingest.adapters"):
         res = mine_rules(tmp_path, UCI_PARAMS)
     assert f"no brand · uncategorised · #{stock_code_id('85123A')} · $2.55" in set(res.items["label"])
     assert "labels fall back" in caplog.text
@@ -323,7 +323,7 @@ def test_build_stage_on_the_demo_store(demo_artifacts):
 
 
 def test_defaults_on_the_real_head(head_csv, tmp_path):
-    from recsys.ingest import IngestParams, build_events
+    from recsys.ingest.stage import IngestParams, build_events
     build_events(tmp_path, [head_csv], IngestParams(source="files"))
     build_rules_stage(tmp_path)
     res = load_rules(tmp_path)
@@ -331,7 +331,7 @@ def test_defaults_on_the_real_head(head_csv, tmp_path):
 
 
 def test_build_stage_survives_a_guard_and_records_the_note(tmp_path):
-    from recsys.ingest import IngestParams, build_events
+    from recsys.ingest.stage import IngestParams, build_events
     df = events_from_baskets(random_baskets(5, n=200), event_type="view")
     df["event_time"] = df["event_time"].dt.strftime("%Y-%m-%d %H:%M:%S UTC")
     df.to_csv(tmp_path / "tiny.csv", index=False)
@@ -346,7 +346,7 @@ def test_build_stage_survives_a_guard_and_records_the_note(tmp_path):
 
 
 def test_sparse_one_hot_gives_the_same_rules(monkeypatch):
-    import recsys.rules as R
+    import recsys.rules.stage as R
     con = con_over(events_from_baskets(random_baskets(2)))
     base = dict(scope="purchases", granularity="brand", min_support=0.01, min_confidence=0.1, min_lift=0.0,
                 min_baskets=1)
@@ -362,7 +362,7 @@ def test_sparse_one_hot_gives_the_same_rules(monkeypatch):
 def test_a_purchase_log_without_views_gets_rules_from_its_orders(tmp_path):
     """A store with no views (a UCI-style purchase log) mines its default rules from carts and purchases, and the
     manifest says so; the same baskets as views would be mined from views as before."""
-    from recsys.ingest import IngestParams, build_events
+    from recsys.ingest.stage import IngestParams, build_events
     baskets = [["tea", "mug"]] * 30 + [["tea"]] * 20 + [["bread", "jam"]] * 25 + [["bread"]] * 25
     df = events_from_baskets(baskets, event_type="purchase")
     df["event_time"] = df["event_time"].dt.strftime("%Y-%m-%d %H:%M:%S UTC")

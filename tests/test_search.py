@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.search import (SearchIndex, TowerConfig, Vocabulary, bm25_matrix, build_search, encode_query,
+from recsys.products.search import (SearchIndex, TowerConfig, Vocabulary, bm25_matrix, build_search, encode_query,
                            product_fields, text_variant, tokenize, top_k, train_query_tower)
 
 
@@ -129,7 +129,7 @@ def test_build_search_compares_both_methods_and_reloads(tmp_path):
     ("kitchen mixer", "appliances.kitchen.mixer", None, None),
 ])
 def test_demo_store_queries_are_sensible(demo_artifacts, query, category, brand, band):
-    from recsys.products import ProductService
+    from recsys.products.stage import ProductService
     svc = ProductService(demo_artifacts)
     c = svc.cards
     match = (c["category_code"] == category) & (c["brand"] == brand if brand else True) & \
@@ -147,7 +147,7 @@ def test_demo_store_queries_are_sensible(demo_artifacts, query, category, brand,
 
 
 def test_demo_store_report_names_the_better_method(demo_artifacts):
-    from recsys.products import ProductService
+    from recsys.products.stage import ProductService
     rep = ProductService(demo_artifacts).search_index.report
     m = rep["metrics"]
     best = max(m, key=lambda k: (m[k]["hit_rate@10"], m[k]["mrr"]))

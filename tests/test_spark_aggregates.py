@@ -13,7 +13,7 @@ import pytest
 
 from recsys import schema as S
 from recsys.artifacts import stage_dir
-from recsys.eda import build_aggregates_stage
+from recsys.aggregates.stage import build_aggregates_stage
 from tests.stores import assert_same_tables, write_events_stage
 
 pytestmark = pytest.mark.spark
@@ -61,7 +61,7 @@ def test_hand_made_store_same_tables_on_both_engines(tmp_path, spark_spec):
 @pytest.mark.slow
 def test_demo_store_same_tables_on_both_engines(tmp_path, spark_spec):
     from recsys.build import build_demo_input
-    from recsys.ingest import IngestParams, build_events
+    from recsys.ingest.stage import IngestParams, build_events
     root = tmp_path / "art"
     build_events(root, [build_demo_input(root, events=20_000, seed=3)], IngestParams(source="demo"))
     _assert_same_stage(*_both_engines(root, tmp_path, spark_spec))
@@ -69,7 +69,7 @@ def test_demo_store_same_tables_on_both_engines(tmp_path, spark_spec):
 
 @pytest.mark.slow
 def test_real_head_same_tables_on_both_engines(tmp_path, spark_spec, head_csv):
-    from recsys.ingest import build_events
+    from recsys.ingest.stage import build_events
     root = tmp_path / "art"
     build_events(root, [head_csv])
     _assert_same_stage(*_both_engines(root, tmp_path, spark_spec))

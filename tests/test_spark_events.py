@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from recsys import schema as S
-from recsys.ingest import IngestError, IngestParams, ingest_files
-from recsys.spark_ingest import ingest_files_spark
+from recsys.ingest.stage import IngestError, IngestParams, ingest_files
+from recsys.ingest.spark import ingest_files_spark
 
 pytestmark = pytest.mark.spark
 

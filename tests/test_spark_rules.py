@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from recsys.artifacts import read_manifest, stage_dir
-from recsys.rules import RuleParams, build_rules_stage, load_rules
+from recsys.rules.stage import RuleParams, build_rules_stage, load_rules
 from tests.stores import write_events_stage
 
 pytestmark = pytest.mark.spark
@@ -67,7 +67,7 @@ def test_a_guard_trips_alike_on_both_engines(tmp_path, spark_spec):
 @pytest.mark.slow
 def test_demo_store_same_rules(tmp_path, spark_spec):
     from recsys.build import build_demo_input
-    from recsys.ingest import IngestParams, build_events
+    from recsys.ingest.stage import IngestParams, build_events
     root = tmp_path / "art"
     build_events(root, [build_demo_input(root, events=20_000, seed=3)], IngestParams(source="demo"))
     a, b = _both(root, tmp_path, spark_spec, RuleParams())
@@ -77,7 +77,7 @@ def test_demo_store_same_rules(tmp_path, spark_spec):
 
 @pytest.mark.slow
 def test_real_head_same_rules(tmp_path, spark_spec, head_csv):
-    from recsys.ingest import build_events
+    from recsys.ingest.stage import build_events
     root = tmp_path / "art"
     build_events(root, [head_csv])
     a, b = _both(root, tmp_path, spark_spec, RuleParams())

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from recsys import schema as S
-from recsys.interactions import Interactions
-from recsys.twotower.features import (CART_I, PURCHASE_I, REMOVE_I, VIEW_I, behaviour_features, build_sequences,
+from recsys.ingest.interactions import Interactions
+from recsys.model.features import (CART_I, PURCHASE_I, REMOVE_I, VIEW_I, behaviour_features, build_sequences,
                                       pad_history)
-from recsys.twotower.model import TwoTowerConfig, load_checkpoint, numpy_user_tower, save_checkpoint
-from recsys.twotower.store import repurchase_stats
-from recsys.twotower.train import train_two_tower
+from recsys.model.towers import TwoTowerConfig, load_checkpoint, numpy_user_tower, save_checkpoint
+from recsys.model.store import repurchase_stats
+from recsys.model.train import train_two_tower
 
 N_CLUSTERS, PER_CLUSTER, USERS_PER_CLUSTER = 10, 10, 30
 HELD_OUT_FROM = 21 * 86400
@@ -58,7 +58,7 @@ def planted(aligned: bool = False, seed: int = 0):
 
 @pytest.fixture(scope="module")
 def fitted():
-    from recsys.recommenders.two_tower import TwoTowerRecommender
+    from recsys.model.two_tower import TwoTowerRecommender
     train, truth, full = planted()
     return TwoTowerRecommender(TwoTowerConfig(**FAST)).fit(train), train, truth, full
 
@@ -73,7 +73,7 @@ def test_planted_clusters_are_recovered(fitted):
 
 
 def test_holdout_report_measures_the_held_out_days(fitted):
-    from recsys.twotower.train import _holdout_report
+    from recsys.model.train import _holdout_report
     rec, _, _, full = fitted
     rep = _holdout_report(rec.model, full, HELD_OUT_FROM)
     assert rep["users"] == full.n_users
@@ -95,7 +95,7 @@ def test_recommender_protocol_and_exclude_seen(fitted):
 
 
 def test_diversity_variant_spreads_categories():
-    from recsys.recommenders.two_tower import TwoTowerRecommender
+    from recsys.model.two_tower import TwoTowerRecommender
     train, _, _ = planted(aligned=False)
     plain = TwoTowerRecommender(TwoTowerConfig(**{**FAST, "max_epochs": 5})).fit(train)
     div = TwoTowerRecommender(TwoTowerConfig(**{**FAST, "max_epochs": 5}), diversity_weight=1.0).fit(train)
@@ -134,7 +134,7 @@ def test_checkpoint_loads_with_weights_only_and_numpy_tower_matches(tmp_path):
     save_checkpoint(model, tmp_path / "m.pt")
     blob = torch.load(tmp_path / "m.pt", weights_only=True)
     assert blob["config"]["dim"] == 64 and "state_dict" in blob
-    from recsys.twotower.features import ItemFeatures
+    from recsys.model.features import ItemFeatures
     feats = ItemFeatures(*[model.features[i].numpy() for i in range(7)])
     again = load_checkpoint(tmp_path / "m.pt", feats)
     assert np.allclose(again.all_item_vectors(), model.all_item_vectors())
@@ -185,7 +185,7 @@ def _active_user(svc) -> int:
 
 def test_model_and_index_stages_write_aligned_artifacts(demo_artifacts):
     from recsys.artifacts import read_manifest
-    from recsys.interactions import load_interactions
+    from recsys.ingest.interactions import load_interactions
     m = read_manifest(demo_artifacts, "model")
     ix = read_manifest(demo_artifacts, "index")
     assert m and ix and ix["index"]["kind"] == "flat_ip" and ix["index"]["recall@10"] == 1.0
@@ -202,7 +202,7 @@ def test_model_and_index_stages_write_aligned_artifacts(demo_artifacts):
 
 
 def test_hnsw_index_reaches_the_recall_target(demo_artifacts):
-    from recsys.twotower.index import IndexParams, build_index
+    from recsys.index.stage import IndexParams, build_index
     vecs = np.load(demo_artifacts / "model" / "item_embeddings.npy")
     index, facts = build_index(vecs, IndexParams(exact_max_items=100, eval_queries=300))
     assert facts["kind"] == "hnsw_ip" and facts["recall@10"] >= 0.95
@@ -210,7 +210,7 @@ def test_hnsw_index_reaches_the_recall_target(demo_artifacts):
 
 def test_recommend_products_for_user_end_to_end(demo_artifacts):
     from recsys import recommend_products_for_user
-    from recsys.recommend import load_recommender_service
+    from recsys.serving.service import load_recommender_service
     svc = load_recommender_service(demo_artifacts)
     uid = _active_user(svc)
     df = recommend_products_for_user(uid, top_n=10, diversity_weight=0.3, artifacts=demo_artifacts)
@@ -233,7 +233,7 @@ def test_unknown_user_and_bad_arguments_say_so(demo_artifacts):
     from recsys import recommend_products_for_user
     with pytest.raises(KeyError, match="unknown user_id 1"):
         recommend_products_for_user(1, artifacts=demo_artifacts)
-    from recsys.recommend import load_recommender_service
+    from recsys.serving.service import load_recommender_service
     svc = load_recommender_service(demo_artifacts)
     with pytest.raises(ValueError, match="diversity_weight"):
         svc.recommend_for_user(_active_user(svc), 10, 2.0)
@@ -242,7 +242,7 @@ def test_unknown_user_and_bad_arguments_say_so(demo_artifacts):
 
 
 def test_exclude_purchased_removes_bought_items(demo_artifacts):
-    from recsys.recommend import load_recommender_service
+    from recsys.serving.service import load_recommender_service
     svc = load_recommender_service(demo_artifacts)
     buyers = np.flatnonzero(np.diff(svc.art.purchase_offsets) > 0)
     assert len(buyers)
@@ -253,7 +253,7 @@ def test_exclude_purchased_removes_bought_items(demo_artifacts):
 
 
 def test_new_visitor_and_similar_products(demo_artifacts):
-    from recsys.recommend import load_recommender_service
+    from recsys.serving.service import load_recommender_service
     svc = load_recommender_service(demo_artifacts)
     seen = svc.product_ids[:3].tolist()
     df = svc.recommend_for_products(seen, top_n=5, diversity_weight=0.0)
@@ -266,7 +266,7 @@ def test_new_visitor_and_similar_products(demo_artifacts):
 
 def test_service_is_safe_to_share_between_threads(demo_artifacts):
     from concurrent.futures import ThreadPoolExecutor
-    from recsys.recommend import load_recommender_service
+    from recsys.serving.service import load_recommender_service
     svc = load_recommender_service(demo_artifacts)
     users = [int(u) for u in svc.user_ids[:40]]
     want = [svc.recommend_for_user(u, 10, 0.5)["product_id"].tolist() for u in users]
@@ -278,7 +278,7 @@ def test_service_is_safe_to_share_between_threads(demo_artifacts):
 def test_real_rees46_head_beats_popularity(head_artifacts):
     """On the real October head the model's next-visit recall@10 is far above popularity's (same users)."""
     from recsys.artifacts import read_manifest
-    from recsys.recommend import load_recommender_service
+    from recsys.serving.service import load_recommender_service
     train = read_manifest(head_artifacts, "model")["train"]
     assert train["val_users"] >= 100
     assert train["val_recall@10"] >= 2 * train["popularity_val_recall@10"]
@@ -290,8 +290,8 @@ def test_real_rees46_head_beats_popularity(head_artifacts):
 def test_lazy_id_update_is_sparse_adam_and_the_other_parameters_adam():
     """The training optimiser: the id table moves exactly as torch's SparseAdam would move it (only the rows a step
     touched), every other parameter as Adam; three steps on a tiny model give the same weights."""
-    from recsys.twotower.model import TwoTowerModel
-    from recsys.twotower.train import _Optimizer
+    from recsys.model.towers import TwoTowerModel
+    from recsys.model.train import _Optimizer
 
     cfg = TwoTowerConfig(vocab={"id_slot": 12, "cat1": 3, "cat2": 4, "cat3": 5, "cat_id": 5, "brand": 4, "price": 6},
                          lr=0.01)

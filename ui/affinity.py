@@ -14,8 +14,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from recsys.eda_charts import plotly_text
-from recsys.rules import (ALGORITHMS, BASKETS, GRANULARITIES, SCOPES, RuleParams, RulesResult,
+from recsys.aggregates.charts import plotly_text
+from recsys.rules.stage import (ALGORITHMS, BASKETS, GRANULARITIES, SCOPES, RuleParams, RulesResult,
                           category_complements_con, complements_matrix, load_rules, mine_rules, requested_params)
 
 SUPPORTS = [0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1]
@@ -55,7 +55,7 @@ def complements_for(root_dir: str, ver: str, basket: str) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=16)
 def network_for(root_dir: str, ver: str, params: tuple, top: int) -> tuple[str, dict[str, str], int]:
     """(pyvis HTML, legend colours, nodes drawn) for the top rules."""
-    from recsys.network import category_colours, network_html, rules_graph
+    from recsys.rules.network import category_colours, network_html, rules_graph
     res = rules_for(root_dir, ver, params)
     g = rules_graph(res.rules, res.items, top)
     used = {d["group"] for _, d in g.nodes(data=True)}

@@ -112,13 +112,13 @@ def download_csv(df: Any, name: str, key: str | None = None) -> None:
 
 @st.cache_data(show_spinner=False)
 def store_kpis(root_dir: str, ver: str) -> dict[str, Any]:
-    from recsys.stats import store_kpis as kpis
+    from recsys.aggregates.kpis import store_kpis as kpis
     return kpis(root_dir)
 
 
 @st.cache_data(show_spinner=False)
 def quality_report(root_dir: str, ver: str) -> dict[str, Any]:
-    from recsys.ingest import load_quality
+    from recsys.ingest.stage import load_quality
     return load_quality(root_dir)
 
 
@@ -128,7 +128,7 @@ PLOTLY_CONFIG = {"displaylogo": False}
 def show_quality(q: dict[str, Any], key: str) -> None:
     """What cleaning did, as pictures (rows read -> dropped by reason -> kept; fills), the tables in an expander,
     then the first unparsable lines and the rules."""
-    from recsys import overview_charts as oc
+    from recsys.aggregates import overview as oc
     rows, fills = oc.quality_rows(q), oc.quality_fills(q)
     left, right = st.columns(2)
     left.plotly_chart(oc.quality_figure(rows), width="stretch", key=f"{key}-rows-chart", config=PLOTLY_CONFIG)

@@ -11,9 +11,9 @@ import streamlit as st
 
 from ui.common import download_csv, md, root, version
 from ui.router import current_page
-from recsys.eda import (EdaFilters, aggregates_up_to_date, brands_for, build_aggregates_stage, filter_options,
-                        open_aggregates)
-from recsys.eda_filters import PARAMS, filters_from_params, filters_to_params, fit_filters
+from recsys.aggregates.stage import (EdaFilters, aggregates_up_to_date, brands_for, build_aggregates_stage,
+                                     filter_options, open_aggregates)
+from recsys.aggregates.filters import PARAMS, filters_from_params, filters_to_params, fit_filters
 
 ALL_CATEGORIES, ALL_BRANDS = "All categories", "All brands"
 # session keys shared by every Explore page: the filters, what a link's filters had changed, the page they were put on

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from recsys.eda_charts import plotly_text
+from recsys.aggregates.charts import plotly_text
 
 METRIC_LABELS = {"ndcg": "NDCG", "recall": "Recall", "hit_rate": "HitRate", "mrr": "MRR",
                  "coverage": "Catalog coverage", "diversity": "Intra-list category diversity",
@@ -17,7 +17,7 @@ METRIC_LABELS = {"ndcg": "NDCG", "recall": "Recall", "hit_rate": "HitRate", "mrr
 @st.cache_data(show_spinner=False)
 def evaluation(root_dir: str, ver: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Results, accuracy-diversity curve and summary of the built evaluation stage."""
-    from recsys.evaluation import load_evaluation
+    from recsys.evaluation.stage import load_evaluation
     res = load_evaluation(root_dir)
     return res.results, res.curve, res.summary
 

@@ -9,8 +9,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui.common import md
-from recsys.eda_charts import plotly_columns
-from recsys.recommend import RecommenderService, load_recommender_service
+from recsys.aggregates.charts import plotly_columns
+from recsys.serving.service import RecommenderService, load_recommender_service
 
 EVENT_COLORS = {"view": "#9aa5b1", "cart": "#f5a623", "purchase": "#2e7d32", "remove_from_cart": "#c62828"}
 
@@ -23,21 +23,21 @@ def service(root_dir: str, ver: str) -> RecommenderService:
 
 @st.cache_data(show_spinner=False)
 def telling_users(root_dir: str, ver: str) -> dict[str, list[int]]:
-    from recsys.twotower.profiles import telling_users as tell
+    from recsys.model.profiles import telling_users as tell
     return tell(root_dir)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def profile(root_dir: str, ver: str, user_id: int) -> dict[str, Any]:
-    from recsys.twotower.profiles import user_profile
+    from recsys.model.profiles import user_profile
     return user_profile(root_dir, user_id)
 
 
 @st.cache_data(show_spinner=False)
 def product_choices(root_dir: str, ver: str) -> dict[str, int]:
     """Labels -> product ids of the most viewed products (new-visitor mode)."""
-    from recsys.adapters import load_product_names
-    from recsys.twotower.profiles import popular_products
+    from recsys.ingest.adapters import load_product_names
+    from recsys.model.profiles import popular_products
     df = popular_products(root_dir)
     names = load_product_names(root_dir)  # a store with names (UCI) is labelled by them, not unknown_brand
     named = dict(zip(names["product_id"], names["name"])) if names is not None else {}

@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from recsys.interactions import Interactions
+from recsys.ingest.interactions import Interactions
 
 
 @dataclass

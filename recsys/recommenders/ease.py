@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.interactions import Interactions
+from recsys.ingest.interactions import Interactions
 from recsys.recommenders.scoring import ScoringRecommender
 
 

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from implicit.nearest_neighbours import CosineRecommender
 from implicit.utils import ParameterWarning
 
-from recsys.interactions import Interactions
+from recsys.ingest.interactions import Interactions
 from recsys.recommenders.base import Recommendations
 from recsys.recommenders.scoring import ScoringRecommender, top_k, user_item_matrix
 

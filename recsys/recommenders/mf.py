@@ -15,7 +15,7 @@ import scipy.sparse as sp
 import threadpoolctl
 from implicit.cpu.als import AlternatingLeastSquares
 
-from recsys.interactions import Interactions
+from recsys.ingest.interactions import Interactions
 from recsys.recommenders.base import Recommendations
 from recsys.recommenders.scoring import ScoringRecommender, item_vector_neighbours, user_item_matrix
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from recsys.interactions import Interactions
+from recsys.ingest.interactions import Interactions
 from recsys.recommenders.base import Recommendations
 from recsys.recommenders.scoring import item_vector_neighbours
 from recsys.recommenders._torch import PairsRecommender, positive_pairs, single_thread

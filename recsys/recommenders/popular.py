@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys.interactions import Interactions
+from recsys.ingest.interactions import Interactions
 from recsys.recommenders.scoring import ScoringRecommender
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys import schema as S
-from recsys.interactions import Interactions
+from recsys.ingest.interactions import Interactions
 from recsys.recommenders.scoring import ScoringRecommender
 
 MODES = {"viewed": (S.VIEW, S.CART, S.PURCHASE), "bought": (S.PURCHASE,)}

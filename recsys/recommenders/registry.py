@@ -1,6 +1,6 @@
 """Every recommender by name: a factory per model, so evaluation, tests and pages loop over one table.
 
-The two-tower entries appear only when ``recsys.recommenders.two_tower`` can be imported (it needs torch and
+The two-tower entries appear only when ``recsys.model.two_tower`` can be imported (it needs torch and
 the two-tower package); :data:`UNAVAILABLE` then says why they are missing.
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ REUSES: dict[str, tuple[str, Callable[..., Recommender]]] = {}
 TWO_TOWER_FAMILY = frozenset({"two_tower", "two_tower_mmr", "two_tower_ranker"})
 
 try:
-    from recsys.recommenders.two_tower import TwoTowerRecommender
+    from recsys.model.two_tower import TwoTowerRecommender
 
     def _two_tower(**kw: Any) -> Recommender:
         return TwoTowerRecommender(name="two_tower", **kw)
@@ -73,7 +73,7 @@ try:
     REUSES["two_tower_mmr"] = ("two_tower", lambda up, train, **kw: up.with_diversity(DEFAULT_DIVERSITY_WEIGHT,
                                                                                         "two_tower_mmr"))
     try:
-        from recsys.recommenders.ranker import RankerRecommender
+        from recsys.model.ranker import RankerRecommender
         REGISTRY["two_tower_ranker"] = RankerRecommender
         # the served ranker retrieves with that same two-tower
         REUSES["two_tower_ranker"] = ("two_tower", lambda up, train, **kw: make("two_tower_ranker", retriever=up,

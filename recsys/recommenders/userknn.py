@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.interactions import Interactions
+from recsys.ingest.interactions import Interactions
 from recsys.recommenders.scoring import ScoringRecommender, user_item_matrix
 
 SUB_BATCH = 32  # users per similarity product: bounds its memory on millions of users

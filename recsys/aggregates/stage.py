@@ -1,0 +1,361 @@
+"""EDA aggregates: compact cubes written once as the "aggregates" stage, the filters every EDA query applies.
+
+The EDA pages never scan the event table: they filter and sum these small Parquet cubes (held in memory by
+:func:`open_aggregates`), so a page costs milliseconds even at October scale (42M events).
+
+- ``hourly``: UTC hour x top-level category x brand x event type -> events, price sum (temporal charts);
+- ``daily``: UTC day x category_code x brand x event type -> events, price sum (funnels, rankings, category tree);
+- ``prices``: ``daily`` x log-price bin x price band (price distributions, conversion by price band);
+- ``*_nb``: the three above without the brand (what "all brands" reads: 10-30x fewer rows); every cube is sorted
+  by brand so a brand filter prunes to a row group or two;
+- ``sessions``: per slice (all / one top category / one brand / both) x session start day x events bin x
+  duration bin x reached steps -> sessions (session funnel, abandonment, session histograms);
+- ``user_days``: per slice, buyer x purchase day -> purchase sessions, purchases, revenue (date-filtered buyers);
+- ``users``: per slice, buyer -> totals over all days (buyers when the range covers the data, top buyers);
+- ``user_activity``: per slice x day -> active, new and buying users;
+- ``retention``: per slice x grain (week, month) x basis (first event, first purchase) x cohort x period ->
+  active and buying users (``recsys.aggregates.retention``);
+- ``product_sales``: UTC day x top-level category x brand x product -> purchases, revenue
+  (``recsys.aggregates.customers``).
+
+A slice restricts a session or a user to its events in that category and/or brand, so a filtered session funnel
+is "sessions that viewed / carted / bought *this brand*". Distinct counts cannot be summed over brands, hence
+the slices: the category and brand filters pick one value or all (``ALL``). The query functions live in
+``eda_funnel``, ``eda_temporal``, ``eda_catalog`` and ``eda_users``; all times and days are UTC.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from recsys import schema as S
+from recsys.artifacts import (ArtifactError, Progress, StageResult, connect, no_progress, read_manifest,
+                              require_stage, run_stage, sql_literal, upstream_fingerprint)
+from recsys.engine import Engine, as_engine
+
+log = logging.getLogger(__name__)
+
+STAGE = "aggregates"
+ALL = "*"  # the slice value meaning "every category" / "every brand"
+TABLES = ("hourly", "hourly_nb", "daily", "daily_nb", "prices", "prices_nb", "sessions", "user_days", "users",
+          "user_activity", "retention", "product_sales")
+
+# Histogram edges (lower bounds) and their labels.
+EVENT_EDGES = (1, 2, 3, 4, 5, 6, 11, 21, 51)
+EVENT_LABELS = ("1", "2", "3", "4", "5", "6-10", "11-20", "21-50", "51+")
+DURATION_EDGES = (0, 1, 10, 30, 60, 120, 300, 600, 1800, 3600)
+DURATION_LABELS = ("0 s", "1-10 s", "10-30 s", "30-60 s", "1-2 min", "2-5 min", "5-10 min", "10-30 min",
+                   "30-60 min", "1 h+")
+PRICE_BAND_EDGES = (0.01, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
+PRICE_BAND_LABELS = ("< $5", "$5-10", "$10-25", "$25-50", "$50-100", "$100-250", "$250-500", "$500-1,000",
+                     "$1,000-2,500", "$2,500+")
+
+
+@dataclass(frozen=True)
+class AggregateParams:
+    """Knobs of the aggregates stage."""
+    price_bins_per_decade: int = 10  # log-price histogram resolution (10 -> bins ~26% wide)
+    memory_limit: str | None = "8GB"  # DuckDB spills beyond it (October size peaks there; default is 80% of RAM)
+    format_version: int = 5  # 3: kpis.json; 4: fully ordered rows, exact money sums; 5: retention, product_sales
+
+
+@dataclass(frozen=True)
+class EdaFilters:
+    """The shared EDA filters: an inclusive UTC date range, one top-level category, one brand (None = all)."""
+    start: dt.date | None = None
+    end: dt.date | None = None
+    category: str | None = None
+    brand: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.start and self.end and self.start > self.end:
+            raise ValueError(f"the date range starts after it ends ({self.start} > {self.end}); swap the dates")
+
+    def describe(self) -> str:
+        """A short human label, e.g. '2019-10-01 → 2019-10-07 · electronics · samsung'."""
+        days = f"{self.start or 'start'} → {self.end or 'end'}" if (self.start or self.end) else "all days"
+        return " · ".join([days, self.category or "all categories", self.brand or "all brands"])
+
+
+# ---- the stage --------------------------------------------------------------------------------------------
+
+def _bin_sql(expr: str, edges: tuple[float, ...]) -> str:
+    """Index of the histogram bin (by lower edges) holding ``expr``."""
+    return "(" + " + ".join(f"({expr} >= {e})::INTEGER" for e in edges[1:]) + ")::TINYINT"
+
+
+def _price_band_sql() -> str:
+    return f"CASE WHEN price > 0 THEN {_bin_sql('price', PRICE_BAND_EDGES)} END"
+
+
+def write_aggregates(con: duckdb.DuckDBPyConnection | Engine, out: Path, p: AggregateParams = AggregateParams(),
+                     progress: Progress = no_progress) -> dict[str, int]:
+    """Write every cube of the stage into ``out`` from the ``events`` view of ``con`` (a DuckDB connection or an
+    :class:`~recsys.engine.Engine`: the same SQL runs on DuckDB and on Spark); returns row counts."""
+    engine = as_engine(con)
+    rows = _write_event_cubes(engine, out, p, progress)
+    rows |= _write_session_cubes(engine, out, progress)
+    progress(0.9, "aggregates: retention cohorts and product sales")
+    from recsys.aggregates.customers import write_product_sales
+    from recsys.aggregates.retention import write_retention
+    rows["retention"] = write_retention(engine, str(out / "retention.parquet"))
+    engine.drop("ud")
+    rows["product_sales"] = write_product_sales(engine, str(out / "product_sales.parquet"))
+    progress(0.95, "aggregates: store KPIs")
+    from recsys.aggregates.kpis import KPIS_FILE, write_kpis
+    write_kpis(engine, out / KPIS_FILE)
+    return rows
+
+
+_TOP = f"split_part({S.CATEGORY_CODE}, '.', 1)"
+
+
+def _write_event_cubes(engine: Engine, out: Path, p: AggregateParams, progress: Progress) -> dict[str, int]:
+    """The hourly, daily and price cubes and their brand-less rollups."""
+    top, rows = _TOP, {}
+    progress(0.05, "aggregates: hourly cube")
+    # sorted by brand so that a brand filter reads one or two row groups (min/max pruning)
+    rows["hourly"] = engine.copy(f"""
+        SELECT date_trunc('hour', event_time)::{engine.dialect.naive_timestamp} AS hour, {top} AS category_top,
+               brand, event_type, count(*)::BIGINT AS events, {S.money_sum_sql('price')} AS price_sum
+        FROM events GROUP BY ALL ORDER BY brand, category_top, hour, event_type""", out / "hourly.parquet")
+    progress(0.2, "aggregates: daily and price cubes")
+    rows["prices"] = engine.copy(f"""
+        SELECT event_time::DATE AS day, {top} AS category_top, category_code, brand, event_type,
+               CASE WHEN price > 0 THEN floor(log10(price) * {int(p.price_bins_per_decade)}) END::SMALLINT
+                   AS price_bin,
+               {_price_band_sql()} AS price_band,
+               count(*)::BIGINT AS events, {S.money_sum_sql('price')} AS price_sum
+        FROM events GROUP BY ALL
+        ORDER BY brand, category_top, day, category_code, event_type, price_bin NULLS LAST, price_band NULLS LAST""",
+                                 out / "prices.parquet")
+    rows["daily"] = engine.copy(f"""
+        SELECT day, category_top, category_code, brand, event_type, sum(events)::BIGINT AS events,
+               {S.money_sum_sql('price_sum')} AS price_sum
+        FROM {engine.scan(out / "prices.parquet")} GROUP BY ALL
+        ORDER BY brand, category_top, day, category_code, event_type""", out / "daily.parquet")
+    # brand-less rollups: what every "all brands" view reads (10-30x fewer rows)
+    keeps = {"hourly": "hour, category_top, event_type",
+             "daily": "day, category_top, category_code, event_type",
+             "prices": "day, category_top, category_code, event_type, price_bin, price_band"}
+    for cube, keep in keeps.items():
+        order = keep.replace("price_bin, price_band", "price_bin NULLS LAST, price_band NULLS LAST")
+        rows[f"{cube}_nb"] = engine.copy(f"""
+            SELECT {keep}, sum(events)::BIGINT AS events, {S.money_sum_sql('price_sum')} AS price_sum
+            FROM {engine.scan(out / f"{cube}.parquet")} GROUP BY ALL ORDER BY {order}""", out / f"{cube}_nb.parquet")
+    return rows
+
+
+_MEASURES = ("min(t0) AS t0, max(t1) AS t1, sum(n) AS n, sum(views) AS views, sum(carts) AS carts, "
+             "sum(purchases) AS purchases, sum(removes) AS removes, sum(revenue) AS revenue")
+
+
+def _session_slices(engine: Engine) -> None:
+    """Temp table ``sess``: one row per slice x session (the four slice levels of a session's events)."""
+    d = engine.dialect
+    # sessions are only counted, never shown: a 64-bit hash of the id groups faster than the string
+    engine.table("part", f"""
+        SELECT {d.hash64('user_session')} AS user_session, user_id, {_TOP} AS category_top, brand,
+               min(event_time) AS t0, max(event_time) AS t1, count(*) AS n,
+               count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
+               count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
+               count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases,
+               count(*) FILTER (WHERE event_type = '{S.REMOVE}') AS removes,
+               coalesce(sum(price::{S.MONEY}) FILTER (WHERE event_type = '{S.PURCHASE}'), 0) AS revenue
+        FROM events GROUP BY ALL""")
+    levels = [f"SELECT '{ALL}' AS category_top, '{ALL}' AS brand, user_session, user_id, {_MEASURES} "
+              f"FROM part GROUP BY user_session, user_id",
+              f"SELECT category_top, '{ALL}' AS brand, user_session, user_id, {_MEASURES} "
+              f"FROM part GROUP BY category_top, user_session, user_id",
+              f"SELECT '{ALL}' AS category_top, brand, user_session, user_id, {_MEASURES} "
+              f"FROM part GROUP BY brand, user_session, user_id",
+              "SELECT category_top, brand, user_session, user_id, t0, t1, n, views, carts, purchases, removes, "
+              "revenue FROM part"]
+    engine.table("sess", " UNION ALL ".join(levels))
+    engine.drop("part")
+
+
+def _write_session_cubes(engine: Engine, out: Path, progress: Progress) -> dict[str, int]:
+    """The session cube, the buyer tables and user activity; leaves temp table ``ud`` (slice x user x day)."""
+    progress(0.35, "aggregates: sessions per category and brand")
+    _session_slices(engine)
+    progress(0.6, "aggregates: session cube")
+    d, rows = engine.dialect, {}
+    duration = f"(({d.epoch_us('t1')} - {d.epoch_us('t0')}) / 1e6)"
+    rows["sessions"] = engine.copy(f"""
+        SELECT category_top, brand, t0::DATE AS day, {_bin_sql('n', EVENT_EDGES)} AS events_bin,
+               {_bin_sql(duration, DURATION_EDGES)} AS duration_bin,
+               views > 0 AS has_view, carts > 0 AS has_cart, purchases > 0 AS has_purchase,
+               removes > 0 AS has_remove,
+               count(*)::BIGINT AS sessions, sum(n)::BIGINT AS events,
+               (sum({d.epoch_us('t1')} - {d.epoch_us('t0')}) / 1e6)::DOUBLE AS duration_s,
+               sum(purchases)::BIGINT AS purchases, sum(revenue)::DOUBLE AS revenue
+        FROM sess GROUP BY ALL ORDER BY category_top, brand, day, events_bin, duration_bin, has_view, has_cart,
+                                        has_purchase, has_remove""", out / "sessions.parquet")
+    progress(0.75, "aggregates: buyers")
+    rows["user_days"] = engine.copy("""
+        SELECT category_top, brand, user_id, t0::DATE AS day, count(*)::BIGINT AS purchase_sessions,
+               sum(purchases)::BIGINT AS purchases, sum(revenue)::DOUBLE AS revenue
+        FROM sess WHERE purchases > 0 GROUP BY ALL ORDER BY category_top, brand, day, user_id""",
+                                    out / "user_days.parquet")
+    rows["users"] = engine.copy("""
+        SELECT category_top, brand, user_id, count(*)::BIGINT AS sessions, sum(n)::BIGINT AS events,
+               sum(views)::BIGINT AS views, sum(carts)::BIGINT AS carts, sum(purchases)::BIGINT AS purchases,
+               count(*) FILTER (WHERE purchases > 0)::BIGINT AS purchase_sessions, sum(revenue)::DOUBLE AS revenue,
+               count(DISTINCT t0::DATE) FILTER (WHERE purchases > 0)::BIGINT AS purchase_days,
+               min(t0::DATE) FILTER (WHERE purchases > 0) AS first_purchase,
+               max(t0::DATE) FILTER (WHERE purchases > 0) AS last_purchase
+        FROM sess GROUP BY ALL HAVING sum(purchases) > 0 ORDER BY category_top, brand, user_id""",
+                                out / "users.parquet")
+    progress(0.85, "aggregates: new and returning users")
+    engine.table("ud", """SELECT category_top, brand, user_id, t0::DATE AS day,
+                          bool_or(purchases > 0) AS bought FROM sess GROUP BY ALL""")
+    engine.drop("sess")
+    rows["user_activity"] = engine.copy("""
+        WITH a AS (SELECT category_top, brand, day, count(*) AS active_users,
+                          count(*) FILTER (WHERE bought) AS buyers FROM ud GROUP BY ALL),
+             n AS (SELECT category_top, brand, first_day AS day, count(*) AS new_users
+                   FROM (SELECT category_top, brand, user_id, min(day) AS first_day FROM ud GROUP BY ALL)
+                   GROUP BY ALL)
+        SELECT category_top, brand, day, active_users::BIGINT AS active_users,
+               coalesce(new_users, 0)::BIGINT AS new_users, buyers::BIGINT AS buyers
+        FROM a LEFT JOIN n USING (category_top, brand, day) ORDER BY category_top, brand, day""",
+                                        out / "user_activity.parquet")
+    return rows
+
+
+def _fingerprint(root: str | os.PathLike | None, params: AggregateParams) -> str:
+    content = {k: v for k, v in asdict(params).items() if k != "memory_limit"}  # resources do not change results
+    return upstream_fingerprint(root, ["events"], content)
+
+
+def aggregates_up_to_date(root: str | os.PathLike | None, params: AggregateParams = AggregateParams()) -> bool:
+    """True when the aggregates stage exists and was built from the current events with these parameters."""
+    m = read_manifest(root, STAGE)
+    return m is not None and m.get("input_fingerprint") == _fingerprint(root, params)
+
+
+def build_aggregates_stage(root: str | os.PathLike | None, *, force: bool = False,
+                           progress: Progress = no_progress, params: AggregateParams = AggregateParams(),
+                           engine: Any = None) -> tuple[dict, bool]:
+    """The aggregates stage: the EDA cubes under ``<root>/aggregates``, skipped when events are unchanged.
+
+    ``engine`` None runs it on DuckDB; a :class:`recsys.spark_engine.SparkSpec` runs the same SQL on Spark (the
+    artifacts are the same, so the engine is recorded in the manifest but is not part of the fingerprint)."""
+    fp = _fingerprint(root, params)
+
+    def run(tmp: Path, prog: Progress) -> StageResult:
+        if engine is not None:
+            return _run_on_spark(root, tmp, params, engine, prog)
+        con = connect(root, memory_limit=params.memory_limit)
+        con.execute(f"SET temp_directory = '{tmp / '.spill'}'")
+        con.execute("SET enable_progress_bar = false")  # progress goes through the callback
+        try:
+            rows = write_aggregates(con, tmp, params, prog)
+        finally:
+            con.close()
+        spill = tmp / ".spill"
+        if spill.exists():
+            import shutil
+            shutil.rmtree(spill, ignore_errors=True)
+        return StageResult(rows=rows, params=asdict(params))
+
+    return run_stage(root, STAGE, run, input_fingerprint=fp, force=force, progress=progress)
+
+
+def _run_on_spark(root: str | os.PathLike | None, tmp: Path, params: AggregateParams, spec: Any,
+                  progress: Progress) -> StageResult:
+    """The stage's SQL on Spark (part files in a scratch folder, merged into the same one-file tables)."""
+    import shutil
+
+    from recsys.artifacts import events_path
+    from recsys.spark_engine import SparkEngine
+    scratch = tmp / ".spark"
+    engine = SparkEngine.over_events(spec, events_path(root), scratch)
+    try:
+        rows = write_aggregates(engine, tmp, params, progress)
+    finally:
+        engine.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return StageResult(rows=rows, params=asdict(params), extra={"engine": "spark", "spark_master": spec.label})
+
+
+# ---- reading ----------------------------------------------------------------------------------------------
+
+def open_aggregates(root: str | os.PathLike | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection holding every cube as a table (give each thread its own ``cursor()``)."""
+    d = require_stage(root, STAGE)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for t in TABLES:
+        path = d / f"{t}.parquet"
+        if not path.exists():
+            raise ArtifactError(f"{path} is missing; rebuild with `python -m recsys build --force`")
+        con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_parquet({sql_literal(path)})")
+    return con
+
+
+def where(f: EdaFilters, *, time_col: str = "day", sliced: bool = False,
+          category_col: str = "category_top") -> tuple[str, list[Any]]:
+    """SQL ``WHERE`` clause and parameters applying the filters to a cube (``sliced`` for per-slice cubes)."""
+    clauses, params = ["TRUE"], []
+    day = f"{time_col}::DATE" if time_col != "day" else "day"
+    if f.start:
+        clauses.append(f"{day} >= ?")
+        params.append(f.start)
+    if f.end:
+        clauses.append(f"{day} <= ?")
+        params.append(f.end)
+    if sliced:
+        clauses += ["category_top = ?", "brand = ?"]
+        params += [f.category or ALL, f.brand or ALL]
+    else:
+        if f.category:
+            clauses.append(f"{category_col} = ?")
+            params.append(f.category)
+        if f.brand:
+            clauses.append("brand = ?")
+            params.append(f.brand)
+    return " AND ".join(clauses), params
+
+
+def cube(name: str, f: EdaFilters, dim: str | None = None) -> str:
+    """The table to scan for ``name`` (hourly, daily, prices): its brand-less rollup unless a brand is chosen
+    or the query groups by brand (``dim``)."""
+    return name if f.brand or dim == "brand" else f"{name}_nb"
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    """Run a parameterised query and return a DataFrame."""
+    return con.execute(sql, params or []).df()
+
+
+def filter_options(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """What the filter widgets offer: the UTC day range, top categories and brands (by events, most first)."""
+    first, last = con.execute("SELECT min(day), max(day) FROM daily_nb").fetchall()[0]
+    cats = query(con, "SELECT category_top, sum(events) AS events FROM daily_nb GROUP BY 1 ORDER BY 2 DESC, 1")
+    brands = query(con, "SELECT category_top, brand, sum(events) AS events FROM daily GROUP BY 1, 2")
+    return {"first_day": first, "last_day": last, "categories": cats["category_top"].tolist(),
+            "brands": brands}
+
+
+def brands_for(options: dict[str, Any], category: str | None) -> list[str]:
+    """Brand names by events, most first, within one top category (all when None)."""
+    b = options["brands"]
+    if category:
+        b = b[b["category_top"] == category]
+    return b.groupby("brand")["events"].sum().sort_values(ascending=False, kind="stable").index.tolist()
+
+
+def safe_rate(num: pd.Series | float, den: pd.Series | float) -> Any:
+    """num / den with 0 where den is 0."""
+    if isinstance(den, pd.Series):
+        return (num / den.where(den > 0)).fillna(0.0)
+    return float(num) / float(den) if den else 0.0

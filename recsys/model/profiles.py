@@ -1,0 +1,90 @@
+"""Who a user is, for the recommender explorer: telling example users and one user's profile (DuckDB)."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from recsys import schema as S
+from recsys.artifacts import connect, read_manifest, stage_dir
+from recsys.model.store import MODEL_STAGE
+
+TIMELINE_ROWS = 300
+EXAMPLES_FILE = "example_users.json"  # written by the model stage
+EXAMPLES_PER_KIND = 5
+
+
+def find_telling_users(con: duckdb.DuckDBPyConnection, n: int = EXAMPLES_PER_KIND) -> dict[str, list[int]]:
+    """Example user ids per kind: heavy buyers, browsers who never buy, single-category fans, short histories
+    (from the ``events`` view of ``con``; one scan of the events)."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE per_user AS
+        SELECT user_id, count(*) AS events,
+               count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases,
+               count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
+               count(DISTINCT category_code) FILTER (WHERE category_code <> '{S.UNKNOWN_CATEGORY}') AS cats,
+               count(DISTINCT product_id) AS products
+        FROM events GROUP BY user_id""")
+    queries = {
+        "heavy buyer": "purchases > 0 ORDER BY purchases DESC, events DESC",
+        "browser who never buys": "purchases = 0 AND products >= 5 ORDER BY views DESC",
+        "single-category fan": "cats = 1 AND products >= 5 ORDER BY products DESC",
+        "short history": "products BETWEEN 2 AND 3 ORDER BY events DESC",
+    }
+    out = {}
+    for kind, where in queries.items():
+        ids = con.execute(f"SELECT user_id FROM per_user WHERE {where}, user_id LIMIT {int(n)}").df()
+        out[kind] = [int(u) for u in ids["user_id"]]
+    return out
+
+
+def telling_users(root: str | os.PathLike | None = None) -> dict[str, list[int]]:
+    """The example users the model stage stored (a scan of every event: ~10 s at October size), else found live."""
+    path = stage_dir(root, MODEL_STAGE) / EXAMPLES_FILE
+    if read_manifest(root, MODEL_STAGE) is not None and path.exists():
+        try:
+            return {k: [int(u) for u in v] for k, v in json.loads(path.read_text()).items()}
+        except (ValueError, AttributeError):  # unreadable: find them again
+            pass
+    with connect(root) as con:
+        return find_telling_users(con)
+
+
+def user_profile(root: str | os.PathLike | None, user_id: int) -> dict[str, Any]:
+    """One user's totals, recent event timeline, top categories and brands; KeyError for an unknown user."""
+    with connect(root) as con:  # closed on the way out
+        uid = int(user_id)
+        tot = con.execute(f"""
+            SELECT count(*) AS events, count(DISTINCT user_session) AS sessions,
+                   count(DISTINCT product_id) AS products,
+                   count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
+                   count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
+                   count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases,
+                   coalesce(sum(price) FILTER (WHERE event_type = '{S.PURCHASE}'), 0) AS spend,
+                   min(event_time) AS first_seen, max(event_time) AS last_seen
+            FROM events WHERE user_id = ?""", [uid]).df().iloc[0]
+        if int(tot["events"]) == 0:
+            raise KeyError(f"unknown user_id {uid}: this store has no events for that user")
+        timeline = con.execute(f"""
+            SELECT event_time, event_type, product_id, brand, category_code, price, user_session
+            FROM events WHERE user_id = ? ORDER BY event_time DESC LIMIT {TIMELINE_ROWS}""", [uid]).df()
+        top = {}
+        for col in (S.CATEGORY_CODE, S.BRAND):
+            top[col] = con.execute(f"""
+                SELECT {col}, count(*) AS events, count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases
+                FROM events WHERE user_id = ? GROUP BY {col} ORDER BY events DESC, {col} LIMIT 8""", [uid]).df()
+        totals = {k: (v.item() if hasattr(v, "item") else v) for k, v in tot.items()}
+        return {"user_id": uid, "totals": totals, "timeline": timeline.sort_values("event_time"),
+                "top_categories": top[S.CATEGORY_CODE], "top_brands": top[S.BRAND]}
+
+
+def popular_products(root: str | os.PathLike | None = None, n: int = 300) -> pd.DataFrame:
+    """The most viewed products with readable labels (choices for the new-visitor mode)."""
+    with connect(root) as con:  # closed on the way out
+        return con.execute(f"""
+            SELECT product_id, mode(brand) AS brand, mode(category_code) AS category_code,
+                   median(price) AS price, count(*) AS events
+            FROM events GROUP BY product_id ORDER BY events DESC, product_id LIMIT {int(n)}""").df()
