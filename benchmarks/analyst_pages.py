@@ -43,7 +43,7 @@ def library_calls(page: str) -> list[Callable]:
 
 
 def time_library(root: Path, page: str, f, runs: int) -> float:
-    from recsys.aggregates.stage import open_aggregates
+    from recsys.aggregates.query import open_aggregates
     con = open_aggregates(root)
     times = []
     for _ in range(runs):
@@ -66,7 +66,7 @@ def bench(root: Path, runs: int) -> dict:
     from streamlit.testing.v1 import AppTest
 
     from ui import eda as eda_ui
-    from recsys.aggregates.stage import EdaFilters, filter_options, open_aggregates
+    from recsys.aggregates.query import EdaFilters, filter_options, open_aggregates
     os.environ["RECSYS_ARTIFACTS"] = str(root)
     cat = filter_options(open_aggregates(root))["categories"][0]
     settings = {"all data": None, f"category={cat}": cat}

@@ -28,7 +28,8 @@ PAGES = ("funnel", "temporal", "brands_categories", "users_sessions")
 def filter_settings(root: Path) -> dict[str, dict]:
     """All data; one week; the biggest top category; it with its biggest brand; it over one week; another brand
     alone over one week."""
-    from recsys.aggregates.stage import brands_for, build_aggregates_stage, filter_options, open_aggregates
+    from recsys.aggregates.query import brands_for, filter_options, open_aggregates
+    from recsys.aggregates.stage import build_aggregates_stage
     build_aggregates_stage(root)
     o = filter_options(open_aggregates(root))
     cat = o["categories"][0]

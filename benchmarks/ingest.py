@@ -28,7 +28,7 @@ sys.path.insert(0, {repo!r})
 kind, src, out = {kind!r}, Path({src!r}), Path({out!r})
 t0 = time.perf_counter()
 if kind == "recsys":
-    from recsys.ingest.stage import ingest_files
+    from recsys.ingest.reader import ingest_files
     rep = ingest_files([src], out)
     rows = rep["rows_kept"]
 elif kind == "duckdb_copy":

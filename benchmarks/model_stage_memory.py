@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recsys.model.train import build_model_stage  # noqa: E402
+from recsys.model.stage import build_model_stage
 
 
 def rss_mb() -> float:

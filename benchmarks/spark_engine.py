@@ -28,8 +28,8 @@ CHILD = r'''
 import json, sys, time
 from pathlib import Path
 sys.path.insert(0, {repo!r})
-from recsys.aggregates.stage import build_aggregates_stage
-from recsys.ingest.stage import build_events
+from recsys.aggregates.query import build_aggregates_stage
+from recsys.ingest.reader import build_events
 from recsys.rules.stage import build_rules_stage
 master, src, root = {master!r}, Path({src!r}), Path({root!r})
 out, spec = {{}}, None

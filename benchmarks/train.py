@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from recsys.artifacts import read_manifest  # noqa: E402
 from recsys.index.stage import build_index_stage  # noqa: E402
-from recsys.model.train import build_model_stage  # noqa: E402
+from recsys.model.stage import build_model_stage
 
 
 def main() -> None:

@@ -1,7 +1,6 @@
 """The build pipeline: ingest (or the demo store), then every derived stage, each skipped when up to date."""
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from collections.abc import Callable
@@ -10,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from recsys.artifacts import HASH_SIDECAR, Progress, artifacts_root, build_transaction, file_hash, no_progress
-from recsys.ingest.stage import IngestParams, build_events
-from recsys.parallel import StageProcess
+from recsys.ingest.reader import IngestParams
+from recsys.ingest.stage import build_events
+from recsys.parallel import StageProcess, stage_function
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +28,18 @@ class StageSpec:
     spark: bool = False  # the stage can run on Spark (its function takes ``engine=SparkSpec``)
     beside: bool = False  # reads only the events stage: on a small store it runs in a second process (below)
 
-    def load(self) -> Callable[..., tuple[dict, bool]]:
-        module, func = self.target.split(":")
-        return getattr(importlib.import_module(module), func)
+    def function(self) -> Callable[..., tuple[dict, bool]]:
+        return stage_function(self.target)
 
 
 # Derived stages in build order; each reads only the artifacts of stages before it.
 STAGES: list[StageSpec] = [
-    StageSpec("aggregates", "recsys.aggregates.stage:build_aggregates_stage", spark=True),
-    StageSpec("rules", "recsys.rules.stage:build_rules_stage", spark=True),
-    StageSpec("model", "recsys.model.train:build_model_stage"),
-    StageSpec("index", "recsys.index.stage:build_index_stage"),
-    StageSpec("products", "recsys.products.stage:build_products_stage"),
-    StageSpec("evaluation", "recsys.evaluation.stage:build_evaluation_stage", beside=True),  # last: it fits every model
+    StageSpec("aggregates", "recsys.aggregates:build", spark=True),
+    StageSpec("rules", "recsys.rules:build", spark=True),
+    StageSpec("model", "recsys.model:build"),
+    StageSpec("index", "recsys.index:build"),
+    StageSpec("products", "recsys.products:build"),
+    StageSpec("evaluation", "recsys.evaluation:build", beside=True),  # last: it fits every model
 ]
 
 # Up to this many cleaned events, a ``beside`` stage runs in a second process while this one builds the others
@@ -135,7 +134,7 @@ def _run_stages(root, selected: list[StageSpec], beside: dict[str, StageProcess]
         if spec.name in beside:
             continue
         engine = {"engine": spark} if spark is not None and spec.spark else {}
-        manifest, built = spec.load()(root, force=force, progress=alongside(slot[spec.name]), **engine)
+        manifest, built = spec.function()(root, force=force, progress=alongside(slot[spec.name]), **engine)
         summary[spec.name] = {"built": built, "duration_s": manifest["duration_s"]}
         log.info("stage %s: %s", spec.name, "built" if built else "up to date")
     for name, proc in beside.items():

@@ -77,7 +77,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from recsys.ingest.stage import IngestParams, build_events, load_quality
+    from recsys.ingest.reader import IngestParams
+    from recsys.ingest.stage import build_events, load_quality
     params = IngestParams(max_bad_fraction=args.max_bad_fraction, memory_limit=args.memory_limit)
     with progress_bar("ingest") as prog:
         manifest, built = build_events(args.artifacts, [Path(p) for p in args.paths], params,
@@ -144,7 +145,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def parser() -> argparse.ArgumentParser:
     from recsys.build import DEMO_EVENTS, DEMO_SEED
-    from recsys.ingest.stage import DEFAULT_MAX_BAD_FRACTION
+    from recsys.ingest.reader import DEFAULT_MAX_BAD_FRACTION
     p = argparse.ArgumentParser(prog="python -m recsys", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True)

@@ -11,6 +11,7 @@ runs the stages in turn.
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import os
 import pickle
@@ -18,6 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +118,12 @@ def _end_with_parent(parent: str) -> None:
         sys.exit(128 + signal.SIGTERM)
 
 
+def stage_function(target: str) -> Callable[..., tuple[dict, bool]]:
+    """The stage function a ``module:function`` target names (imported only when the stage runs)."""
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
 def _child_main(argv: list[str]) -> None:
     """The second process: run one stage inside the parent's journal, report on the pipe, exit 0 or 1."""
     target, root, journal, force, fd, parent = argv
@@ -125,13 +133,12 @@ def _child_main(argv: list[str]) -> None:
         out.write(json.dumps(msg, default=str) + "\n")
 
     from recsys.artifacts import join_transaction
-    from recsys.build import StageSpec
     # stopped by the parent (its build failed): unwind, so the half-written stage folder is removed on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     _end_with_parent(parent)
     try:
         with join_transaction(Path(journal)):
-            manifest, built = StageSpec("beside", target).load()(
+            manifest, built = stage_function(target)(
                 root, force=force == "1", progress=lambda f, m: send(progress=f, message=m))
         send(done={"built": built, "duration_s": manifest["duration_s"]})
     except BaseException as exc:  # the parent raises it again; its CLI, app or API says it in one line

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys.aggregates.kpis import store_kpis
+from recsys.aggregates.stage import store_kpis
 
 REPO = Path(__file__).resolve().parents[1]
 

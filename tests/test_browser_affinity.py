@@ -35,7 +35,8 @@ def xss_server(tmp_path_factory):
     """A streamlit server over a store with the XSS brand (events + rules stages only)."""
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is missing (apt-get install chromium)")
-    from recsys.ingest.stage import IngestParams, build_events
+    from recsys.ingest.reader import IngestParams
+    from recsys.ingest.stage import build_events
     from recsys.rules.stage import build_rules_stage, load_rules
     root = tmp_path_factory.mktemp("xss-store")
     _xss_csv(root / "xss.csv")

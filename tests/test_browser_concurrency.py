@@ -27,7 +27,7 @@ BRAND_WIDGET = "() => document.querySelector('[data-testid=stSidebar] .st-key-br
 
 
 def _brands(root: Path, n: int) -> list[str]:
-    from recsys.aggregates.stage import brands_for, filter_options, open_aggregates
+    from recsys.aggregates.query import brands_for, filter_options, open_aggregates
     con = open_aggregates(root)
     try:
         brands = [b for b in brands_for(filter_options(con), None) if b and b.isascii() and b.isalnum()]

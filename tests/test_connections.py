@@ -6,8 +6,8 @@ import duckdb
 import pytest
 
 from recsys import artifacts
+from recsys.aggregates import stage as aggregates
 from recsys.ingest import interactions
-from recsys.aggregates import kpis as stats
 from recsys.ingest.stage import build_events
 from recsys.model import profiles
 from tests.stores import write_uci_csv
@@ -23,10 +23,10 @@ def test_readers_close_their_connections(tmp_path, monkeypatch):
         opened.append(con)
         return con
 
-    for module in (interactions, stats, profiles):
+    for module in (interactions, aggregates, profiles):
         monkeypatch.setattr(module, "connect", spy)
     inter = interactions.load_interactions(root)
-    assert stats.store_kpis(root)["events"] == len(inter.ts)
+    assert aggregates.store_kpis(root)["events"] == len(inter.ts)
     assert set(profiles.telling_users(root)) and len(profiles.popular_products(root)) > 0
     user = int(inter.user_ids[0])
     assert profiles.user_profile(root, user)["user_id"] == user

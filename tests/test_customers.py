@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from recsys.aggregates import customers as C
-from recsys.aggregates.stage import ALL, EdaFilters
+from recsys.aggregates.query import ALL, EdaFilters
 
 D = dt.date
 # user: orders, revenue, first purchase, last purchase; the data runs 2019-10-01 .. 10-31

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from recsys.aggregates import customers as C
-from recsys.aggregates.stage import EdaFilters, filter_options, open_aggregates
+from recsys.aggregates.query import EdaFilters, filter_options, open_aggregates
 from tests.conftest import REPO
 
 PAGE = "pages/customers.py"

@@ -265,7 +265,7 @@ def test_retailrocket_events_in_a_zip_are_unpacked_under_raw_and_removed(tmp_pat
     ({}, "exactly one CSV file \\(found 0\\)"),
 ])
 def test_zips_with_several_files_or_escaping_paths_are_refused(tmp_path, members, why):
-    from recsys.ingest.stage import IngestError
+    from recsys.ingest.reader import IngestError
     zp = zipped(tmp_path / "x.zip", members)
     with pytest.raises(IngestError, match=why):
         build_events(tmp_path / "out", [zp])

@@ -9,7 +9,7 @@ import pytest
 
 from recsys import schema as S
 from recsys.ingest.demo import DemoConfig, build_world, write_big_csv, write_demo_csv
-from recsys.ingest.stage import ingest_files
+from recsys.ingest.reader import ingest_files
 
 EVENTS, SEED = 40_000, 11
 HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"

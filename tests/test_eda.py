@@ -15,8 +15,8 @@ from recsys.aggregates import temporal as T
 from recsys.aggregates import users as U
 from recsys import schema as S
 from recsys.artifacts import ArtifactError, write_json
-from recsys.aggregates.stage import (EdaFilters, aggregates_up_to_date, brands_for, build_aggregates_stage,
-                                     filter_options, open_aggregates)
+from recsys.aggregates.query import EdaFilters, brands_for, filter_options, open_aggregates
+from recsys.aggregates.stage import aggregates_up_to_date, build_aggregates_stage
 
 PHONE = (1, 10, "electronics.smartphone", "samsung", 100.0)
 HEADPHONE = (2, 20, "electronics.audio.headphone", "apple", 50.0)

@@ -11,7 +11,8 @@ import pytest
 
 from ui.eda import compact
 from recsys.aggregates import funnel as F
-from recsys.aggregates.stage import EdaFilters, build_aggregates_stage, filter_options, open_aggregates
+from recsys.aggregates.query import EdaFilters, filter_options, open_aggregates
+from recsys.aggregates.stage import build_aggregates_stage
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = {"funnel": 5, "temporal": 5, "brands_categories": 5, "users_sessions": 4}  # page -> charts drawn

@@ -151,7 +151,8 @@ def test_the_stage_reruns_when_the_served_model_config_changes(tmp_path, monkeyp
     import recsys.model.towers as tt_model
     from recsys.ingest.demo_wholesale import write_wholesale_rees46
     from recsys.evaluation.stage import build_evaluation_stage
-    from recsys.ingest.stage import IngestParams, build_events
+    from recsys.ingest.reader import IngestParams
+    from recsys.ingest.stage import build_events
 
     write_wholesale_rees46(tmp_path / "orders.csv", lines=3000, seed=2)
     build_events(tmp_path / "art", [tmp_path / "orders.csv"], IngestParams(source="files"))

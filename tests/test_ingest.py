@@ -13,7 +13,8 @@ import pytest
 
 from recsys import schema as S
 from recsys.artifacts import events_path, read_manifest
-from recsys.ingest.stage import IngestError, build_events, ingest_files, load_quality
+from recsys.ingest.reader import IngestError, ingest_files
+from recsys.ingest.stage import build_events, load_quality
 
 HEADER = ",".join(S.EVENT_COLUMNS)
 REPO = Path(__file__).resolve().parents[1]
@@ -138,7 +139,7 @@ def test_many_row_groups_keep_order_drop_duplicates_and_fill(tmp_path, monkeypat
     row groups are dropped, fills use the whole file, the output keeps the input order (time-ordered input) or is
     sorted by time with ties in input order (unordered input). The known answer comes from pandas."""
     import random
-    import recsys.ingest.stage as ingest_mod
+    import recsys.ingest.reader as ingest_mod
     monkeypatch.setattr(ingest_mod, "ROW_GROUP", 2048)
     rnd = random.Random(5)
     rows = []

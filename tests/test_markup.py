@@ -14,7 +14,8 @@ from recsys.aggregates import charts
 from recsys.aggregates import funnel as F
 from recsys.aggregates import temporal as T
 from recsys.aggregates import users as U
-from recsys.aggregates.stage import EdaFilters, build_aggregates_stage, open_aggregates
+from recsys.aggregates.query import EdaFilters, open_aggregates
+from recsys.aggregates.stage import build_aggregates_stage
 
 EVIL_BRAND = '<b>x</b><a href="javascript:alert(1)">y</a>'
 EVIL_CAT = '<span style="color:red">c</span><br><sub>s</sub><i>'

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from recsys.aggregates import overview as oc
-from recsys.aggregates.kpis import store_kpis
+from recsys.aggregates.stage import store_kpis
 from recsys.ingest.stage import load_quality
 
 

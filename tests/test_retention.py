@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from recsys.aggregates import retention as R
-from recsys.aggregates.stage import ALL, EdaFilters
+from recsys.aggregates.query import ALL, EdaFilters
 
 D = dt.date
 # (user, day, bought, category): weeks of Mon 2019-09-30, Mon 10-07, Mon 10-14, Mon 10-21; the data ends Thu 10-24

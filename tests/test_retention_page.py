@@ -7,7 +7,7 @@ import json
 import pytest
 
 from recsys.aggregates import retention as R
-from recsys.aggregates.stage import EdaFilters, open_aggregates
+from recsys.aggregates.query import EdaFilters, open_aggregates
 from tests.conftest import REPO
 
 PAGE = "pages/retention.py"
@@ -62,7 +62,7 @@ def test_the_curve_slider_sets_the_cohorts_averaged(app_env, demo_artifacts):
 
 
 def test_a_category_and_brand_filter_restricts_the_cohorts(app_env, demo_artifacts):
-    from recsys.aggregates.stage import filter_options
+    from recsys.aggregates.query import filter_options
     opts = filter_options(open_aggregates(demo_artifacts))
     at = open_page(app_env())
     cat = opts["categories"][0]

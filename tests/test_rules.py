@@ -323,7 +323,8 @@ def test_build_stage_on_the_demo_store(demo_artifacts):
 
 
 def test_defaults_on_the_real_head(head_csv, tmp_path):
-    from recsys.ingest.stage import IngestParams, build_events
+    from recsys.ingest.reader import IngestParams
+    from recsys.ingest.stage import build_events
     build_events(tmp_path, [head_csv], IngestParams(source="files"))
     build_rules_stage(tmp_path)
     res = load_rules(tmp_path)
@@ -331,7 +332,8 @@ def test_defaults_on_the_real_head(head_csv, tmp_path):
 
 
 def test_build_stage_survives_a_guard_and_records_the_note(tmp_path):
-    from recsys.ingest.stage import IngestParams, build_events
+    from recsys.ingest.reader import IngestParams
+    from recsys.ingest.stage import build_events
     df = events_from_baskets(random_baskets(5, n=200), event_type="view")
     df["event_time"] = df["event_time"].dt.strftime("%Y-%m-%d %H:%M:%S UTC")
     df.to_csv(tmp_path / "tiny.csv", index=False)
@@ -362,7 +364,8 @@ def test_sparse_one_hot_gives_the_same_rules(monkeypatch):
 def test_a_purchase_log_without_views_gets_rules_from_its_orders(tmp_path):
     """A store with no views (a UCI-style purchase log) mines its default rules from carts and purchases, and the
     manifest says so; the same baskets as views would be mined from views as before."""
-    from recsys.ingest.stage import IngestParams, build_events
+    from recsys.ingest.reader import IngestParams
+    from recsys.ingest.stage import build_events
     baskets = [["tea", "mug"]] * 30 + [["tea"]] * 20 + [["bread", "jam"]] * 25 + [["bread"]] * 25
     df = events_from_baskets(baskets, event_type="purchase")
     df["event_time"] = df["event_time"].dt.strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -61,7 +61,8 @@ def test_hand_made_store_same_tables_on_both_engines(tmp_path, spark_spec):
 @pytest.mark.slow
 def test_demo_store_same_tables_on_both_engines(tmp_path, spark_spec):
     from recsys.build import build_demo_input
-    from recsys.ingest.stage import IngestParams, build_events
+    from recsys.ingest.reader import IngestParams
+    from recsys.ingest.stage import build_events
     root = tmp_path / "art"
     build_events(root, [build_demo_input(root, events=20_000, seed=3)], IngestParams(source="demo"))
     _assert_same_stage(*_both_engines(root, tmp_path, spark_spec))

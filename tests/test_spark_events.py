@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from recsys import schema as S
-from recsys.ingest.stage import IngestError, IngestParams, ingest_files
+from recsys.ingest.reader import IngestError, IngestParams, ingest_files
 from recsys.ingest.spark import ingest_files_spark
 
 pytestmark = pytest.mark.spark

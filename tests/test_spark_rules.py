@@ -67,7 +67,8 @@ def test_a_guard_trips_alike_on_both_engines(tmp_path, spark_spec):
 @pytest.mark.slow
 def test_demo_store_same_rules(tmp_path, spark_spec):
     from recsys.build import build_demo_input
-    from recsys.ingest.stage import IngestParams, build_events
+    from recsys.ingest.reader import IngestParams
+    from recsys.ingest.stage import build_events
     root = tmp_path / "art"
     build_events(root, [build_demo_input(root, events=20_000, seed=3)], IngestParams(source="demo"))
     a, b = _both(root, tmp_path, spark_spec, RuleParams())

@@ -73,9 +73,9 @@ def test_planted_clusters_are_recovered(fitted):
 
 
 def test_holdout_report_measures_the_held_out_days(fitted):
-    from recsys.model.train import _holdout_report
+    from recsys.model.train import holdout_report
     rec, _, _, full = fitted
-    rep = _holdout_report(rec.model, full, HELD_OUT_FROM)
+    rep = holdout_report(rec.model, full, HELD_OUT_FROM)
     assert rep["users"] == full.n_users
     # without exclusion the seen cluster items compete, but the held-out ones still rank far above popularity
     assert rep["recall@10"] >= 0.6 > rep["popularity_recall@10"] + 0.3

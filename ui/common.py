@@ -112,7 +112,7 @@ def download_csv(df: Any, name: str, key: str | None = None) -> None:
 
 @st.cache_data(show_spinner=False)
 def store_kpis(root_dir: str, ver: str) -> dict[str, Any]:
-    from recsys.aggregates.kpis import store_kpis as kpis
+    from recsys.aggregates.stage import store_kpis as kpis
     return kpis(root_dir)
 
 

@@ -11,8 +11,8 @@ import streamlit as st
 
 from ui.common import download_csv, md, root, version
 from ui.router import current_page
-from recsys.aggregates.stage import (EdaFilters, aggregates_up_to_date, brands_for, build_aggregates_stage,
-                                     filter_options, open_aggregates)
+from recsys.aggregates.query import EdaFilters, brands_for, filter_options, open_aggregates
+from recsys.aggregates.stage import aggregates_up_to_date, build_aggregates_stage
 from recsys.aggregates.filters import PARAMS, filters_from_params, filters_to_params, fit_filters
 
 ALL_CATEGORIES, ALL_BRANDS = "All categories", "All brands"

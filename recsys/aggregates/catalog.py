@@ -9,7 +9,8 @@ import duckdb
 import pandas as pd
 
 from recsys import schema as S
-from recsys.aggregates.stage import PRICE_BAND_LABELS, AggregateParams, EdaFilters, cube, query, where
+from recsys.aggregates.query import PRICE_BAND_LABELS, EdaFilters, cube, query, where
+from recsys.aggregates.stage import AggregateParams
 from recsys.aggregates.funnel import _check_dim, _counts_sql, rated
 
 RANK_BY = ("views", "purchases", "revenue", "view_to_purchase")

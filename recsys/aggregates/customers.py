@@ -29,7 +29,7 @@ import plotly.graph_objects as go
 
 from recsys import schema as S
 from recsys.aggregates.charts import plotly_texts
-from recsys.aggregates.stage import ALL, EdaFilters, query, where
+from recsys.aggregates.query import ALL, EdaFilters, query, where
 from recsys.engine import Engine, as_engine
 from recsys.aggregates.users import _buyers
 

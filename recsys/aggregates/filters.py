@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from recsys.aggregates.stage import EdaFilters, brands_for
+from recsys.aggregates.query import EdaFilters, brands_for
 
 PARAMS = ("dates", "cat", "brand")
 _SHOWN_CHARS = 60

@@ -1,5 +1,5 @@
 """Funnel aggregates: view -> cart -> purchase counts and step conversion, per month, per category / brand,
-per session, cart abandonment and removals. Inputs: a connection from :func:`recsys.aggregates.stage.open_aggregates`.
+per session, cart abandonment and removals. Inputs: a connection from :func:`recsys.aggregates.query.open_aggregates`.
 
 Event-level rates divide event counts (cart rate = carts / views, purchase rate = purchases / carts,
 view-to-purchase = purchases / views); session-level shares divide sessions of the filtered slice.
@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 
 from recsys import schema as S
-from recsys.aggregates.stage import EdaFilters, cube, query, safe_rate, where
+from recsys.aggregates.query import EdaFilters, cube, query, safe_rate, where
 
 STEPS = (S.VIEW, S.CART, S.PURCHASE)
 DIMENSIONS = {"category_top": "top-level category", "category_code": "category", "brand": "brand"}

@@ -7,19 +7,16 @@ computes them live otherwise.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pandas as pd
 
 from recsys import schema as S
-from recsys.artifacts import connect, stage_dir
 from recsys.engine import Engine, as_engine
 
 KPIS_FILE = "kpis.json"
-_TIMES = ("first_event", "last_event")
+TIMES = ("first_event", "last_event")
 
 
 def compute_kpis(con: duckdb.DuckDBPyConnection | Engine) -> dict[str, Any]:
@@ -46,18 +43,4 @@ def compute_kpis(con: duckdb.DuckDBPyConnection | Engine) -> dict[str, Any]:
 def write_kpis(con: duckdb.DuckDBPyConnection | Engine, path: Path) -> None:
     """Compute the KPIs and store them as JSON (times as ISO strings)."""
     k = compute_kpis(con)
-    path.write_text(json.dumps({key: (v.isoformat() if key in _TIMES else v) for key, v in k.items()}, indent=1))
-
-
-def store_kpis(root: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The store's KPIs: from the aggregates stage when it is current, else computed live from the events."""
-    from recsys.aggregates.stage import aggregates_up_to_date
-    path = stage_dir(root, "aggregates") / KPIS_FILE
-    try:
-        if path.exists() and aggregates_up_to_date(root):
-            k = json.loads(path.read_text())
-            return {key: (pd.Timestamp(v) if key in _TIMES else v) for key, v in k.items()}
-    except (ValueError, OSError):  # unreadable or stale: fall through to the live figures
-        pass
-    with connect(root) as con:
-        return compute_kpis(con)
+    path.write_text(json.dumps({key: (v.isoformat() if key in TIMES else v) for key, v in k.items()}, indent=1))

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from recsys.aggregates.stage import ALL, EdaFilters, query
+from recsys.aggregates.query import ALL, EdaFilters, query
 from recsys.engine import DUCKDB, Dialect, Engine, as_engine
 
 GRAINS = ("week", "month")

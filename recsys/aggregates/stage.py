@@ -1,4 +1,4 @@
-"""EDA aggregates: compact cubes written once as the "aggregates" stage, the filters every EDA query applies.
+"""The aggregates stage: compact EDA cubes written once under ``<root>/aggregates/``, read by ``open_aggregates``.
 
 The EDA pages never scan the event table: they filter and sum these small Parquet cubes (held in memory by
 :func:`open_aggregates`), so a page costs milliseconds even at October scale (42M events).
@@ -21,13 +21,13 @@ The EDA pages never scan the event table: they filter and sum these small Parque
 A slice restricts a session or a user to its events in that category and/or brand, so a filtered session funnel
 is "sessions that viewed / carted / bought *this brand*". Distinct counts cannot be summed over brands, hence
 the slices: the category and brand filters pick one value or all (``ALL``). The query functions live in
-``eda_funnel``, ``eda_temporal``, ``eda_catalog`` and ``eda_users``; all times and days are UTC.
+``funnel``, ``temporal``, ``catalog``, ``users``, ``customers`` and ``retention``; all times and days are UTC.
 """
 from __future__ import annotations
 
-import datetime as dt
-import logging
+import json
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,26 +36,13 @@ import duckdb
 import pandas as pd
 
 from recsys import schema as S
-from recsys.artifacts import (ArtifactError, Progress, StageResult, connect, no_progress, read_manifest,
-                              require_stage, run_stage, sql_literal, upstream_fingerprint)
+from recsys.aggregates.customers import write_product_sales
+from recsys.aggregates.kpis import KPIS_FILE, TIMES, compute_kpis, write_kpis
+from recsys.aggregates.query import ALL, DURATION_EDGES, EVENT_EDGES, PRICE_BAND_EDGES, STAGE
+from recsys.aggregates.retention import write_retention
+from recsys.artifacts import (Progress, StageResult, connect, events_path, no_progress, read_manifest, run_stage,
+                              stage_dir, upstream_fingerprint)
 from recsys.engine import Engine, as_engine
-
-log = logging.getLogger(__name__)
-
-STAGE = "aggregates"
-ALL = "*"  # the slice value meaning "every category" / "every brand"
-TABLES = ("hourly", "hourly_nb", "daily", "daily_nb", "prices", "prices_nb", "sessions", "user_days", "users",
-          "user_activity", "retention", "product_sales")
-
-# Histogram edges (lower bounds) and their labels.
-EVENT_EDGES = (1, 2, 3, 4, 5, 6, 11, 21, 51)
-EVENT_LABELS = ("1", "2", "3", "4", "5", "6-10", "11-20", "21-50", "51+")
-DURATION_EDGES = (0, 1, 10, 30, 60, 120, 300, 600, 1800, 3600)
-DURATION_LABELS = ("0 s", "1-10 s", "10-30 s", "30-60 s", "1-2 min", "2-5 min", "5-10 min", "10-30 min",
-                   "30-60 min", "1 h+")
-PRICE_BAND_EDGES = (0.01, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
-PRICE_BAND_LABELS = ("< $5", "$5-10", "$10-25", "$25-50", "$50-100", "$100-250", "$250-500", "$500-1,000",
-                     "$1,000-2,500", "$2,500+")
 
 
 @dataclass(frozen=True)
@@ -65,26 +52,6 @@ class AggregateParams:
     memory_limit: str | None = "8GB"  # DuckDB spills beyond it (October size peaks there; default is 80% of RAM)
     format_version: int = 5  # 3: kpis.json; 4: fully ordered rows, exact money sums; 5: retention, product_sales
 
-
-@dataclass(frozen=True)
-class EdaFilters:
-    """The shared EDA filters: an inclusive UTC date range, one top-level category, one brand (None = all)."""
-    start: dt.date | None = None
-    end: dt.date | None = None
-    category: str | None = None
-    brand: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.start and self.end and self.start > self.end:
-            raise ValueError(f"the date range starts after it ends ({self.start} > {self.end}); swap the dates")
-
-    def describe(self) -> str:
-        """A short human label, e.g. '2019-10-01 → 2019-10-07 · electronics · samsung'."""
-        days = f"{self.start or 'start'} → {self.end or 'end'}" if (self.start or self.end) else "all days"
-        return " · ".join([days, self.category or "all categories", self.brand or "all brands"])
-
-
-# ---- the stage --------------------------------------------------------------------------------------------
 
 def _bin_sql(expr: str, edges: tuple[float, ...]) -> str:
     """Index of the histogram bin (by lower edges) holding ``expr``."""
@@ -103,13 +70,10 @@ def write_aggregates(con: duckdb.DuckDBPyConnection | Engine, out: Path, p: Aggr
     rows = _write_event_cubes(engine, out, p, progress)
     rows |= _write_session_cubes(engine, out, progress)
     progress(0.9, "aggregates: retention cohorts and product sales")
-    from recsys.aggregates.customers import write_product_sales
-    from recsys.aggregates.retention import write_retention
     rows["retention"] = write_retention(engine, str(out / "retention.parquet"))
     engine.drop("ud")
     rows["product_sales"] = write_product_sales(engine, str(out / "product_sales.parquet"))
     progress(0.95, "aggregates: store KPIs")
-    from recsys.aggregates.kpis import KPIS_FILE, write_kpis
     write_kpis(engine, out / KPIS_FILE)
     return rows
 
@@ -263,7 +227,6 @@ def build_aggregates_stage(root: str | os.PathLike | None, *, force: bool = Fals
             con.close()
         spill = tmp / ".spill"
         if spill.exists():
-            import shutil
             shutil.rmtree(spill, ignore_errors=True)
         return StageResult(rows=rows, params=asdict(params))
 
@@ -273,9 +236,6 @@ def build_aggregates_stage(root: str | os.PathLike | None, *, force: bool = Fals
 def _run_on_spark(root: str | os.PathLike | None, tmp: Path, params: AggregateParams, spec: Any,
                   progress: Progress) -> StageResult:
     """The stage's SQL on Spark (part files in a scratch folder, merged into the same one-file tables)."""
-    import shutil
-
-    from recsys.artifacts import events_path
     from recsys.spark_engine import SparkEngine
     scratch = tmp / ".spark"
     engine = SparkEngine.over_events(spec, events_path(root), scratch)
@@ -287,75 +247,14 @@ def _run_on_spark(root: str | os.PathLike | None, tmp: Path, params: AggregatePa
     return StageResult(rows=rows, params=asdict(params), extra={"engine": "spark", "spark_master": spec.label})
 
 
-# ---- reading ----------------------------------------------------------------------------------------------
-
-def open_aggregates(root: str | os.PathLike | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection holding every cube as a table (give each thread its own ``cursor()``)."""
-    d = require_stage(root, STAGE)
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    for t in TABLES:
-        path = d / f"{t}.parquet"
-        if not path.exists():
-            raise ArtifactError(f"{path} is missing; rebuild with `python -m recsys build --force`")
-        con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_parquet({sql_literal(path)})")
-    return con
-
-
-def where(f: EdaFilters, *, time_col: str = "day", sliced: bool = False,
-          category_col: str = "category_top") -> tuple[str, list[Any]]:
-    """SQL ``WHERE`` clause and parameters applying the filters to a cube (``sliced`` for per-slice cubes)."""
-    clauses, params = ["TRUE"], []
-    day = f"{time_col}::DATE" if time_col != "day" else "day"
-    if f.start:
-        clauses.append(f"{day} >= ?")
-        params.append(f.start)
-    if f.end:
-        clauses.append(f"{day} <= ?")
-        params.append(f.end)
-    if sliced:
-        clauses += ["category_top = ?", "brand = ?"]
-        params += [f.category or ALL, f.brand or ALL]
-    else:
-        if f.category:
-            clauses.append(f"{category_col} = ?")
-            params.append(f.category)
-        if f.brand:
-            clauses.append("brand = ?")
-            params.append(f.brand)
-    return " AND ".join(clauses), params
-
-
-def cube(name: str, f: EdaFilters, dim: str | None = None) -> str:
-    """The table to scan for ``name`` (hourly, daily, prices): its brand-less rollup unless a brand is chosen
-    or the query groups by brand (``dim``)."""
-    return name if f.brand or dim == "brand" else f"{name}_nb"
-
-
-def query(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-    """Run a parameterised query and return a DataFrame."""
-    return con.execute(sql, params or []).df()
-
-
-def filter_options(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """What the filter widgets offer: the UTC day range, top categories and brands (by events, most first)."""
-    first, last = con.execute("SELECT min(day), max(day) FROM daily_nb").fetchall()[0]
-    cats = query(con, "SELECT category_top, sum(events) AS events FROM daily_nb GROUP BY 1 ORDER BY 2 DESC, 1")
-    brands = query(con, "SELECT category_top, brand, sum(events) AS events FROM daily GROUP BY 1, 2")
-    return {"first_day": first, "last_day": last, "categories": cats["category_top"].tolist(),
-            "brands": brands}
-
-
-def brands_for(options: dict[str, Any], category: str | None) -> list[str]:
-    """Brand names by events, most first, within one top category (all when None)."""
-    b = options["brands"]
-    if category:
-        b = b[b["category_top"] == category]
-    return b.groupby("brand")["events"].sum().sort_values(ascending=False, kind="stable").index.tolist()
-
-
-def safe_rate(num: pd.Series | float, den: pd.Series | float) -> Any:
-    """num / den with 0 where den is 0."""
-    if isinstance(den, pd.Series):
-        return (num / den.where(den > 0)).fillna(0.0)
-    return float(num) / float(den) if den else 0.0
+def store_kpis(root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The store's KPIs: from the aggregates stage when it is current, else computed live from the events."""
+    path = stage_dir(root, "aggregates") / KPIS_FILE
+    try:
+        if path.exists() and aggregates_up_to_date(root):
+            k = json.loads(path.read_text())
+            return {key: (pd.Timestamp(v) if key in TIMES else v) for key, v in k.items()}
+    except (ValueError, OSError):  # unreadable or stale: fall through to the live figures
+        pass
+    with connect(root) as con:
+        return compute_kpis(con)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from recsys import schema as S
-from recsys.aggregates.stage import EdaFilters, cube, query, safe_rate, where
+from recsys.aggregates.query import EdaFilters, cube, query, safe_rate, where
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MEASURES = ("events", "views", "carts", "purchases", "revenue")

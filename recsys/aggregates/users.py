@@ -11,7 +11,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from recsys.aggregates.stage import DURATION_LABELS, EVENT_LABELS, EdaFilters, query, safe_rate, where
+from recsys.aggregates.query import DURATION_LABELS, EVENT_LABELS, EdaFilters, query, safe_rate, where
 
 PURCHASE_BINS = (1, 2, 3, 4, 5, 10)
 PURCHASE_LABELS = ("1", "2", "3", "4", "5-9", "10+")

@@ -1,7 +1,7 @@
 """Other stores' files -> the canonical event table: format detection from the header, RetailRocket and UCI.
 
 ``detect_format`` reads only the header of each input. REES46 files (and anything unrecognised, so that its
-errors stay the REES46 ones) go through ``recsys.ingest.stage``; the formats below are mapped here into the same
+errors stay the REES46 ones) go through ``recsys.ingest.reader``; the formats below are mapped here into the same
 ``events.parquet`` + ``quality.json`` (same report shape: rows read = rows kept + every drop) of the events stage.
 
 RetailRocket (``events.csv``: timestamp in ms, visitorid, event, itemid, transactionid):
@@ -47,6 +47,7 @@ from recsys.artifacts import (EVENTS_FILE, EVENTS_STAGE, ArtifactError, Progress
                               check_files,
                               file_fingerprint, fingerprint, no_progress, read_manifest, run_stage, sql_literal,
                               stage_dir, write_json)
+from recsys.ingest.reader import zip_member
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,8 @@ def _is_excel(name: str | Path) -> bool:
 
 
 def _zip_data(path: Path, whole: bool) -> tuple[bytes, str]:
-    """(bytes, member name) of a .zip's one data file (``recsys.ingest.stage.zip_member``): all of it, or its first
+    """(bytes, member name) of a .zip's one data file (``recsys.ingest.reader.zip_member``): all of it, or its first
     line when ``whole`` is False and it is not an Excel file."""
-    from recsys.ingest.stage import zip_member
     with zipfile.ZipFile(path) as z:
         member = zip_member(z, path)
         with z.open(member) as f:
@@ -420,7 +420,7 @@ def ingest_uci(paths: list[Path], out_dir: Path, source: str = "files",
 def _report(out_dir: Path, *, source: str, fmt: str, files: list[Path], read: int, kept: int,
             dropped: dict[str, int], samples: list[dict], brand_unknown: int, code_unknown: int, zero_price: int,
             notes: list[str], progress: Progress) -> dict[str, Any]:
-    """The quality report in the shape recsys.ingest.stage writes, plus the format and what the store lacks."""
+    """The quality report in the shape recsys.ingest.reader writes, plus the format and what the store lacks."""
     report = {
         "source": source, "format": fmt, "files": [str(p) for p in files], "rows_read": int(read),
         "rows_kept": int(kept), "dropped": dropped,
@@ -451,7 +451,7 @@ def ingest_adapted(paths: list[Path], out_dir: Path, fmt: str, source: str = "fi
 
 def build_adapted_events(root: str | os.PathLike | None, paths: list[Path], params: Any, *, force: bool = False,
                          progress: Progress = no_progress) -> tuple[dict, bool]:
-    """The events stage for RetailRocket / UCI inputs (called by ``recsys.ingest.stage.build_events``)."""
+    """The events stage for RetailRocket / UCI inputs (called by ``recsys.ingest.reader.build_events``)."""
     paths = [Path(p) for p in paths]
     fmt = detect_format(paths)
     files = paths
@@ -481,7 +481,6 @@ def _unzipped(paths: list[Path], raw: Path) -> Iterator[list[Path]]:
     if not any(p.suffix.lower() == ".zip" for p in paths):
         yield []
         return
-    from recsys.ingest.stage import zip_member
     raw.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".unzipped-", dir=raw))
     try:

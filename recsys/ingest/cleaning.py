@@ -1,6 +1,6 @@
 """The cleaning pass of ingest: the parsed scratch Parquet -> the cleaned, filled, de-duplicated events file.
 
-The scratch file (``recsys.ingest.stage`` pass 1) holds the canonical columns plus ``_class`` (0 = keep, 1 = invalid
+The scratch file (``recsys.ingest.reader`` pass 1) holds the canonical columns plus ``_class`` (0 = keep, 1 = invalid
 value, 2 = no session) and ``_h`` (a hash of the whole row). DuckDB finds what is global and small: the row
 numbers of duplicate copies and the fill maps. The rows are then streamed once, row group by row group in file
 order, through vectorised lookups (pyarrow/numpy, two threads) and written in that order: no join and no sort

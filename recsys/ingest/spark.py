@@ -1,5 +1,5 @@
 """The events stage on Spark: REES46 CSV files (local paths or any URI Spark reads) -> the same cleaned
-``events.parquet`` and ``quality.json`` as the DuckDB ingest (``recsys.ingest.stage``), rule for rule.
+``events.parquet`` and ``quality.json`` as the DuckDB ingest (``recsys.ingest.reader``), rule for rule.
 
 Two passes, as in DuckDB: the CSV is parsed once into a typed Parquet scratch file (each row with its class and,
 when unparsable, its reason), and the cleaning (duplicates, fill maps, the final order) reads only that file.
@@ -35,11 +35,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from recsys.ingest import stage as ingest
+from recsys.ingest import reader as ingest
 from recsys import schema as S
 from recsys.artifacts import EVENTS_FILE, Progress, no_progress, write_json
 from recsys.ingest.cleaning import WRITE_OPTIONS
-from recsys.ingest.stage import (QUALITY_FILE, ROW_GROUP, SAMPLE_BAD_LINES, IngestError, IngestParams,
+from recsys.ingest.reader import (QUALITY_FILE, ROW_GROUP, SAMPLE_BAD_LINES, IngestError, IngestParams,
                            _materialise, check_inputs, explain_read_error, read_header)
 from recsys.spark_engine import SparkSpec, is_uri, merge_parts, session
 
@@ -57,7 +57,7 @@ CASTS = {S.EVENT_TIME: "try_cast({v} AS TIMESTAMP)", S.PRODUCT_ID: _INT, S.CATEG
 def ingest_files_spark(paths: list[Path | str], out_dir: Path, params: IngestParams = IngestParams(),
                        spec: SparkSpec = SparkSpec(), progress: Progress = no_progress) -> dict[str, Any]:
     """Clean CSV files into ``out_dir/events.parquet`` and ``out_dir/quality.json`` on Spark; returns the report
-    (the same keys and figures as :func:`recsys.ingest.stage.ingest_files`)."""
+    (the same keys and figures as :func:`recsys.ingest.reader.ingest_files`)."""
     out_dir = Path(out_dir)
     shown = [str(p) for p in paths]
     with tempfile.TemporaryDirectory(prefix="ingest-spark-", dir=out_dir) as scratch_s:

@@ -1,0 +1,13 @@
+"""The model stage: the two-tower retrieval model and the learned ranker over it, under ``<root>/model/``.
+
+``build`` (``stage.build_model_stage``) trains both; ``load`` (``store.ModelArtifacts.load``) reads the arrays serving
+needs. Modules: ``towers`` (the PyTorch model), ``features`` (item codes, histories), ``train`` (its training),
+``two_tower`` (it as a ``Recommender``), ``retrieval`` (candidates through the index), ``ranker`` (the LightGBM
+ranker, the served model), ``reasons`` (why each item is listed), ``profiles`` (example users for the pages).
+"""
+from recsys.model.stage import ModelParams, build_model_stage as build
+from recsys.model.store import ModelArtifacts
+
+load = ModelArtifacts.load
+
+__all__ = ["ModelArtifacts", "ModelParams", "build", "load"]

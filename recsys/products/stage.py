@@ -26,6 +26,7 @@ import pandas as pd
 
 from recsys import schema as S
 from recsys.ingest.adapters import load_product_names
+from recsys.rules.stage import load_category_complements
 from recsys.artifacts import (ArtifactError, Progress, StageResult, connect, no_progress, read_manifest,
                               require_stage, run_stage, sql_literal, upstream_fingerprint)
 
@@ -188,24 +189,12 @@ def category_complements(con, p: ProductParams) -> pd.DataFrame:
 
 
 def rules_category_complements(root: str | os.PathLike | None, top: int) -> pd.DataFrame | None:
-    """The rules stage's category complements as (category, other_category, rank, co_purchases, lift)."""
+    """The rules stage's category complements as (category, other_category, rank, co_purchases, lift); None when
+    the rules stage is not built."""
     if read_manifest(root, "rules") is None:
         return None
-    d = require_stage(root, "rules")
-    files = sorted(d.glob("*categor*complement*.parquet"))
-    if not files:
-        return None
-    df = pd.read_parquet(files[0])
-    cols = {c.lower(): c for c in df.columns}
-    pick = lambda *names: next((cols[n] for n in names if n in cols), None)  # noqa: E731
-    a, b = pick("category", "antecedent", "category_a", "source"), pick("other_category", "complement",
-                                                                          "consequent", "category_b", "target")
-    n, lift = pick("co_purchases", "baskets", "co_buyers", "count", "n"), pick("lift")
-    if not all((a, b, n, lift)):
-        log.warning("rules category complements have unexpected columns %s; computing our own", list(df.columns))
-        return None
-    out = df.rename(columns={a: "category", b: "other_category", n: "co_purchases", lift: "lift"})
-    out = out.sort_values(["category", "co_purchases", "lift"], ascending=[True, False, False])
+    df = load_category_complements(root).rename(columns={"baskets": "co_purchases"})
+    out = df.sort_values(["category", "co_purchases", "lift"], ascending=[True, False, False])
     out["rank"] = out.groupby("category").cumcount() + 1
     out = out[out["rank"] <= top]
     return out[["category", "other_category", "rank", "co_purchases", "lift"]].astype(

@@ -547,8 +547,14 @@ def load_rules(root: str | os.PathLike | None) -> RulesResult:
     d = require_stage(root, STAGE)
     m = read_manifest(root, STAGE) or {}
     stats = {**m.get("mining", {}), "note": m.get("note"), "params": m.get("params", {}),
-             "complements": pd.read_parquet(d / COMPLEMENTS_FILE)}
+             "complements": load_category_complements(root)}
     return RulesResult(pd.read_parquet(d / RULES_FILE), pd.read_parquet(d / ITEMS_FILE), stats)
+
+
+def load_category_complements(root: str | os.PathLike | None) -> pd.DataFrame:
+    """The stage's category complements, as ``category_complements_con`` returns them (category, other_category,
+    rank, baskets, category_baskets, support, confidence, lift)."""
+    return pd.read_parquet(require_stage(root, STAGE) / COMPLEMENTS_FILE)
 
 
 def requested_params(root: str | os.PathLike | None) -> RuleParams:
