@@ -26,7 +26,9 @@ from __future__ import annotations
 import numpy as np
 
 from recsys import schema as S
-from recsys.model.ranker import DAY, FEATURES, SOURCES, _pair_keys, _top_popular, ease_columns, predict
+from recsys.model.ranker_features import FEATURES, SOURCES
+from recsys.model.ranker_state import DAY, ease_columns, pair_keys, top_popular
+from recsys.model.ranker_training import predict
 
 KINDS = ("repeat", "co_occurrence", "similar", "category", "brand", "trending", "popular")
 GROUPS = {
@@ -69,8 +71,8 @@ def explain(ranker, user_code: int, items: np.ndarray, x: np.ndarray, labels: np
     others = np.concatenate([partner, similar, chosen_with])
     o_verb, _, o_last, o_exact = _touches(ranker, user_code, np.maximum(others, 0))
     users, ranks = np.full(n, user_code), store_ranks(ranker)
-    cat_c, cat_last, cat_found = st.uc.lookup(_pair_keys(users, ranker.cat[items], ranks["n_cat"]))
-    brand_c, _, _ = st.ub.lookup(_pair_keys(users, ranker.brand[items], ranks["n_brand"]))
+    cat_c, cat_last, cat_found = st.uc.lookup(pair_keys(users, ranker.cat[items], ranks["n_cat"]))
+    brand_c, _, _ = st.ub.lookup(pair_keys(users, ranker.brand[items], ranks["n_brand"]))
     pop = st.pop[items]
     ok = {"repeat": count > 0, "co_occurrence": (partner >= 0) | (chosen_with >= 0), "similar": similar >= 0,
           "category": cat_found & (cat_c.sum(1) > 0),
@@ -154,7 +156,7 @@ def _touches(ranker, user_code: int, codes: np.ndarray) -> tuple[list[str], np.n
     """The user's strongest event with each item: (verb, how many of it, its last time, whether that time is of
     that event: a state stored without ``buy_last`` only knows the last event of any kind)."""
     st = ranker.state
-    keys = _pair_keys(np.full(len(codes), user_code), codes, ranker.n_items)
+    keys = pair_keys(np.full(len(codes), user_code), codes, ranker.n_items)
     counts, last, _ = st.ui.lookup(keys)
     strongest = np.where(counts[:, 2] > 0, 2, np.where(counts[:, 1] > 0, 1, 0))
     count = counts[np.arange(len(codes)), strongest].astype(np.int64)
@@ -233,14 +235,14 @@ def _closest(item_vecs: np.ndarray, items: np.ndarray, hist: np.ndarray) -> np.n
 def store_ranks(ranker) -> dict:
     """Store-wide facts computed once per loaded state (``load`` warms them): purchase rank, which items the
     trending source lists for the last week (``trending``) or for the whole window (``popular``), as
-    ``_build_state`` chose them, and the category / brand key counts."""
+    ``build_state`` chose them, and the category / brand key counts."""
     st = ranker.state
     got = st.cache.get("ranks")
     if got is None:
         n_i, top = len(st.pop), ranker.config.n_trending
         buy_rank = np.empty(n_i, np.int64)
         buy_rank[np.lexsort((np.arange(n_i), -st.pop[:, 4]))] = np.arange(1, n_i + 1)
-        recent_top, all_top = _top_popular(st.pop, top)  # the lists _build_state chose from
+        recent_top, all_top = top_popular(st.pop, top)  # the lists build_state chose from
         trending, popular = np.zeros(n_i, bool), np.zeros(n_i, bool)
         trending[recent_top] = True
         popular[all_top] = True
