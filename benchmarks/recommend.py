@@ -125,6 +125,7 @@ def synthetic_ranker(inter: Interactions, model, seed: int, label_users: int = 1
     from lightgbm import LGBMRanker
 
     from recsys.model import ranker as R
+    from recsys.model.ranker_features import touched
     from recsys.model.two_tower import window_key
     retriever = SimpleNamespace(model=model, report={"synthetic": "untrained two-tower"},
                                 fitted_on=window_key(inter), config=model.config)
@@ -140,10 +141,10 @@ def synthetic_ranker(inter: Interactions, model, seed: int, label_users: int = 1
         m = r.rankers[ex]
         if m is not None and m.booster_.num_trees() >= c.n_estimators:
             continue
-        keep = ~R.touched(x) if ex else np.ones(len(x), bool)
+        keep = ~touched(x) if ex else np.ones(len(x), bool)
         y = rng.choice(4, int(keep.sum()), p=[0.85, 0.09, 0.04, 0.02])
         _, groups = np.unique(u[keep], return_counts=True)
-        # the constructor of RankerRecommender._fit_ranker, without the validation split and early stopping
+        # the constructor of ranker_training.fit_ranker, without the validation split and early stopping
         m = LGBMRanker(objective="lambdarank", n_estimators=c.n_estimators, learning_rate=c.learning_rate,
                        num_leaves=c.num_leaves, min_child_samples=20, subsample=0.8, subsample_freq=1,
                        colsample_bytree=0.8, random_state=c.seed, num_threads=1, deterministic=True,

@@ -8,8 +8,10 @@ import pytest
 
 from recsys import schema as S
 from recsys.ingest.interactions import Interactions
-from recsys.model.ranker import (FEATURES, RankerConfig, RankerRecommender, _co_occurrence, _co_scores,
-                                        _PairStats, _top_per_row, group_ndcg, labels_for, train_users)
+from recsys.model.ranker import RankerRecommender
+from recsys.model.ranker_features import FEATURES, _co_scores, _top_per_row
+from recsys.model.ranker_state import PairStats, RankerConfig, _co_occurrence
+from recsys.model.ranker_training import group_ndcg, labels_for, train_users
 from recsys.model.retrieval import top_columns
 from recsys.model.towers import TwoTowerConfig
 
@@ -33,7 +35,7 @@ def test_pair_stats_counts_per_type_and_last_time():
     keys = np.array([5, 3, 5, 5, 3])
     ev = np.array([V, V, C, P, P])
     ts = np.array([10, 20, 30, 40, 15])
-    st = _PairStats.of(keys, ev, ts)
+    st = PairStats.of(keys, ev, ts)
     counts, last, found = st.lookup(np.array([5, 3, 4]))
     np.testing.assert_array_equal(counts, [[1, 1, 1], [1, 0, 1], [0, 0, 0]])
     np.testing.assert_array_equal(last[:2], [40, 20])
@@ -41,8 +43,8 @@ def test_pair_stats_counts_per_type_and_last_time():
 
 
 def test_labels_are_graded_by_the_strongest_event():
-    st = _PairStats.of(np.array([0 * 4 + 1, 0 * 4 + 1, 1 * 4 + 2, 1 * 4 + 3]), np.array([V, P, C, V]),
-                       np.array([1, 2, 3, 4]))
+    st = PairStats.of(np.array([0 * 4 + 1, 0 * 4 + 1, 1 * 4 + 2, 1 * 4 + 3]), np.array([V, P, C, V]),
+                      np.array([1, 2, 3, 4]))
     y = labels_for(st, np.array([0, 1, 1, 0]), np.array([1, 2, 3, 0]), 4)
     np.testing.assert_array_equal(y, [3, 2, 1, 0])
 
@@ -234,7 +236,7 @@ def test_served_recommendations_are_the_rankers_lists(demo_artifacts):
 
 def _hand_ranker(rows, n_users, n_items, user_vecs, item_vecs, **cfg):
     """A ranker over a hand-made window without fitting: the state from the events, the vectors as given."""
-    from recsys.model.ranker import _build_state
+    from recsys.model.ranker_state import build_state
     from recsys.diversity import category_keys
     inter = _inter(rows, n_users, n_items, cats=np.arange(n_items) % 3)
     r = RankerRecommender(ranker=RankerConfig(**cfg))
@@ -242,7 +244,7 @@ def _hand_ranker(rows, n_users, n_items, user_vecs, item_vecs, **cfg):
     r.cat, r.brand = category_keys(inter.catalog), np.zeros(n_items, np.int64)
     r.log_price = np.log(inter.catalog["price"].to_numpy(np.float64))
     r.item_vecs = np.asarray(item_vecs, np.float32)
-    r.state = _build_state(inter, r.cat, r.brand, r.log_price, r.config)
+    r.state = build_state(inter, r.cat, r.brand, r.log_price, r.config)
     r.state.user_vecs = np.asarray(user_vecs, np.float32)
     r.rankers = {False: None, True: None}
     return r, inter
@@ -303,7 +305,7 @@ def test_unseen_pool_fills_the_popular_list_with_unseen_items():
 def test_smoothed_early_stopping_keeps_the_peak_of_the_moving_average():
     from lightgbm.callback import EarlyStopException
 
-    from recsys.model.ranker import smoothed_early_stopping
+    from recsys.model.ranker_training import smoothed_early_stopping
     cb = smoothed_early_stopping(patience=3, window=2)
     # raw best: round 0 (a lone round is not a candidate); averages of two from round 1: .7 .65 .8 .8 .7 .55 .5
     scores = [0.9, 0.5, 0.8, 0.8, 0.8, 0.6, 0.5, 0.5]

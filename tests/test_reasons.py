@@ -11,7 +11,9 @@ import pytest
 from recsys import schema as S
 from recsys.diversity import category_keys
 from recsys.ingest.interactions import Interactions
-from recsys.model.ranker import DAY, FEATURES, RankerConfig, RankerRecommender, _build_state
+from recsys.model.ranker import RankerRecommender
+from recsys.model.ranker_features import FEATURES
+from recsys.model.ranker_state import DAY, RankerConfig, build_state
 from recsys.model.reasons import GROUPS, KINDS, choose_kinds, group_strengths
 
 V, C, P = (S.EVENT_TYPES.index(e) for e in (S.VIEW, S.CART, S.PURCHASE))
@@ -56,7 +58,7 @@ def _serving(inter: Interactions) -> RankerRecommender:
     r.log_price = np.log(inter.catalog[S.PRICE].to_numpy(np.float64))
     vecs = rng.normal(size=(inter.n_items, 8)).astype(np.float32)
     r.item_vecs = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
-    r.state = _build_state(inter, r.cat, r.brand, r.log_price, r.config)
+    r.state = build_state(inter, r.cat, r.brand, r.log_price, r.config)
     r.state.user_vecs = rng.normal(size=(inter.n_users, 8)).astype(np.float32)
     r.rankers = {False: None, True: None}
     return r

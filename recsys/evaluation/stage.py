@@ -312,7 +312,7 @@ def _served_configs() -> dict[str, Any]:
     """The two-tower and ranker defaults the evaluation fits with: a change to them re-runs the stage, so the
     evaluation never describes another model than the one the model stage serves."""
     try:
-        from recsys.model.ranker import RankerConfig
+        from recsys.model.ranker_state import RankerConfig
         from recsys.model.towers import TwoTowerConfig
     except ImportError:  # the baselines alone
         return {}

@@ -23,10 +23,14 @@ list of 10: over the serving budget, so it is kept for offline checks.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from recsys import schema as S
-from recsys.model.ranker import DAY, FEATURES, SOURCES, _pair_keys, _top_popular, ease_columns, predict
+from recsys.model.ranker_features import FEATURES, SOURCES
+from recsys.model.ranker_state import DAY, ease_columns, pair_keys, top_popular
+from recsys.model.ranker_training import predict
 
 KINDS = ("repeat", "co_occurrence", "similar", "category", "brand", "trending", "popular")
 GROUPS = {
@@ -61,6 +65,46 @@ def explain(ranker, user_code: int, items: np.ndarray, x: np.ndarray, labels: np
     now = st.now if now is None else int(now)
     items = np.asarray(items, np.int64)
     n = len(items)
+    ev = _evidence(ranker, user_code, items, history)
+    model = ranker.rankers.get(exclude_seen)
+    strength = None if model is None or n == 0 else group_strengths(model, x, method, x if pool is None else pool)
+    kinds = choose_kinds(strength, _eligible(ev, items, brands))
+    reasons, because = [], np.full(n, -1, np.int64)
+    for j, kind in enumerate(kinds):
+        reason, because[j] = _phrase(kind, j, int(items[j]), ev, st, labels, categories, brands, now)
+        reasons.append(reason)
+    return {"kind": kinds, "reason": reasons,
+            "source": [_source(x[j], ev.ranks, int(c)) for j, c in enumerate(items)], "because": because}
+
+
+@dataclass
+class _Evidence:
+    """What the reasons of one user's listed items quote, one entry per item (``n`` of them)."""
+    # the user's strongest event with the item: verb, how many, its last time, whether that time is of that event
+    verb: list[str]
+    count: np.ndarray
+    last: np.ndarray
+    exact: np.ndarray
+    # the supporting items (-1 for none): the co-occurring recent item, the closest history item, the own item
+    # EASE weighs most towards it; then the user's ``_touches`` of them (3n rows: partner, similar, chosen_with)
+    partner: np.ndarray
+    similar: np.ndarray
+    chosen_with: np.ndarray
+    o_verb: list[str]
+    o_last: np.ndarray
+    o_exact: np.ndarray
+    ranks: dict              # ``store_ranks``
+    cat_c: np.ndarray        # the user's (views, carts, purchases) in the item's category, the last one, found
+    cat_last: np.ndarray
+    cat_found: np.ndarray
+    brand_c: np.ndarray      # the user's (views, carts, purchases) of the item's brand
+    pop: np.ndarray          # the item's row of the state's popularity
+
+
+def _evidence(ranker, user_code: int, items: np.ndarray, history: np.ndarray | None) -> _Evidence:
+    """The user's evidence about each item, and about the items that would support its reason."""
+    st = ranker.state
+    n = len(items)
     verb, count, last, exact = _touches(ranker, user_code, items)
     partner = _co_partners(st, user_code, items)
     hist = _own_items(st, user_code) if history is None else np.unique(np.asarray(history, np.int64))
@@ -69,45 +113,46 @@ def explain(ranker, user_code: int, items: np.ndarray, x: np.ndarray, labels: np
     others = np.concatenate([partner, similar, chosen_with])
     o_verb, _, o_last, o_exact = _touches(ranker, user_code, np.maximum(others, 0))
     users, ranks = np.full(n, user_code), store_ranks(ranker)
-    cat_c, cat_last, cat_found = st.uc.lookup(_pair_keys(users, ranker.cat[items], ranks["n_cat"]))
-    brand_c, _, _ = st.ub.lookup(_pair_keys(users, ranker.brand[items], ranks["n_brand"]))
-    pop = st.pop[items]
-    ok = {"repeat": count > 0, "co_occurrence": (partner >= 0) | (chosen_with >= 0), "similar": similar >= 0,
-          "category": cat_found & (cat_c.sum(1) > 0),
-          "brand": (brand_c.sum(1) > 0) & _known(brands, items, S.UNKNOWN_BRAND),
-          "trending": pop[:, 1] > 0, "popular": pop[:, 2] > 0}
-    model = ranker.rankers.get(exclude_seen)
-    strength = None if model is None or n == 0 else group_strengths(model, x, method, x if pool is None else pool)
-    kinds = choose_kinds(strength, ok)
-    reasons, because = [], np.full(n, -1, np.int64)
-    for j, kind in enumerate(kinds):
-        c = int(items[j])
-        if kind == "repeat":
-            reason, because[j] = _repeat(verb[j], int(count[j]), int(last[j]), bool(exact[j]), now), c
-        elif kind == "co_occurrence" and partner[j] >= 0:
-            p = int(partner[j])
-            reason, because[j] = _co_reason(labels[p], o_verb[j], _co_bought(st, p, c)), p
-        elif kind == "co_occurrence":  # no session partner: the history item EASE weighs most for it
-            p = int(chosen_with[j])
-            reason, because[j] = f"often chosen by shoppers of {labels[p]}, which you {o_verb[2 * n + j]}", p
-        elif kind == "similar":
-            s, o = int(similar[j]), n + j
-            when = _ago(now - o_last[o]) if o_exact[o] else f"(last touched {_ago(now - o_last[o])})"
-            reason, because[j] = f"similar to {labels[s]} you {o_verb[o]} {when}", s
-        elif kind == "category":
-            name = _short(categories[c]) if _known(categories, [c], S.UNKNOWN_CATEGORY)[0] else None
-            reason = _affinity("category", name, cat_c[j], now - int(cat_last[j]))
-        elif kind == "brand":
-            reason = _affinity("brand", str(brands[c]), brand_c[j], None)
-        elif kind == "trending":
-            reason = _trending(pop[j])
-        elif kind == "popular":
-            reason = _popular(pop[j], int(ranks["buy_rank"][c]), len(ranks["buy_rank"]))
-        else:
-            reason = "matches your shopping history (two-tower)"
-        reasons.append(reason)
-    return {"kind": kinds, "reason": reasons, "source": [_source(x[j], ranks, int(c)) for j, c in enumerate(items)],
-            "because": because}
+    cat_c, cat_last, cat_found = st.uc.lookup(pair_keys(users, ranker.cat[items], ranks["n_cat"]))
+    brand_c, _, _ = st.ub.lookup(pair_keys(users, ranker.brand[items], ranks["n_brand"]))
+    return _Evidence(verb, count, last, exact, partner, similar, chosen_with, o_verb, o_last, o_exact, ranks,
+                     cat_c, cat_last, cat_found, brand_c, st.pop[items])
+
+
+def _eligible(ev: _Evidence, items: np.ndarray, brands: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Per kind, the items whose evidence the user's data holds (the kinds ``choose_kinds`` may pick)."""
+    return {"repeat": ev.count > 0, "co_occurrence": (ev.partner >= 0) | (ev.chosen_with >= 0),
+            "similar": ev.similar >= 0, "category": ev.cat_found & (ev.cat_c.sum(1) > 0),
+            "brand": (ev.brand_c.sum(1) > 0) & _known(brands, items, S.UNKNOWN_BRAND),
+            "trending": ev.pop[:, 1] > 0, "popular": ev.pop[:, 2] > 0}
+
+
+def _phrase(kind: str, j: int, c: int, ev: _Evidence, st, labels: np.ndarray, categories: np.ndarray | None,
+            brands: np.ndarray | None, now: int) -> tuple[str, int]:
+    """The reason of the ``j``-th listed item (code ``c``) of this kind, and the item it names (-1 for none)."""
+    n = len(ev.count)
+    if kind == "repeat":
+        return _repeat(ev.verb[j], int(ev.count[j]), int(ev.last[j]), bool(ev.exact[j]), now), c
+    if kind == "co_occurrence" and ev.partner[j] >= 0:
+        p = int(ev.partner[j])
+        return _co_reason(labels[p], ev.o_verb[j], _co_bought(st, p, c)), p
+    if kind == "co_occurrence":  # no session partner: the history item EASE weighs most for it
+        p = int(ev.chosen_with[j])
+        return f"often chosen by shoppers of {labels[p]}, which you {ev.o_verb[2 * n + j]}", p
+    if kind == "similar":
+        s, o = int(ev.similar[j]), n + j
+        when = _ago(now - ev.o_last[o]) if ev.o_exact[o] else f"(last touched {_ago(now - ev.o_last[o])})"
+        return f"similar to {labels[s]} you {ev.o_verb[o]} {when}", s
+    if kind == "category":
+        name = _short(categories[c]) if _known(categories, [c], S.UNKNOWN_CATEGORY)[0] else None
+        return _affinity("category", name, ev.cat_c[j], now - int(ev.cat_last[j])), -1
+    if kind == "brand":
+        return _affinity("brand", str(brands[c]), ev.brand_c[j], None), -1
+    if kind == "trending":
+        return _trending(ev.pop[j]), -1
+    if kind == "popular":
+        return _popular(ev.pop[j], int(ev.ranks["buy_rank"][c]), len(ev.ranks["buy_rank"])), -1
+    return "matches your shopping history (two-tower)", -1
 
 
 def group_strengths(model, x: np.ndarray, method: str = "occlusion", pool: np.ndarray | None = None) -> np.ndarray:
@@ -154,7 +199,7 @@ def _touches(ranker, user_code: int, codes: np.ndarray) -> tuple[list[str], np.n
     """The user's strongest event with each item: (verb, how many of it, its last time, whether that time is of
     that event: a state stored without ``buy_last`` only knows the last event of any kind)."""
     st = ranker.state
-    keys = _pair_keys(np.full(len(codes), user_code), codes, ranker.n_items)
+    keys = pair_keys(np.full(len(codes), user_code), codes, ranker.n_items)
     counts, last, _ = st.ui.lookup(keys)
     strongest = np.where(counts[:, 2] > 0, 2, np.where(counts[:, 1] > 0, 1, 0))
     count = counts[np.arange(len(codes)), strongest].astype(np.int64)
@@ -233,14 +278,14 @@ def _closest(item_vecs: np.ndarray, items: np.ndarray, hist: np.ndarray) -> np.n
 def store_ranks(ranker) -> dict:
     """Store-wide facts computed once per loaded state (``load`` warms them): purchase rank, which items the
     trending source lists for the last week (``trending``) or for the whole window (``popular``), as
-    ``_build_state`` chose them, and the category / brand key counts."""
+    ``build_state`` chose them, and the category / brand key counts."""
     st = ranker.state
     got = st.cache.get("ranks")
     if got is None:
         n_i, top = len(st.pop), ranker.config.n_trending
         buy_rank = np.empty(n_i, np.int64)
         buy_rank[np.lexsort((np.arange(n_i), -st.pop[:, 4]))] = np.arange(1, n_i + 1)
-        recent_top, all_top = _top_popular(st.pop, top)  # the lists _build_state chose from
+        recent_top, all_top = top_popular(st.pop, top)  # the lists build_state chose from
         trending, popular = np.zeros(n_i, bool), np.zeros(n_i, bool)
         trending[recent_top] = True
         popular[all_top] = True

@@ -18,7 +18,8 @@ from recsys.ingest.interactions import Interactions, load_interactions
 from recsys.model import store as ST
 from recsys.model.profiles import EXAMPLES_FILE, find_telling_users
 from recsys.model.features import ItemFeatures, build_sequences
-from recsys.model.ranker import RankerConfig, RankerRecommender
+from recsys.model.ranker import RankerRecommender
+from recsys.model.ranker_state import RankerConfig
 from recsys.model.towers import FEATURES, TwoTowerConfig, TwoTowerModel, save_checkpoint
 from recsys.model.train import holdout_report, train_two_tower
 from recsys.model.two_tower import window_key
