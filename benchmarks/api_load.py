@@ -132,7 +132,7 @@ def build_requests(artifacts: str, endpoint: str, n: int, seed: int) -> list[byt
     """``n`` requests for ``endpoint``; ``mixed`` is half POST /recommend, a quarter each /similar and /search."""
     rng = np.random.default_rng(seed)
     users = known_users(artifacts, n, seed)
-    from recsys.products.stage import ProductService
+    from recsys.products.service import ProductService
     products = rng.choice(ProductService(artifacts).ids, size=n)
     make = {"recommend": lambda i: request_bytes("POST", "/recommend", {"user_id": users[i], "num_recommendations": 5,
                                                                          "diversity_weight": 0.3}),

@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from recsys.artifacts import read_manifest  # noqa: E402
-from recsys.rules.stage import RuleParams, mine_rules  # noqa: E402
+from recsys.rules.mining import mine_rules  # noqa: E402
+from recsys.rules.params import RuleParams  # noqa: E402
 
 
 def bench(root: Path, algorithm: str, runs: int, **overrides) -> dict:

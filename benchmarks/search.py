@@ -21,7 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recsys.products.stage import ProductService, model_item_embeddings  # noqa: E402
+from recsys.products.service import ProductService  # noqa: E402
+from recsys.products.stage import model_item_embeddings  # noqa: E402
 from recsys.products.search import build_search  # noqa: E402
 
 QUERIES = ["samsung smartphone", "cheap headphones", "kitchen mixer", "apple", "premium laptop", "bosch drill",

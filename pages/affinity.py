@@ -45,7 +45,7 @@ with table:
                  key="aff-rules")
     download_csv(rules_table(res.rules), "association-rules", key="aff-dl-rules")
 with item:
-    from recsys.rules.stage import item_rules, items_with_rules, neighbours
+    from recsys.rules.mining import item_rules, items_with_rules, neighbours
     choices = items_with_rules(res)
     if choices.empty:
         st.info("No item has rules at these thresholds.")

@@ -79,7 +79,7 @@ def open_explorer(root, monkeypatch):
 
 
 def assert_opens_on_a_product(root, monkeypatch):
-    from recsys.products.stage import ProductService
+    from recsys.products.service import ProductService
     svc = ProductService(root)
     query = default_query(svc.cards)
     assert query and not svc.search(query, k=5).empty  # the library: the query finds products

@@ -110,7 +110,7 @@ def test_api_starts_and_answers_503_only_where_artifacts_are_damaged(store, know
 
 def test_product_service_error_names_no_absolute_path(store):
     from recsys.artifacts import ArtifactError
-    from recsys.products.stage import ProductService
+    from recsys.products.service import ProductService
     garble(store / "products" / "products.parquet")  # same size: the load itself fails
     with pytest.raises(ArtifactError) as err:
         ProductService(store)

@@ -13,7 +13,7 @@ def open_page(app_env):
 
 def test_default_search_opens_a_product_with_both_lists(app_env, demo_artifacts):
     from recsys.defaults import default_query
-    from recsys.products.stage import ProductService
+    from recsys.products.service import ProductService
     svc = ProductService(demo_artifacts)
     top = svc.search(default_query(svc.cards), k=1).iloc[0]  # the default query comes from the store (issue #15)
     at = open_page(app_env)
@@ -38,7 +38,7 @@ def test_text_search_and_opening_another_result(app_env):
 
 
 def test_product_id_and_bad_ids(app_env, demo_artifacts):
-    from recsys.products.stage import ProductService
+    from recsys.products.service import ProductService
     pid = int(ProductService(demo_artifacts).ids[3])
     at = open_page(app_env)
     at.text_input(key="product_id").set_value(str(pid)).run()

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from recsys.ingest.stage import build_events
-from recsys.products.stage import ProductNotFound, ProductService, build_products_stage
+from recsys.products.service import ProductNotFound, ProductService
+from recsys.products.stage import build_products_stage
 
 PHONE, CASE, AUDIO, KETTLE = ("electronics.smartphone", "electronics.phone.case", "electronics.audio.headphone",
                               "appliances.kitchen.kettle")

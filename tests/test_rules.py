@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 
 from recsys.rules.network import clean_text, network_html, rules_graph, text_tooltip
-from recsys.rules.stage import (RuleParams, build_rules_stage, category_complements_con, item_rules, load_rules,
-                          mine_rules_con, neighbours)
+from recsys.rules.complements import category_complements_con
+from recsys.rules.mining import item_rules, mine_rules_con, neighbours
+from recsys.rules.params import RuleParams
+from recsys.rules.stage import build_rules_stage, load_rules
 
 XSS = "<img src=x onerror=alert(1)>"
 # The 5-basket grocery set of the mlxtend user guide (Raschka), the textbook case.
@@ -284,7 +286,7 @@ UCI_PARAMS = RuleParams(scope="purchases", granularity="product", min_support=0.
 
 def test_rules_over_a_uci_store_are_labelled_by_description(tmp_path):
     from recsys.ingest.stage import build_events
-    from recsys.rules.stage import mine_rules
+    from recsys.rules.mining import mine_rules
     from tests.stores import write_named_uci
     build_events(tmp_path, [write_named_uci(tmp_path / "retail.csv")])
     res = mine_rules(tmp_path, UCI_PARAMS)
@@ -295,7 +297,7 @@ def test_rules_over_a_uci_store_are_labelled_by_description(tmp_path):
 def test_a_damaged_names_file_falls_back_to_ids(tmp_path, caplog):
     from recsys.ingest.adapters import stock_code_id
     from recsys.ingest.stage import build_events
-    from recsys.rules.stage import mine_rules
+    from recsys.rules.mining import mine_rules
     from tests.stores import write_named_uci
     build_events(tmp_path, [write_named_uci(tmp_path / "retail.csv")])
     (tmp_path / "events" / "item_names.parquet").write_bytes(b"PAR1 not a parquet file PAR1")
@@ -348,7 +350,7 @@ def test_build_stage_survives_a_guard_and_records_the_note(tmp_path):
 
 
 def test_sparse_one_hot_gives_the_same_rules(monkeypatch):
-    import recsys.rules.stage as R
+    import recsys.rules.mining as R
     con = con_over(events_from_baskets(random_baskets(2)))
     base = dict(scope="purchases", granularity="brand", min_support=0.01, min_confidence=0.1, min_lift=0.0,
                 min_baskets=1)

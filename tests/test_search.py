@@ -129,7 +129,7 @@ def test_build_search_compares_both_methods_and_reloads(tmp_path):
     ("kitchen mixer", "appliances.kitchen.mixer", None, None),
 ])
 def test_demo_store_queries_are_sensible(demo_artifacts, query, category, brand, band):
-    from recsys.products.stage import ProductService
+    from recsys.products.service import ProductService
     svc = ProductService(demo_artifacts)
     c = svc.cards
     match = (c["category_code"] == category) & (c["brand"] == brand if brand else True) & \
@@ -147,7 +147,7 @@ def test_demo_store_queries_are_sensible(demo_artifacts, query, category, brand,
 
 
 def test_demo_store_report_names_the_better_method(demo_artifacts):
-    from recsys.products.stage import ProductService
+    from recsys.products.service import ProductService
     rep = ProductService(demo_artifacts).search_index.report
     m = rep["metrics"]
     best = max(m, key=lambda k: (m[k]["hit_rate@10"], m[k]["mrr"]))

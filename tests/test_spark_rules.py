@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from recsys.artifacts import read_manifest, stage_dir
-from recsys.rules.stage import RuleParams, build_rules_stage, load_rules
+from recsys.rules.params import RuleParams
+from recsys.rules.stage import build_rules_stage, load_rules
 from tests.stores import write_events_stage
 
 pytestmark = pytest.mark.spark

@@ -15,8 +15,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from recsys.aggregates.charts import plotly_text
-from recsys.rules.stage import (ALGORITHMS, BASKETS, GRANULARITIES, SCOPES, RuleParams, RulesResult,
-                          category_complements_con, complements_matrix, load_rules, mine_rules, requested_params)
+from recsys.rules.complements import category_complements_con, complements_matrix
+from recsys.rules.mining import RulesResult, mine_rules
+from recsys.rules.params import ALGORITHMS, BASKETS, GRANULARITIES, SCOPES, RuleParams
+from recsys.rules.stage import load_rules, requested_params
 
 SUPPORTS = [0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1]
 LABELS = {"session": "session", "user_day": "user and day (UTC)", "purchases": "purchases",

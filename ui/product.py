@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from ui.common import md
-from recsys.products.stage import ProductService
+from recsys.products.service import ProductService
 
 
 @st.cache_resource(show_spinner="Loading product tables...")

@@ -1,6 +1,6 @@
 """The rules stage's Spark part: the basket-item pairs of the scope counted on Spark, and frequent itemsets by
 Spark ML's FP-growth. Everything else (the support definition, auto support, guards, rule metrics, labels) is
-``recsys.rules.stage``' own code, so both engines give the same rules."""
+the DuckDB engine's own code (``baskets``, ``mining``), so both engines give the same rules."""
 from __future__ import annotations
 
 import os
@@ -11,7 +11,8 @@ import pandas as pd
 import pyarrow as pa
 
 from recsys.artifacts import events_path, sql_literal
-from recsys.rules.stage import RuleParams, scope_counts_sql
+from recsys.rules.baskets import scope_counts_sql
+from recsys.rules.params import RuleParams
 from recsys.spark_engine import SparkEngine
 
 

@@ -219,7 +219,7 @@ def load_part(root: FilePath, what: str, stages: tuple[str, ...], load: Callable
 
 def load_products(root: FilePath) -> tuple[Any | None, str]:
     """The products service (similar, complements, search), or (None, why)."""
-    from recsys.products.stage import ProductService
+    from recsys.products.service import ProductService
     return load_part(root, PRODUCT_ENDPOINTS, PRODUCT_STAGES, lambda: ProductService(root))
 
 
