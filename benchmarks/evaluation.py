@@ -27,7 +27,8 @@ def timed(fn) -> tuple[float, float, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from recsys.evaluation.stage import EvalConfig, build_evaluation_stage, evaluate
+    from recsys.evaluation.protocol import EvalConfig, evaluate
+    from recsys.evaluation.stage import build_evaluation_stage
     from recsys.ingest.interactions import load_interactions
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("root", help="a built artifacts directory")

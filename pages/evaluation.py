@@ -5,7 +5,8 @@ import streamlit as st
 from ui.common import download_csv, root, version
 from ui.router import require_router
 from ui.evaluation import METRIC_LABELS, evaluation, metric_bars, tradeoff_curve, verdict
-from recsys.evaluation.stage import TARGET_LABELS, results_table, select, test_window
+from recsys.evaluation.protocol import TARGET_LABELS
+from recsys.evaluation.stage import results_table, select, test_window
 
 require_router()  # before anything draws: a page running alone goes through app.py
 

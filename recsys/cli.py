@@ -106,7 +106,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from recsys.serving.api import SERVED_STAGES, serve
+    from recsys.serving.api import serve
+    from recsys.serving.loaders import SERVED_STAGES
     root = artifacts_root(args.artifacts)
     if not any((root / s).is_dir() for s in SERVED_STAGES):  # a wrong --artifacts: fail fast, not serve nothing
         raise ArtifactError(f"nothing is built in {root}; run `{BUILD_COMMAND}`")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.serving.api import Error, Recommendations, SearchResults, Similar
+from recsys.serving.schemas import Error, Recommendations, SearchResults, Similar
 from tests.conftest import api_server
 
 CLIENTS = 20

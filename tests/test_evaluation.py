@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from recsys import schema as S
-from recsys.evaluation.stage import (EvalConfig, evaluate, evaluation_records, load_evaluation, results_table,
-                               sample_users, target_matrix, temporal_split)
+from recsys.evaluation.protocol import EvalConfig, evaluate, sample_users, target_matrix, temporal_split
+from recsys.evaluation.stage import evaluation_records, load_evaluation, results_table
 from recsys.ingest.interactions import Interactions
 
 V, C, P = (S.EVENT_TYPES.index(e) for e in (S.VIEW, S.CART, S.PURCHASE))

@@ -1,9 +1,12 @@
 """The evaluation stage: every model (the served two-tower + ranker, the two-tower alone, the baselines) refitted on
 one time split and scored on the days after it, under ``<root>/evaluation/``.
 
-``build`` (``stage.build_evaluation_stage``) runs it; ``load`` (``stage.load_evaluation``) reads the results back as
-an ``EvalResult``. Models come from ``recsys.recommenders.registry``; metrics from ``recsys.metrics``.
+``protocol`` is the split, the targets and the scoring of one model (``evaluate``); ``stage`` is the build stage and
+the results tables. ``build`` (``stage.build_evaluation_stage``) runs it; ``load`` (``stage.load_evaluation``) reads
+the results back as an ``EvalResult``. Models come from ``recsys.recommenders.registry``; metrics from
+``recsys.metrics``.
 """
-from recsys.evaluation.stage import EvalResult, build_evaluation_stage as build, load_evaluation as load
+from recsys.evaluation.protocol import EvalResult
+from recsys.evaluation.stage import build_evaluation_stage as build, load_evaluation as load
 
 __all__ = ["EvalResult", "build", "load"]
