@@ -3,7 +3,9 @@
 ``build`` (``stage.build_model_stage``) trains both; ``load`` (``store.ModelArtifacts.load``) reads the arrays serving
 needs. Modules: ``towers`` (the PyTorch model), ``features`` (item codes, histories), ``train`` (its training),
 ``two_tower`` (it as a ``Recommender``), ``retrieval`` (candidates through the index), ``ranker`` (the LightGBM
-ranker, the served model), ``reasons`` (why each item is listed), ``profiles`` (example users for the pages).
+ranker, the served model) over ``ranker_state`` (its config and per-window state), ``ranker_features`` (its
+candidate pool and feature rows) and ``ranker_training`` (its LightGBM fit), ``reasons`` (why each item is listed),
+``profiles`` (example users for the pages).
 """
 from recsys.model.stage import ModelParams, build_model_stage as build
 from recsys.model.store import ModelArtifacts

@@ -241,28 +241,60 @@ def train_two_tower(train: Interactions, config: TwoTowerConfig | None = None,
 
 
 def _train(train: Interactions, cfg: TwoTowerConfig, progress: Progress) -> tuple[TwoTowerModel, dict[str, Any]]:
+    """One seeded run: the helpers draw from torch's generator and ``rng`` in this order, so keep it."""
     t_start = time.monotonic()
-    seq = build_sequences(train)
-    data = _Data.of(seq, cfg.history_mode)
-    if len(data.targets) == 0 and cfg.history_mode != "next":
-        data = _Data.of(seq, "next")  # nobody came back for a second session: learn from within sessions
+    seq, data = _training_data(train, cfg)
     targets = data.targets
-    if len(targets) == 0:
-        raise ValueError("the training window has no user with two or more interactions; "
-                         "the two-tower model needs histories (use a longer window)")
     deadline = t_start + cfg.max_seconds
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     trained = np.bincount(seq.item, minlength=train.n_items) > 0
+    model = _new_model(train, trained, cfg)
+    opt = _Optimizer(model, cfg)
+    wt = np.array([S.EVENT_WEIGHTS[t] for t in S.EVENT_TYPES], np.float32)
+    wt = wt / wt[:3].mean()
+    fit_targets, val = _validation_split(seq, targets, cfg, rng)
+    epochs, epoch_size = _epoch_plan(cfg, len(targets), len(fit_targets))
+
+    def run_epoch(epoch_targets: np.ndarray, frac: Progress, label: str) -> tuple[float, int]:
+        return _epoch(model, opt, data, epoch_targets, wt, rng, deadline, frac, label, epoch_size)
+    history, best, steps = _early_stopped_epochs(run_epoch, model, seq, fit_targets, val, epochs, deadline, progress)
+    refits = cfg.refit_epochs if val is not None and time.monotonic() < deadline else 0
+    steps += _refit_epochs(run_epoch, targets, refits, progress)
+    model.eval()
+    report = _report(train, seq, targets, fit_targets, val, history, best, steps, epochs, trained, t_start,
+                     deadline)
+    progress(1.0, f"trained: val recall@10 {report['val_recall@10']}")
+    return model, report
+
+
+def _training_data(train: Interactions, cfg: TwoTowerConfig) -> tuple[Sequences, _Data]:
+    """The window's sequences and its training examples in ``cfg.history_mode`` ("next" when that mode has none)."""
+    seq = build_sequences(train)
+    data = _Data.of(seq, cfg.history_mode)
+    if len(data.targets) == 0 and cfg.history_mode != "next":
+        data = _Data.of(seq, "next")  # nobody came back for a second session: learn from within sessions
+    if len(data.targets) == 0:
+        raise ValueError("the training window has no user with two or more interactions; "
+                         "the two-tower model needs histories (use a longer window)")
+    return seq, data
+
+
+def _new_model(train: Interactions, trained: np.ndarray, cfg: TwoTowerConfig) -> TwoTowerModel:
+    """A freshly initialised model (from torch's seeded generator) in training mode, with the catalog's item
+    features attached (``trained``: the items seen in training; the others are cold)."""
     feats = encode_items(train.catalog, trained, cfg.n_price_buckets)
     cfg.vocab = feats.sizes()
     model = TwoTowerModel(cfg)
     model.set_item_features(feats)
     model.train()
-    opt = _Optimizer(model, cfg)
-    wt = np.array([S.EVENT_WEIGHTS[t] for t in S.EVENT_TYPES], np.float32)
-    wt = wt / wt[:3].mean()
+    return model
 
+
+def _validation_split(seq: Sequences, targets: np.ndarray, cfg: TwoTowerConfig, rng: np.random.Generator
+                      ) -> tuple[np.ndarray, _Validation | None]:
+    """(the targets to fit, the validation users or None): the last ``val_fraction`` of the window validates when
+    it and the rest each hold at least 10 users / targets; otherwise every target is fitted, without validation."""
     t0, t1 = int(seq.ts.min()), int(seq.ts.max())
     cut = int(t1 - cfg.val_fraction * (t1 - t0))
     fit_targets = targets[seq.ts[targets] < cut]
@@ -270,36 +302,61 @@ def _train(train: Interactions, cfg: TwoTowerConfig, progress: Progress) -> tupl
     use_val = val is not None and len(val) >= 10 and len(fit_targets) >= 10
     if not use_val:
         fit_targets = targets
+    return fit_targets, val if use_val else None
 
-    total = np.clip(cfg.budget_factor * len(targets), cfg.min_total_examples, cfg.max_total_examples)
-    epoch_size = int(min(len(fit_targets), max(cfg.epoch_examples, np.ceil(total / cfg.max_epochs))))
+
+def _epoch_plan(cfg: TwoTowerConfig, n_targets: int, n_fit: int) -> tuple[int, int]:
+    """(epochs, examples per epoch): a budget of ``budget_factor`` passes over the targets, within the bounds."""
+    total = np.clip(cfg.budget_factor * n_targets, cfg.min_total_examples, cfg.max_total_examples)
+    epoch_size = int(min(n_fit, max(cfg.epoch_examples, np.ceil(total / cfg.max_epochs))))
     epochs = int(min(cfg.max_epochs, max(1, round(total / epoch_size))))
+    return epochs, epoch_size
+
+
+def _early_stopped_epochs(run_epoch, model: TwoTowerModel, seq: Sequences, fit_targets: np.ndarray,
+                          val: _Validation | None, epochs: int, deadline: float, progress: Progress
+                          ) -> tuple[list[dict[str, float]], float, int]:
+    """Up to ``epochs`` epochs (``run_epoch``: ``_train``'s) over the fit targets, early-stopped on the
+    validation users' recall (when there are any) and at the deadline; the model is left at its best epoch.
+    Returns (history, best recall, steps)."""
+    cfg = model.config
     history: list[dict[str, float]] = []
     best, best_state, bad, steps = -1.0, None, 0, 0
     for epoch in range(epochs):
         frac = lambda f, m, e=epoch: progress(min(0.95, (e + f) / (epochs + cfg.refit_epochs)), m)
-        loss, n = _epoch(model, opt, data, fit_targets, wt, rng, deadline, frac, f"epoch {epoch + 1}",
-                         epoch_size)
+        loss, n = run_epoch(fit_targets, frac, f"epoch {epoch + 1}")
         steps += n
-        rec = val.recall(model, seq) if use_val else float("nan")
+        rec = val.recall(model, seq) if val is not None else float("nan")
         history.append({"epoch": epoch + 1, "loss": round(loss, 4), "val_recall@10": round(rec, 4)})
         log.info("epoch %d loss %.4f val recall@10 %.4f", epoch + 1, loss, rec)
-        if use_val:  # keep the best epoch; a plateau (gains under min_improvement) counts towards patience
+        if val is not None:  # keep the best epoch; a plateau (gains under min_improvement) counts towards patience
             bad = 0 if rec > best * (1 + cfg.min_improvement) else bad + 1
             if rec > best:
                 best, best_state = rec, copy.deepcopy(model.state_dict())
-        if (use_val and bad >= cfg.patience) or time.monotonic() > deadline:
+        if (val is not None and bad >= cfg.patience) or time.monotonic() > deadline:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
-    for r in range(cfg.refit_epochs if use_val and time.monotonic() < deadline else 0):
+    return history, best, steps
+
+
+def _refit_epochs(run_epoch, targets: np.ndarray, refits: int, progress: Progress) -> int:
+    """``refits`` epochs over every target (the validated days too) after early stopping; returns the steps."""
+    steps = 0
+    for r in range(refits):
         frac = lambda f, m: progress(0.95, m)
-        _, n = _epoch(model, opt, data, targets, wt, rng, deadline, frac, f"refit {r + 1}",
-                      epoch_size)
+        _, n = run_epoch(targets, frac, f"refit {r + 1}")
         steps += n
-    model.eval()
+    return steps
+
+
+def _report(train: Interactions, seq: Sequences, targets: np.ndarray, fit_targets: np.ndarray,
+            val: _Validation | None, history: list, best: float, steps: int, epochs: int, trained: np.ndarray,
+            t_start: float, deadline: float) -> dict[str, Any]:
+    """The training report: examples, epochs, validation recall against popularity's, time and threads."""
+    use_val = val is not None
     pop = np.argsort(-np.bincount(seq.item[fit_targets], minlength=train.n_items), kind="stable")[:EVAL_K]
-    report = {
+    return {
         "examples": int(len(targets)), "fit_examples": int(len(fit_targets)), "steps": steps,
         "epochs": len(history), "history": history, "val_users": int(len(val)) if use_val else 0,
         "val_recall@10": round(best, 4) if use_val else None,
@@ -309,9 +366,6 @@ def _train(train: Interactions, cfg: TwoTowerConfig, progress: Progress) -> tupl
         "hit_time_limit": time.monotonic() > deadline,
         "cold_items": int((~trained).sum()), "threads": torch.get_num_threads(),
     }
-    progress(1.0, f"trained: val recall@10 {report['val_recall@10']}")
-    return model, report
-
 
 
 def holdout_report(model: TwoTowerModel, inter: Interactions, cut: int, k: int = EVAL_K) -> dict[str, Any]:
