@@ -1,7 +1,7 @@
 """``python -m recsys <command>``: a thin CLI over the library, with progress bars.
 
-Each command is one library call; errors the user can fix (bad input, a stage not built or damaged) print one
-line and exit 2; anything else prints one line too and exits 1 (``-v`` logs the traceback).
+Each command is one library call; errors the user can fix (``recsys.errors``: bad input, a stage not built or
+damaged) print one line and exit 2; anything else prints one line too and exits 1 (``-v`` logs the traceback).
 """
 from __future__ import annotations
 
@@ -14,11 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from recsys.artifacts import BUILD_COMMAND, ArtifactError, Progress, artifacts_root, diagnose
-from recsys.schema import SchemaError
-from recsys.spark_engine import SparkUnavailable
+from recsys.errors import USER_ERRORS, one_line
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, ArtifactError, SchemaError, OSError, KeyError,
-                                                SparkUnavailable)
 MAX_ID = 2**63 - 1  # ids are int64 in the column contract
 
 log = logging.getLogger(__name__)
@@ -231,12 +228,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unexpected {type(exc).__name__} in `{args.command}`: {one_line(exc, args)}"
               f"{'' if args.verbose else ' (-v shows the traceback)'}", file=sys.stderr)
         return 1
-
-
-def one_line(msg: object, args: argparse.Namespace) -> str:
-    """An error message on one line, its build command pointed at the user's artifacts directory."""
-    text = " ".join(str(msg).split())
-    artifacts = getattr(args, "artifacts", None)
-    if artifacts and f"`{BUILD_COMMAND}" in text and "--artifacts" not in text:
-        text = text.replace(f"`{BUILD_COMMAND}", f"`{BUILD_COMMAND} --artifacts {artifacts}")
-    return text
