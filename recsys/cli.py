@@ -1,7 +1,7 @@
 """``python -m recsys <command>``: a thin CLI over the library, with progress bars.
 
-Each command is one library call; errors the user can fix (bad input, a stage not built or damaged) print one
-line and exit 2; anything else prints one line too and exits 1 (``-v`` logs the traceback).
+Each command is one library call; errors the user can fix (``recsys.errors``: bad input, a stage not built or
+damaged) print one line and exit 2; anything else prints one line too and exits 1 (``-v`` logs the traceback).
 """
 from __future__ import annotations
 
@@ -12,13 +12,11 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from recsys.artifacts import BUILD_COMMAND, ArtifactError, Progress, artifacts_root, diagnose
-from recsys.schema import SchemaError
-from recsys.spark_engine import SparkUnavailable
+from recsys.errors import USER_ERRORS, one_line
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, ArtifactError, SchemaError, OSError, KeyError,
-                                                SparkUnavailable)
 MAX_ID = 2**63 - 1  # ids are int64 in the column contract
 
 log = logging.getLogger(__name__)
@@ -144,13 +142,22 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+ARTIFACTS_HELP = "artifacts directory (default $RECSYS_ARTIFACTS or artifacts/)"
+
+
 def parser() -> argparse.ArgumentParser:
-    from recsys.build import DEMO_EVENTS, DEMO_SEED
-    from recsys.ingest.reader import DEFAULT_MAX_BAD_FRACTION
     p = argparse.ArgumentParser(prog="python -m recsys", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_demo, _add_ingest, _add_build, _add_serve, _add_evaluate, _add_recommend):
+        add(sub)
+    return p
 
+
+# one function per subcommand: its arguments (``sub`` is the parser's subparsers action)
+
+def _add_demo(sub: Any) -> None:
+    from recsys.build import DEMO_EVENTS, DEMO_SEED
     d = sub.add_parser("demo", help="write a deterministic synthetic demo store as a CSV")
     d.add_argument("--profile", choices=("store", "wholesale"), default="store",
                    help="store: the browsing shop (views, carts, purchases); wholesale: invoices of re-bought "
@@ -164,17 +171,23 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="demo.csv", help="output CSV path (.csv or .csv.gz)")
     d.set_defaults(demo_parser=d)
 
+
+def _add_ingest(sub: Any) -> None:
+    from recsys.ingest.reader import DEFAULT_MAX_BAD_FRACTION
     i = sub.add_parser("ingest", help="clean REES46 CSV files (plain, .gz, .zip) into the events stage")
     i.add_argument("paths", nargs="+", help="one or more CSV files with the same header")
-    i.add_argument("--artifacts", default=None, help="artifacts directory (default $RECSYS_ARTIFACTS or artifacts/)")
+    i.add_argument("--artifacts", default=None, help=ARTIFACTS_HELP)
     i.add_argument("--max-bad-fraction", type=float, default=DEFAULT_MAX_BAD_FRACTION,
                    help="fail when more than this share of rows cannot be parsed")
     i.add_argument("--memory-limit", default="3GB", help="DuckDB memory limit (spills to disk past it)")
     i.add_argument("--force", action="store_true", help="rebuild even when the inputs are unchanged")
 
+
+def _add_build(sub: Any) -> None:
+    from recsys.build import DEMO_EVENTS, DEMO_SEED
     b = sub.add_parser("build", help="run every stage (the demo store without --input)")
     b.add_argument("--input", nargs="+", default=None, help="REES46 CSV files; omit to build the demo store")
-    b.add_argument("--artifacts", default=None, help="artifacts directory (default $RECSYS_ARTIFACTS or artifacts/)")
+    b.add_argument("--artifacts", default=None, help=ARTIFACTS_HELP)
     b.add_argument("--events", type=int, default=DEMO_EVENTS, help="demo store size (without --input)")
     b.add_argument("--seed", type=int, default=DEMO_SEED, help="demo store seed (without --input)")
     b.add_argument("--force", action="store_true", help="rebuild every stage")
@@ -185,14 +198,18 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--spark-conf", action="append", default=None, metavar="KEY=VALUE",
                    help="a spark.* setting with --engine spark (repeatable), e.g. spark.executor.memory=8g")
 
+
+def _add_serve(sub: Any) -> None:
     v = sub.add_parser("serve", help="serve the REST API (FastAPI + uvicorn) over the built artifacts")
     v.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
     v.add_argument("--port", type=int, default=8000)
-    v.add_argument("--artifacts", default=None, help="artifacts directory (default $RECSYS_ARTIFACTS or artifacts/)")
+    v.add_argument("--artifacts", default=None, help=ARTIFACTS_HELP)
     v.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
 
+
+def _add_evaluate(sub: Any) -> None:
     e = sub.add_parser("evaluate", help="print the offline evaluation of every recommender (built by `build`)")
-    e.add_argument("--artifacts", default=None, help="artifacts directory (default $RECSYS_ARTIFACTS or artifacts/)")
+    e.add_argument("--artifacts", default=None, help=ARTIFACTS_HELP)
     e.add_argument("--json", action="store_true",
                    help='print one JSON list of {"model","metric","k","value","ci_low","ci_high"} records')
     e.add_argument("--targets", choices=("buy", "view"), default="buy",
@@ -202,6 +219,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--all", action="store_true",
                    help="every setting (JSON records then also carry 'targets' and 'exclude_seen')")
 
+
+def _add_recommend(sub: Any) -> None:
     r = sub.add_parser("recommend", help="two-tower recommendations for a user id or a new visitor's products")
     who = r.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", type=store_id, help="a known user id")
@@ -210,9 +229,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--diversity", type=float, default=0.3, help="0 = pure relevance, 1 = most categories")
     r.add_argument("--exclude-purchased", action=argparse.BooleanOptionalAction, default=None,
                    help="hide bought items (default: follow the store's measured repurchase rate)")
-    r.add_argument("--artifacts", default=None, help="artifacts directory (default $RECSYS_ARTIFACTS or artifacts/)")
+    r.add_argument("--artifacts", default=None, help=ARTIFACTS_HELP)
     r.add_argument("--json", action="store_true", help="print JSON records")
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,12 +249,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unexpected {type(exc).__name__} in `{args.command}`: {one_line(exc, args)}"
               f"{'' if args.verbose else ' (-v shows the traceback)'}", file=sys.stderr)
         return 1
-
-
-def one_line(msg: object, args: argparse.Namespace) -> str:
-    """An error message on one line, its build command pointed at the user's artifacts directory."""
-    text = " ".join(str(msg).split())
-    artifacts = getattr(args, "artifacts", None)
-    if artifacts and f"`{BUILD_COMMAND}" in text and "--artifacts" not in text:
-        text = text.replace(f"`{BUILD_COMMAND}", f"`{BUILD_COMMAND} --artifacts {artifacts}")
-    return text

@@ -298,7 +298,7 @@ def sweep_builds(base: Path) -> list[str]:
 def explain(exc: BaseException, artifacts: Path | None = None) -> str:
     """The CLI's one-line message for a failed build (``recsys.cli``): what to fix for a user error, else the
     kind of failure; never a traceback."""
-    from recsys.cli import USER_ERRORS, one_line
+    from recsys.errors import USER_ERRORS, one_line
     args = SimpleNamespace(artifacts=str(artifacts) if artifacts else None)
     if isinstance(exc, USER_ERRORS):
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

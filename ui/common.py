@@ -16,10 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from recsys.artifacts import ArtifactError, artifacts_root, read_manifest, recover_interrupted_builds
-from recsys.schema import SchemaError
-
-USER_ERRORS = (ArtifactError, SchemaError, ValueError, KeyError, FileNotFoundError)
-
+from recsys.errors import USER_ERRORS
 
 ACTIVE_SET = "artifacts_set"  # session key: the path of the set this browser session serves (the Data page)
 
