@@ -18,7 +18,7 @@ MAX_FUNCTION_LINES = 60
 # these is split, so the list only shrinks.
 NOT_YET_SPLIT = {"recsys/ingest/demo.py", "recsys/ingest/demo_wholesale.py", "recsys/ingest/adapters.py",
                  "recsys/artifacts.py", "recsys/ingest/demo.py:build_world",
-                 "recsys/ingest/adapters.py:ingest_retailrocket", "recsys/ingest/adapters.py:ingest_uci", "recsys/model/train.py:_train", "recsys/cli.py:parser"}
+                 "recsys/ingest/adapters.py:ingest_retailrocket", "recsys/ingest/adapters.py:ingest_uci"}
 STAGE_PACKAGES = ("ingest", "aggregates", "rules", "model", "index", "products", "evaluation")
 
 
