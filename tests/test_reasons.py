@@ -172,7 +172,9 @@ def test_served_reasons_on_the_demo_store_match_its_events(demo_artifacts):
     assert svc.now == now
     verbs = {"bought": "purchase", "carted": "cart", "viewed": "view"}
     checked = 0
-    for uid in svc.user_ids[::301][:40]:
+    # Every third user (~1,000 here): the ranker puts a user's own items in the top 10 for only a few of them, so a
+    # sample of 40 held one repeat row on this machine and none on CI's.
+    for uid in svc.user_ids[::3]:
         df = svc.recommend_for_user(int(uid), 10, 0.3)
         assert df["reason"].str.len().gt(0).all() and df["source"].str.len().gt(0).all()
         for row in df.itertuples():
@@ -189,7 +191,7 @@ def test_served_reasons_on_the_demo_store_match_its_events(demo_artifacts):
             assert m[3] == ("today" if days == 0 else "yesterday" if days == 1 else f"{days} days ago"), row.reason
             assert row.because_product_id == row.product_id
             checked += 1
-    assert checked > 0
+    assert checked >= 10
 
 
 @pytest.mark.slow
