@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from recsys import schema as S
+from recsys import metrics as M
 
 _TIE = 1e-6  # at weight 1, relevance still breaks ties between equally redundant candidates
 
@@ -61,14 +61,12 @@ def rerank_mmr(candidates: Sequence | np.ndarray, scores: Sequence | np.ndarray,
 
 
 def intra_list_diversity(categories: Sequence | np.ndarray) -> float:
-    """Share of item pairs in the list from different categories (0 = one category, 1 = all distinct)."""
+    """Share of item pairs in one list from different categories (0 = one category, 1 = all distinct): the
+    evaluation's :func:`recsys.metrics.intra_list_diversity` of this list, 0 for lists under 2 items."""
     cat = _category_codes(categories)
-    n = len(cat)
-    if n < 2:
+    if len(cat) < 2:
         return 0.0
-    counts = np.bincount(cat)
-    same = float((counts * (counts - 1)).sum()) / 2.0
-    return 1.0 - same / (n * (n - 1) / 2.0)
+    return float(M.intra_list_diversity(np.arange(len(cat))[None, :], cat, len(cat))[0])
 
 
 def category_coverage(categories: Sequence | np.ndarray, universe: Sequence | np.ndarray | None = None) -> float:
@@ -88,12 +86,3 @@ def _label_set(categories: Sequence | np.ndarray) -> set:
     if arr.dtype.kind in "iu":
         return set(arr.tolist())
     return set(pd.Series(np.asarray(categories, dtype=object)).fillna("<missing>"))
-
-
-def category_keys(catalog: pd.DataFrame) -> np.ndarray:
-    """Integer diversity key per catalog row: its category_code, or its raw category_id where the code is unknown
-    (a third of real REES46 rows have no code, and lumping them into one "unknown" category would hide variety)."""
-    code = catalog[S.CATEGORY_CODE].astype("string").fillna(S.UNKNOWN_CATEGORY).to_numpy(object)
-    by_id = ("id:" + catalog[S.CATEGORY_ID].astype(str)).to_numpy(object)
-    key = np.where(code == S.UNKNOWN_CATEGORY, by_id, code)
-    return pd.factorize(pd.Series(key, dtype=object))[0].astype(np.int64)

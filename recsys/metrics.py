@@ -61,9 +61,11 @@ def _n_targets(targets: Targets, n_users: int) -> np.ndarray:
     return np.array([len(set(t)) for t in targets], dtype=np.float64)
 
 
-def recall_at_k(recs: np.ndarray, targets: Targets, k: int) -> np.ndarray:
-    """Per user: hits in the top k / number of targets (0 for users without targets)."""
-    return recall_from_hits(hits(recs, targets, k), _n_targets(targets, len(recs)), k)
+def recall_at_k(recs: np.ndarray, targets: Targets, k: int, *, capped: bool = False) -> np.ndarray:
+    """Per user: hits in the top k / number of targets (0 for users without targets); ``capped`` divides by
+    min(k, targets) instead, so a perfect list scores 1 whatever the number of targets (training's validation)."""
+    n = _n_targets(targets, len(recs))
+    return recall_from_hits(hits(recs, targets, k), np.minimum(n, k) if capped else n, k)
 
 
 def ndcg_at_k(recs: np.ndarray, targets: Targets, k: int) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -82,8 +83,17 @@ def event_code_sql(column: str = EVENT_TYPE) -> str:
 def category_key_sql(code: str = CATEGORY_CODE, category_id: str = CATEGORY_ID) -> str:
     """SQL for a product's category key: its category_code when known, else ``id:<category_id>`` (a third of real
     REES46 rows have no code; lumping them into one "unknown" category would hide variety). The numpy form is
-    ``recsys.diversity.category_keys``."""
+    ``category_keys``."""
     return f"CASE WHEN {code} = '{UNKNOWN_CATEGORY}' THEN 'id:' || {category_id}::STRING ELSE {code} END"  # STRING: both engines
+
+
+def category_keys(catalog: pd.DataFrame) -> np.ndarray:
+    """Integer diversity key per catalog row: its category_code, or its raw category_id where the code is unknown
+    (a third of real REES46 rows have no code, and lumping them into one "unknown" category would hide variety)."""
+    code = catalog[CATEGORY_CODE].astype("string").fillna(UNKNOWN_CATEGORY).to_numpy(object)
+    by_id = ("id:" + catalog[CATEGORY_ID].astype(str)).to_numpy(object)
+    key = np.where(code == UNKNOWN_CATEGORY, by_id, code)
+    return pd.factorize(pd.Series(key, dtype=object))[0].astype(np.int64)
 
 
 class SchemaError(ValueError):

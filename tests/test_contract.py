@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 
 from recsys import schema as S
-from recsys.diversity import category_keys
 
 
 def test_event_codes_are_the_same_in_sql_and_python():
@@ -30,6 +29,6 @@ def test_the_category_key_is_the_code_else_the_raw_id_in_sql_and_numpy():
     finally:
         con.close()
     assert sql == ["a.b", "a.b", "id:11", "id:12", "c"]
-    keys = category_keys(catalog)
+    keys = S.category_keys(catalog)
     assert keys.tolist() == pd.factorize(pd.Series(sql))[0].tolist()  # the same groups
     assert len(np.unique(keys)) == 4

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.diversity import category_coverage, category_keys, intra_list_diversity, rerank_mmr
+from recsys import schema as S
+from recsys.diversity import category_coverage, intra_list_diversity, rerank_mmr
 
 SCORES = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6])
 CATS = np.array(["A", "A", "A", "B", "B", "C"])
@@ -79,5 +80,5 @@ def test_category_coverage_known_answers():
 def test_category_keys_split_unknown_codes_by_category_id():
     cat = pd.DataFrame({"category_code": ["a.b", "unknown_category", "unknown_category", "a.b"],
                         "category_id": [1, 2, 3, 1]})
-    keys = category_keys(cat)
+    keys = S.category_keys(cat)
     assert keys[0] == keys[3] and len(set(keys.tolist())) == 3

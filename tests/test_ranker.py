@@ -12,7 +12,7 @@ from recsys.model.ranker import RankerRecommender
 from recsys.model.ranker_features import FEATURES, _co_scores, _top_per_row
 from recsys.model.ranker_state import PairStats, RankerConfig, _co_occurrence
 from recsys.model.ranker_training import group_ndcg, labels_for, train_users
-from recsys.model.retrieval import top_columns
+from recsys.ranking import top_columns
 from recsys.model.towers import TwoTowerConfig
 
 V, C, P = (S.EVENT_TYPES.index(e) for e in (S.VIEW, S.CART, S.PURCHASE))
@@ -237,11 +237,10 @@ def test_served_recommendations_are_the_rankers_lists(demo_artifacts):
 def _hand_ranker(rows, n_users, n_items, user_vecs, item_vecs, **cfg):
     """A ranker over a hand-made window without fitting: the state from the events, the vectors as given."""
     from recsys.model.ranker_state import build_state
-    from recsys.diversity import category_keys
     inter = _inter(rows, n_users, n_items, cats=np.arange(n_items) % 3)
     r = RankerRecommender(ranker=RankerConfig(**cfg))
     r.n_users, r.n_items = n_users, n_items
-    r.cat, r.brand = category_keys(inter.catalog), np.zeros(n_items, np.int64)
+    r.cat, r.brand = S.category_keys(inter.catalog), np.zeros(n_items, np.int64)
     r.log_price = np.log(inter.catalog["price"].to_numpy(np.float64))
     r.item_vecs = np.asarray(item_vecs, np.float32)
     r.state = build_state(inter, r.cat, r.brand, r.log_price, r.config)

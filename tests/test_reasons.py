@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from recsys import schema as S
-from recsys.diversity import category_keys
 from recsys.ingest.interactions import Interactions
 from recsys.model.ranker import RankerRecommender
 from recsys.model.ranker_features import FEATURES
@@ -53,7 +52,7 @@ def _serving(inter: Interactions) -> RankerRecommender:
     rng = np.random.default_rng(0)
     r = RankerRecommender(ranker=RankerConfig(n_trending=2))
     r.n_users, r.n_items = inter.n_users, inter.n_items
-    r.cat = category_keys(inter.catalog)
+    r.cat = S.category_keys(inter.catalog)
     r.brand = pd.factorize(inter.catalog[S.BRAND].astype(str))[0].astype(np.int64)
     r.log_price = np.log(inter.catalog[S.PRICE].to_numpy(np.float64))
     vecs = rng.normal(size=(inter.n_items, 8)).astype(np.float32)

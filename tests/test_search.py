@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys.ranking import top_positions
 from recsys.products.search import (SearchIndex, TowerConfig, Vocabulary, bm25_matrix, build_search, encode_query,
-                           product_fields, text_variant, tokenize, top_k, train_query_tower)
+                           product_fields, text_variant, tokenize, train_query_tower)
 
 
 def cards(rows: list[tuple]) -> pd.DataFrame:
@@ -77,7 +78,7 @@ def test_bm25_known_answer():
 
 def test_top_k_handles_small_and_infinite_scores():
     s = np.array([0.1, np.inf * -1, 0.5, 0.5])
-    assert top_k(s, 10).tolist() == [2, 3, 0]
+    assert top_positions(s, 10).tolist() == [2, 3, 0]
 
 
 def test_text_variants_are_seeded():

@@ -159,14 +159,13 @@ def _records(model: str, variant: str, exclude_seen: bool, recs: np.ndarray, tar
 
 def _context(split: Split) -> dict[str, Any]:
     """What the list metrics need: item popularity (novelty) and categories (diversity)."""
-    from recsys.diversity import category_keys
     tr = split.train
     users_per_item = np.zeros(tr.n_items)
     if len(tr.user):
         pairs = np.unique(tr.user.astype(np.int64) * tr.n_items + tr.item)
         users_per_item = np.bincount(pairs % tr.n_items, minlength=tr.n_items).astype(float)
     n_train_users = len(np.unique(tr.user))
-    cats = category_keys(tr.catalog)
+    cats = S.category_keys(tr.catalog)
     return {"popularity": (users_per_item + 1) / (n_train_users + 1), "categories": cats,
             "has_categories": len(np.unique(cats)) > 1, "n_items": tr.n_items}
 

@@ -34,7 +34,6 @@ from lightgbm import LGBMRanker
 
 from recsys import schema as S
 from recsys.artifacts import Progress, no_progress
-from recsys.diversity import category_keys
 from recsys.ingest.interactions import Interactions
 from recsys.model import reasons
 from recsys.model.features import build_sequences
@@ -75,7 +74,7 @@ class RankerRecommender:
         """Two-tower on the events before the inner cut; rankers on the labels after it; features from all."""
         cfg = self.config
         self.n_users, self.n_items = train.n_users, train.n_items
-        self.cat = category_keys(train.catalog)
+        self.cat = S.category_keys(train.catalog)
         self.brand = pd.factorize(train.catalog[S.BRAND].astype(str))[0].astype(np.int64)
         price = train.catalog[S.PRICE].to_numpy(np.float64)
         with np.errstate(divide="ignore"):

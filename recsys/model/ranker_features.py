@@ -13,7 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.model.ranker_state import DAY, RankerState, ease_columns, pair_keys, top_popular
-from recsys.model.retrieval import retrieval_index, retrieve, top_columns
+from recsys.model.retrieval import retrieval_index, retrieve
+from recsys.ranking import top_columns
 
 
 SOURCES = ("two_tower", "own", "co_occurrence", "trending", "ease")

@@ -18,11 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recsys import metrics as M
 from recsys import schema as S
 from recsys.artifacts import Progress, no_progress
 from recsys.ingest.interactions import Interactions
 from recsys.model.features import Sequences, behaviour_features, build_sequences, encode_items, gather_history
 from recsys.model.towers import SPARSE_FEATURE, TwoTowerConfig, TwoTowerModel
+from recsys.ranking import top_k
 
 log = logging.getLogger(__name__)
 
@@ -83,24 +85,17 @@ def encode_positions(model: TwoTowerModel, seq: Sequences, pos: np.ndarray, ref_
     return np.concatenate(out) if out else np.zeros((0, model.config.dim), np.float32)
 
 
-def top_k(user_vecs: np.ndarray, item_vecs: np.ndarray, k: int, chunk: int = 512) -> np.ndarray:
-    """Exact top-k item codes per user by inner product, best first: (B, k)."""
+def top_k_by_inner_product(user_vecs: np.ndarray, item_vecs: np.ndarray, k: int, chunk: int = 512) -> np.ndarray:
+    """The top-k item codes per user by inner product, best first (:func:`recsys.ranking.top_k`): (B, k)."""
     k = min(k, len(item_vecs))
-    out = []
-    for s in range(0, len(user_vecs), chunk):
-        sc = user_vecs[s:s + chunk] @ item_vecs.T
-        part = np.argpartition(-sc, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(sc, part, 1), axis=1, kind="stable")
-        out.append(np.take_along_axis(part, order, 1))
+    out = [top_k(user_vecs[s:s + chunk] @ item_vecs.T, k)[0] for s in range(0, len(user_vecs), chunk)]
     return np.concatenate(out) if out else np.zeros((0, k), np.int64)
 
 
-def recall_at_k(pred: np.ndarray, truth: list[np.ndarray], k: int) -> float:
-    """Mean over users of |top-k ∩ truth| / min(k, |truth|)."""
-    if not truth:
-        return float("nan")
-    hits = [len(np.intersect1d(p[:k], t)) / min(k, len(t)) for p, t in zip(pred, truth)]
-    return float(np.mean(hits))
+def _mean_recall(pred: np.ndarray, truth: list[np.ndarray], k: int) -> float:
+    """Mean over users of |top-k ∩ truth| / min(k, |truth|) (:func:`recsys.metrics.recall_at_k`, capped): 1 is
+    reachable by every user, so a validation of heavy buyers is not bounded by k / |truth|."""
+    return float(M.recall_at_k(pred, truth, k, capped=True).mean()) if truth else float("nan")
 
 
 class _Validation:
@@ -124,7 +119,7 @@ class _Validation:
 
     def recall(self, model: TwoTowerModel, seq: Sequences, k: int = EVAL_K) -> float:
         users = encode_positions(model, seq, self.pos, self.ref_ts)
-        return recall_at_k(top_k(users, model.all_item_vectors(), k), self.truth, k)
+        return _mean_recall(top_k_by_inner_product(users, model.all_item_vectors(), k), self.truth, k)
 
 
 class _Optimizer:
@@ -360,7 +355,7 @@ def _report(train: Interactions, seq: Sequences, targets: np.ndarray, fit_target
         "examples": int(len(targets)), "fit_examples": int(len(fit_targets)), "steps": steps,
         "epochs": len(history), "history": history, "val_users": int(len(val)) if use_val else 0,
         "val_recall@10": round(best, 4) if use_val else None,
-        "popularity_val_recall@10": round(recall_at_k(np.tile(pop, (len(val), 1)), val.truth, EVAL_K), 4)
+        "popularity_val_recall@10": round(_mean_recall(np.tile(pop, (len(val), 1)), val.truth, EVAL_K), 4)
         if use_val else None,
         "train_seconds": round(time.monotonic() - t_start, 2), "planned_epochs": epochs,
         "hit_time_limit": time.monotonic() > deadline,
@@ -377,4 +372,4 @@ def holdout_report(model: TwoTowerModel, inter: Interactions, cut: int, k: int =
     before = seq.item[seq.ts < cut]
     pop = np.argsort(-np.bincount(before, minlength=inter.n_items), kind="stable")[:k]
     return {"users": len(val), "cut_ts": cut, f"recall@{k}": round(val.recall(model, seq, k), 4),
-            f"popularity_recall@{k}": round(recall_at_k(np.tile(pop, (len(val), 1)), val.truth, k), 4)}
+            f"popularity_recall@{k}": round(_mean_recall(np.tile(pop, (len(val), 1)), val.truth, k), 4)}

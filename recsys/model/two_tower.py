@@ -10,11 +10,12 @@ from dataclasses import replace
 
 import numpy as np
 
+from recsys import schema as S
 from recsys.artifacts import Progress, no_progress
-from recsys.diversity import category_keys, rerank_mmr
+from recsys.diversity import rerank_mmr
 from recsys.ingest.interactions import Interactions
 from recsys.recommenders.base import Recommendations
-from recsys.recommenders.scoring import ScoringRecommender, top_k
+from recsys.recommenders.scoring import ScoringRecommender, top_recommendations
 from recsys.model.features import build_sequences
 from recsys.model.towers import TwoTowerConfig
 from recsys.model.train import encode_users, train_two_tower
@@ -49,7 +50,7 @@ class TwoTowerRecommender(ScoringRecommender):
         seq = build_sequences(train)
         now = int(train.ts.max()) if len(train.ts) else 0
         self.user_vecs = encode_users(model, seq, np.arange(train.n_users), now)
-        self.categories = category_keys(train.catalog)
+        self.categories = S.category_keys(train.catalog)
         self._remember(train)
         return self
 
@@ -92,4 +93,4 @@ def inner_product_neighbours(item_vecs: np.ndarray, item_code: int, k: int) -> R
     """Top-k items by inner product with one item's vector (the item itself excluded)."""
     s = (item_vecs @ item_vecs[item_code]).astype(np.float32)[None, :]
     s[0, item_code] = -np.inf
-    return top_k(s, k)
+    return top_recommendations(s, k)

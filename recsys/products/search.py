@@ -28,6 +28,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys.artifacts import Progress, no_progress
+from recsys.ranking import top_positions
 
 log = logging.getLogger(__name__)
 
@@ -291,18 +292,9 @@ class SearchIndex:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         if (method or self.default) == "bm25":
             s = np.where(s > self.prior, s, -np.inf)  # BM25: only products matching at least one word
-        top = top_k(s, k)
+        top = top_positions(s, k)
         return top, s[top].astype(np.float32)
 
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the k highest finite scores, best first (stable for ties)."""
-    k = min(int(k), int(np.isfinite(scores).sum()))
-    if k <= 0:
-        return np.zeros(0, np.int64)
-    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    top = top[np.isfinite(scores[top])]
-    return top[np.lexsort((top, -scores[top]))].astype(np.int64)
 
 
 def evaluate_search(index: SearchIndex, queries: list[list[str]], targets: np.ndarray, groups: np.ndarray,
@@ -319,7 +311,7 @@ def evaluate_search(index: SearchIndex, queries: list[list[str]], targets: np.nd
         rank = int((s > s[t]).sum()) + 1
         hits.append(float(rank <= k))
         rr.append(1.0 / rank)
-        top = top_k(s, k)
+        top = top_positions(s, k)
         prec.append(float((groups[top] == groups[t]).mean()))
     return {f"hit_rate@{k}": float(np.mean(hits)), "mrr": float(np.mean(rr)),
             f"category_precision@{k}": float(np.mean(prec)), "queries": len(targets),

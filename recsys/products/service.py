@@ -18,6 +18,7 @@ from recsys import schema as S
 from recsys.artifacts import ArtifactError, read_manifest, require_stage
 from recsys.products.stage import CARDS, CAT_COMPLEMENTS, COMPLEMENTS, STAGE, SUBSTITUTES, model_item_embeddings
 from recsys.products.tables import with_names
+from recsys.ranking import top_positions
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +147,7 @@ class ProductService:
             return None
         s = np.einsum("ij,j->i", self.embeddings, self.embeddings[i])  # one query: no BLAS thread pool
         s[i] = -np.inf
-        from recsys.products.search import top_k
-        top = top_k(s, k)
+        top = top_positions(s, k)
         return self._frame(top, score=s[top], reason="close in the two-tower item space", source="embedding")
 
     def similar(self, product_id: int, k: int = 10) -> dict[str, pd.DataFrame]:

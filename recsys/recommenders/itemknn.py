@@ -15,7 +15,7 @@ from implicit.utils import ParameterWarning
 
 from recsys.ingest.interactions import Interactions
 from recsys.recommenders.base import Recommendations
-from recsys.recommenders.scoring import ScoringRecommender, top_k, user_item_matrix
+from recsys.recommenders.scoring import ScoringRecommender, top_recommendations, user_item_matrix
 
 
 def drop_self(sim: sp.csr_matrix, keep: int) -> sp.csr_matrix:
@@ -65,4 +65,4 @@ class ItemKNNRecommender(ScoringRecommender):
     def similar_items(self, item_code: int, k: int) -> Recommendations:
         """The item's most similar items by co-occurrence cosine."""
         row = self.sim[int(item_code)].toarray()
-        return top_k(np.where(row > 0, row, -np.inf).astype(np.float32), k)
+        return top_recommendations(np.where(row > 0, row, -np.inf).astype(np.float32), k)

@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.ingest.interactions import Interactions
+from recsys.ranking import top_k
 from recsys.recommenders.base import Recommendations
 
 BATCH = 512
@@ -27,27 +28,10 @@ def user_item_matrix(train: Interactions, *, weighted: bool = True, binary: bool
     return m
 
 
-def top_k(scores: np.ndarray, k: int) -> Recommendations:
-    """Exact top-k per row of (B, I) scores, best first, ties to the lower code; -inf entries become -1 padding."""
-    b, n = scores.shape
-    items = np.full((b, k), -1, dtype=np.int64)
-    out = np.full((b, k), -np.inf, dtype=np.float32)
-    kk = min(k, n)
-    if kk == 0 or b == 0:
-        return Recommendations(items, out)
-    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-    thresh = np.take_along_axis(scores, part, 1).min(1)
-    for r in range(b):
-        s, t = scores[r], thresh[r]
-        if t == -np.inf:
-            cand = np.flatnonzero(s > -np.inf)
-        else:
-            above = np.flatnonzero(s > t)
-            cand = np.concatenate([above, np.flatnonzero(s == t)[:kk - len(above)]])
-        cand = cand[np.lexsort((cand, -s[cand]))][:kk]
-        items[r, :len(cand)] = cand
-        out[r, :len(cand)] = s[cand]
-    return Recommendations(items, out)
+def top_recommendations(scores: np.ndarray, k: int) -> Recommendations:
+    """:func:`recsys.ranking.top_k` of (B, I) scores as Recommendations: -inf entries become -1 padding."""
+    items, vals = top_k(scores, k)
+    return Recommendations(items, vals.astype(np.float32, copy=False))
 
 
 class ScoringRecommender:
@@ -94,7 +78,7 @@ class ScoringRecommender:
                     seen = self._seen[batch]
                     rows = np.repeat(np.arange(len(batch)), np.diff(seen.indptr))
                     sc[rows, seen.indices] = -np.inf
-                parts[ex].append(top_k(sc, k))
+                parts[ex].append(top_recommendations(sc, k))
         out = {}
         for ex, recs in parts.items():
             if recs:
@@ -114,4 +98,4 @@ def item_vector_neighbours(vectors: np.ndarray, item_code: int, k: int) -> Recom
     v = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     s = (v @ v[item_code]).astype(np.float32)[None, :]
     s[0, item_code] = -np.inf
-    return top_k(s, k)
+    return top_recommendations(s, k)

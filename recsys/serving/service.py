@@ -20,7 +20,7 @@ import pandas as pd
 from recsys import schema as S
 from recsys.ingest.adapters import load_product_names
 from recsys.artifacts import artifacts_root, read_manifest
-from recsys.diversity import category_coverage, category_keys, intra_list_diversity, rerank_mmr
+from recsys.diversity import category_coverage, intra_list_diversity, rerank_mmr
 from recsys.model.features import CART_I, PURCHASE_I, VIEW_I, behaviour_features, pad_history
 from recsys.index.stage import STAGE as INDEX_STAGE, load_index
 from recsys.model.towers import load_checkpoint, numpy_user_tower
@@ -61,7 +61,7 @@ class RecommenderService:
         self.categories = cat[S.CATEGORY_CODE].astype("string").fillna(S.UNKNOWN_CATEGORY).to_numpy(object)
         self.prices = cat[S.PRICE].to_numpy(np.float64)
         self.category_ids = cat[S.CATEGORY_ID].to_numpy(np.int64)
-        self.cat_key = category_keys(cat)
+        self.cat_key = S.category_keys(cat)
         names = load_product_names(self.root)  # a purchase log's descriptions (UCI); None for REES46
         named = {} if names is None else {int(p): f"{n} #{c}" for p, n, c in
                                           zip(names["product_id"], names["name"], names["stock_code"]) if n}
