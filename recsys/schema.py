@@ -87,6 +87,26 @@ def category_key_sql(code: str = CATEGORY_CODE, category_id: str = CATEGORY_ID) 
     return f"CASE WHEN {code} = '{UNKNOWN_CATEGORY}' THEN 'id:' || {category_id}::STRING ELSE {code} END"  # STRING: both engines
 
 
+def catalog_sql(events: str = "events") -> str:
+    """SQL for the one catalog rule: a row per product of the ``events`` relation with ``product_id``,
+    ``category_id``, ``category_code`` and ``brand`` (its most frequent combination of the three, ties to the
+    lowest, so a product never mixes one event's category with another's brand) and ``price`` (the lower median
+    of its positive prices, from per-price counts so memory stays bounded at October size; 0 when it has none).
+    The product pages, the models, the rules' labels and the new-visitor picker all describe a product by it."""
+    first = ", ".join(f"first({c} ORDER BY n DESC, {CATEGORY_ID}, {CATEGORY_CODE}, {BRAND}) AS {c}"
+                      for c in (CATEGORY_ID, CATEGORY_CODE, BRAND))
+    return f"""
+        WITH combo AS (SELECT {PRODUCT_ID}, {CATEGORY_ID}, {CATEGORY_CODE}, {BRAND}, count(*) AS n
+                       FROM {events} GROUP BY ALL),
+        feat AS (SELECT {PRODUCT_ID}, {first} FROM combo GROUP BY {PRODUCT_ID}),
+        pp AS (SELECT {PRODUCT_ID}, {PRICE}, count(*) AS n FROM {events} WHERE {PRICE} > 0 GROUP BY 1, 2),
+        cum AS (SELECT {PRODUCT_ID}, {PRICE}, n,
+                       sum(n) OVER (PARTITION BY {PRODUCT_ID} ORDER BY {PRICE} ROWS UNBOUNDED PRECEDING) AS c,
+                       sum(n) OVER (PARTITION BY {PRODUCT_ID}) AS t FROM pp),
+        med AS (SELECT {PRODUCT_ID}, min({PRICE}) FILTER (WHERE c >= t / 2.0) AS {PRICE} FROM cum GROUP BY 1)
+        SELECT feat.*, coalesce(med.{PRICE}, 0.0) AS {PRICE} FROM feat LEFT JOIN med USING ({PRODUCT_ID})"""
+
+
 def category_keys(catalog: pd.DataFrame) -> np.ndarray:
     """Integer diversity key per catalog row: its category_code, or its raw category_id where the code is unknown
     (a third of real REES46 rows have no code, and lumping them into one "unknown" category would hide variety)."""

@@ -32,3 +32,25 @@ def test_the_category_key_is_the_code_else_the_raw_id_in_sql_and_numpy():
     keys = S.category_keys(catalog)
     assert keys.tolist() == pd.factorize(pd.Series(sql))[0].tolist()  # the same groups
     assert len(np.unique(keys)) == 4
+
+
+def test_the_catalog_rule_keeps_one_combination_per_product_and_the_lower_median_positive_price():
+    ev = pd.DataFrame({
+        # product 1: the combination (10, a, x) twice beats each of three (11, b, *) once, although category 11
+        # alone is the most frequent (per-column modes would pair 11 with x); product 2: a 2-2 tie -> lower id
+        "product_id": [1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3],
+        "category_id": [10, 10, 11, 11, 11, 21, 20, 21, 20, 30, 30],
+        "category_code": ["a", "a", "b", "b", "b", "d", "c", "d", "c", "e", "e"],
+        "brand": ["x", "x", "y", "z", "w", "q", "p", "q", "p", "r", "r"],
+        # product 1: positive prices 5, 7, 9 -> 7 (zeros ignored); 2: 1, 2, 3, 4 -> 2 (the lower median, not 2.5);
+        # 3: no positive price -> 0
+        "price": [9.0, 5.0, 7.0, 0.0, 0.0, 3.0, 1.0, 4.0, 2.0, 0.0, -1.0]})
+    con = duckdb.connect()
+    try:
+        con.register("events", ev)
+        got = con.execute(f"SELECT * FROM ({S.catalog_sql()}) ORDER BY product_id").df()
+    finally:
+        con.close()
+    assert got[["product_id", "category_id", "category_code", "brand"]].values.tolist() == [
+        [1, 10, "a", "x"], [2, 20, "c", "p"], [3, 30, "e", "r"]]
+    assert got["price"].tolist() == [7.0, 2.0, 0.0]

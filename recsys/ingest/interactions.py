@@ -70,18 +70,16 @@ class Interactions:
 
 
 def load_catalog(root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """One row per product: its most frequent category and brand, median positive price, and event counts."""
+    """One row per product: its category, brand and price (:func:`recsys.schema.catalog_sql`) and event counts."""
     with connect(root) as con:  # closed on the way out
         return con.execute(f"""
-            SELECT product_id,
-                   mode(category_id) AS category_id,
-                   mode(category_code) AS category_code,
-                   mode(brand) AS brand,
-                   coalesce(median(price) FILTER (WHERE price > 0), 0.0) AS price,
-                   count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
-                   count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
-                   count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases
-            FROM events GROUP BY product_id ORDER BY product_id
+            WITH cat AS ({S.catalog_sql()}),
+            n AS (SELECT product_id,
+                         count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
+                         count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
+                         count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases
+                  FROM events GROUP BY product_id)
+            SELECT cat.*, views, carts, purchases FROM cat JOIN n USING (product_id) ORDER BY product_id
         """).df()
 
 

@@ -85,6 +85,7 @@ def popular_products(root: str | os.PathLike | None = None, n: int = 300) -> pd.
     """The most viewed products with readable labels (choices for the new-visitor mode)."""
     with connect(root) as con:  # closed on the way out
         return con.execute(f"""
-            SELECT product_id, mode(brand) AS brand, mode(category_code) AS category_code,
-                   median(price) AS price, count(*) AS events
-            FROM events GROUP BY product_id ORDER BY events DESC, product_id LIMIT {int(n)}""").df()
+            WITH cat AS ({S.catalog_sql()}),
+            n AS (SELECT product_id, count(*) AS events FROM events GROUP BY product_id)
+            SELECT product_id, brand, category_code, price, events FROM cat JOIN n USING (product_id)
+            ORDER BY events DESC, product_id LIMIT {int(n)}""").df()

@@ -39,20 +39,10 @@ class ProductParams:
 
 
 def product_cards(con) -> pd.DataFrame:
-    """One row per product: its most frequent (category, brand), median positive price (the lower median, from
-    per-price counts so memory stays bounded at October scale), price band within its category, funnel counts,
-    buyers, revenue and conversion rates."""
+    """One row per product: its category, brand and price (:func:`recsys.schema.catalog_sql`), price band within
+    its category, funnel counts, buyers, revenue and conversion rates."""
     df = con.execute(f"""
-        WITH combo AS (SELECT product_id, category_id, category_code, brand, count(*) AS n
-                       FROM events GROUP BY ALL),
-        feat AS (SELECT product_id, {', '.join(f"first({c} ORDER BY n DESC, category_id, category_code, brand) AS {c}"
-                                               for c in ('category_id', 'category_code', 'brand'))}
-                 FROM combo GROUP BY product_id),  -- one (category, brand) combination; ties: the lowest
-        pp AS (SELECT product_id, price, count(*) AS n FROM events WHERE price > 0 GROUP BY 1, 2),
-        cum AS (SELECT product_id, price, n, sum(n) OVER (PARTITION BY product_id ORDER BY price
-                                                          ROWS UNBOUNDED PRECEDING) AS c,
-                       sum(n) OVER (PARTITION BY product_id) AS t FROM pp),
-        med AS (SELECT product_id, min(price) FILTER (WHERE c >= t / 2.0) AS price FROM cum GROUP BY 1),
+        WITH cat AS ({S.catalog_sql()}),
         funnel AS (
             SELECT product_id,
                    count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
@@ -61,9 +51,8 @@ def product_cards(con) -> pd.DataFrame:
                    count(DISTINCT user_id) FILTER (WHERE event_type = '{S.PURCHASE}') AS buyers,
                    {S.money_sum_sql('price', f"event_type = '{S.PURCHASE}'")} AS revenue
             FROM events GROUP BY product_id)
-        SELECT feat.*, coalesce(med.price, 0.0) AS price, funnel.* EXCLUDE (product_id),
-               {S.category_key_sql()} AS category_key
-        FROM feat JOIN funnel USING (product_id) LEFT JOIN med USING (product_id) ORDER BY product_id
+        SELECT cat.*, funnel.* EXCLUDE (product_id), {S.category_key_sql()} AS category_key
+        FROM cat JOIN funnel USING (product_id) ORDER BY product_id
     """).df()
     df["cart_rate"] = (df["carts"] / df["views"].where(df["views"] > 0)).fillna(0.0)
     df["purchase_rate"] = (df["purchases"] / df["views"].where(df["views"] > 0)).fillna(0.0)

@@ -177,9 +177,10 @@ def item_labels(con, items: pd.DataFrame, granularity: str, names: pd.DataFrame 
     it and their stock code."""
     con.register("want", items[["item"]])
     if granularity == "product":
-        df = con.execute(f"""SELECT w.item, mode({S.BRAND}) AS brand, mode({S.CATEGORY_CODE}) AS category_code,
-                   coalesce(median({S.PRICE}) FILTER (WHERE {S.PRICE} > 0), 0.0) AS price
-            FROM want w JOIN events e ON e.{S.PRODUCT_ID} = w.item::BIGINT GROUP BY w.item""").df()
+        wanted = f"(SELECT * FROM events WHERE {S.PRODUCT_ID} IN (SELECT item::BIGINT FROM want))"
+        df = con.execute(f"""WITH cat AS ({S.catalog_sql(wanted)})
+            SELECT w.item, c.{S.BRAND} AS brand, c.{S.CATEGORY_CODE} AS category_code, c.{S.PRICE} AS price
+            FROM want w JOIN cat c ON c.{S.PRODUCT_ID} = w.item::BIGINT""").df()
         df["label"] = _product_labels(df, names)
         df["top_category"] = df["category_code"].str.split(".").str[0]
     elif granularity == "brand":
