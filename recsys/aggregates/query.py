@@ -58,13 +58,17 @@ class EdaFilters:
 def open_aggregates(root: str | os.PathLike | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection holding every cube as a table (give each thread its own ``cursor()``)."""
     d = require_stage(root, STAGE)
+    missing = [d / f"{t}.parquet" for t in TABLES if not (d / f"{t}.parquet").exists()]
+    if missing:
+        raise ArtifactError(f"{missing[0]} is missing; rebuild with `python -m recsys build --force`")
     con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    for t in TABLES:
-        path = d / f"{t}.parquet"
-        if not path.exists():
-            raise ArtifactError(f"{path} is missing; rebuild with `python -m recsys build --force`")
-        con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_parquet({sql_literal(path)})")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        for t in TABLES:
+            con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_parquet({sql_literal(d / f'{t}.parquet')})")
+    except BaseException:
+        con.close()  # a damaged cube: nothing half-open is left behind
+        raise
     return con
 
 

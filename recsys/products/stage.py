@@ -13,6 +13,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -38,10 +39,26 @@ MODEL_FILES = ("item_embeddings.npy", "item_ids.npy", "product_ids.npy", "items.
 def build_products(root: str | os.PathLike | None, out: Path, params: ProductParams = ProductParams(),
                    progress: Progress = no_progress) -> StageResult:
     """Compute every product table (and the search index) into ``out``."""
-    con = connect(root, memory_limit=params.memory_limit)
-    con.execute("SET preserve_insertion_order = false")
     spill = out / ".spill"  # DuckDB would otherwise spill into ./.tmp of the working directory
-    con.execute(f"SET temp_directory = {sql_literal(spill)}")
+    with connect(root, memory_limit=params.memory_limit) as con:  # closed on errors too
+        con.execute("SET preserve_insertion_order = false")
+        con.execute(f"SET temp_directory = {sql_literal(spill)}")
+        cards, subs, comps, cats, source = _tables(con, root, out, params, progress)
+    shutil.rmtree(spill, ignore_errors=True)
+    progress(0.6, "search index")
+    from recsys.products.search import build_search
+    emb = model_item_embeddings(root, cards["product_id"].to_numpy(np.int64))
+    search_report = build_search(cards, out / "search", item_embeddings=emb, seed=params.seed,
+                                 progress=lambda f, m: progress(0.6 + 0.4 * f, m))
+    return StageResult(rows={"products": len(cards), "substitutes": len(subs), "complements": len(comps),
+                             "category_complements": len(cats)},
+                       params=asdict(params),
+                       extra={"category_complements_source": source, "search": search_report})
+
+
+def _tables(con: duckdb.DuckDBPyConnection, root: str | os.PathLike | None, out: Path, params: ProductParams,
+            progress: Progress) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+    """Write the cards, substitutes, complements and category complements; returns them and the latter's source."""
     progress(0.05, "product cards")
     cards = with_names(product_cards(con), load_product_names(root))
     cards.to_parquet(out / CARDS, index=False)
@@ -58,17 +75,7 @@ def build_products(root: str | os.PathLike | None, out: Path, params: ProductPar
         cats = category_complements(con, params)
     cats = best_category_products(con, cats, params)
     cats.to_parquet(out / CAT_COMPLEMENTS, index=False)
-    con.close()
-    shutil.rmtree(spill, ignore_errors=True)
-    progress(0.6, "search index")
-    from recsys.products.search import build_search
-    emb = model_item_embeddings(root, cards["product_id"].to_numpy(np.int64))
-    search_report = build_search(cards, out / "search", item_embeddings=emb, seed=params.seed,
-                                 progress=lambda f, m: progress(0.6 + 0.4 * f, m))
-    return StageResult(rows={"products": len(cards), "substitutes": len(subs), "complements": len(comps),
-                             "category_complements": len(cats)},
-                       params=asdict(params),
-                       extra={"category_complements_source": source, "search": search_report})
+    return cards, subs, comps, cats, source
 
 
 def model_item_embeddings(root: str | os.PathLike | None, product_ids: np.ndarray) -> np.ndarray | None:
