@@ -120,6 +120,16 @@ class SchemaError(ValueError):
     """A table does not meet the column contract; the message says what to fix."""
 
 
+def find_sorted(keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The id-map lookup: (position, found) of each query value in the sorted unique array ``keys``; a position
+    is only meaningful where found (it is clipped into range, and 0 when ``keys`` is empty)."""
+    query = np.asarray(query)
+    if len(keys) == 0:
+        return np.zeros(len(query), np.int64), np.zeros(len(query), bool)
+    pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1).astype(np.int64)
+    return pos, keys[pos] == query
+
+
 def missing_columns(columns: Iterable[str]) -> list[str]:
     """Contract columns absent from ``columns``, in contract order."""
     have = set(columns)

@@ -54,3 +54,12 @@ def test_the_catalog_rule_keeps_one_combination_per_product_and_the_lower_median
     assert got[["product_id", "category_id", "category_code", "brand"]].values.tolist() == [
         [1, 10, "a", "x"], [2, 20, "c", "p"], [3, 30, "e", "r"]]
     assert got["price"].tolist() == [7.0, 2.0, 0.0]
+
+
+def test_find_sorted_gives_positions_and_found_flags_and_copes_with_an_empty_map():
+    pos, found = S.find_sorted(np.array([3, 7, 9], np.int64), np.array([7, 1, 9, 10, 3]))
+    assert found.tolist() == [True, False, True, False, True]
+    assert pos[found].tolist() == [1, 2, 0]
+    assert ((pos >= 0) & (pos < 3)).all()  # safe to index with, found or not
+    pos, found = S.find_sorted(np.array([], np.int64), np.array([5, 6]))
+    assert pos.tolist() == [0, 0] and not found.any()

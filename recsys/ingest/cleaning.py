@@ -91,8 +91,7 @@ class Lookup:
         """The value of each id; null where an id is absent."""
         if len(self.keys) == 0:
             return pa.nulls(len(ids), self.values.type)
-        pos = np.searchsorted(self.keys, ids).clip(0, len(self.keys) - 1)
-        found = self.keys[pos] == ids
+        pos, found = S.find_sorted(self.keys, ids)
         out = self.values.take(pa.array(pos))
         return out if found.all() else pc.if_else(pa.array(found), out, pa.scalar(None, out.type))
 

@@ -62,11 +62,8 @@ class Interactions:
 
     def item_codes(self, product_ids) -> np.ndarray:
         """Codes of raw product ids (-1 for ids not in the catalog)."""
-        ids = np.asarray(product_ids, dtype=np.int64)
-        if len(self.item_ids) == 0:
-            return np.full(len(ids), -1, dtype=np.int64)
-        pos = np.clip(np.searchsorted(self.item_ids, ids), 0, len(self.item_ids) - 1)
-        return np.where(self.item_ids[pos] == ids, pos, -1).astype(np.int64)
+        pos, found = S.find_sorted(self.item_ids, np.asarray(product_ids, dtype=np.int64))
+        return np.where(found, pos, -1).astype(np.int64)
 
 
 def load_catalog(root: str | os.PathLike | None = None) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recsys import schema as S
 from recsys.model.ranker_state import DAY, RankerState, ease_columns, pair_keys, top_popular
 from recsys.model.retrieval import retrieval_index, retrieve
 from recsys.ranking import top_columns
@@ -211,5 +212,5 @@ def _csr_lookup(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndar
     q = rows.astype(np.int64) * m.shape[1] + cols
     if len(keys) == 0 or len(q) == 0:
         return np.zeros(len(q), np.float32)
-    pos = np.clip(np.searchsorted(keys, q), 0, len(keys) - 1)
-    return np.where(keys[pos] == q, m.data[pos], 0.0).astype(np.float32)
+    pos, found = S.find_sorted(keys, q)
+    return np.where(found, m.data[pos], 0.0).astype(np.float32)

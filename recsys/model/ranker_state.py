@@ -75,8 +75,7 @@ class PairStats:
         """(counts (Q, 3), last time, found mask) for query keys."""
         if len(self.keys) == 0:
             return np.zeros((len(q), 3), np.float32), np.zeros(len(q), np.int64), np.zeros(len(q), bool)
-        pos = np.clip(np.searchsorted(self.keys, q), 0, len(self.keys) - 1)
-        found = self.keys[pos] == q
+        pos, found = S.find_sorted(self.keys, q)
         counts = np.where(found[:, None], self.counts[pos], 0.0)
         return counts, np.where(found, self.last[pos], 0), found
 
@@ -101,8 +100,7 @@ class LastTimes:
         """(Q, 2) last cart and purchase times of query keys (int64 min where absent)."""
         out = np.full((len(q), 2), np.iinfo(np.int64).min, np.int64)
         if len(self.keys) and len(q):
-            pos = np.clip(np.searchsorted(self.keys, q), 0, len(self.keys) - 1)
-            found = self.keys[pos] == q
+            pos, found = S.find_sorted(self.keys, q)
             out[found] = self.last[pos[found]]
         return out
 

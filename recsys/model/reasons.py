@@ -220,8 +220,7 @@ def _co_partners(st, user_code: int, items: np.ndarray) -> np.ndarray:
     order = np.argsort(items)
     for a, r in enumerate(r_items):
         cols, vals = st.co.indices[st.co.indptr[r]:st.co.indptr[r + 1]], st.co.data[st.co.indptr[r]:st.co.indptr[r + 1]]
-        pos = np.clip(np.searchsorted(items[order], cols), 0, max(len(items) - 1, 0))
-        hit = items[order][pos] == cols if len(items) else np.zeros(len(cols), bool)
+        pos, hit = S.find_sorted(items[order], cols)
         co[a, order[pos[hit]]] = vals[hit]
     if len(r_items) == 0:
         return np.full(len(items), -1, np.int64)

@@ -19,6 +19,7 @@ import faiss
 import numpy as np
 import scipy.sparse as sp
 
+from recsys import schema as S
 from recsys.artifacts import Progress, no_progress
 from recsys.ranking import top_k
 
@@ -145,7 +146,4 @@ def _touched(seen: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndar
     keys = np.repeat(np.arange(seen.shape[0], dtype=np.int64), np.diff(seen.indptr)) * seen.shape[1] + seen.indices
     keys = keys[seen.data != 0]
     q = rows.astype(np.int64) * seen.shape[1] + cols
-    if len(keys) == 0:
-        return np.zeros(len(q), bool)
-    pos = np.clip(np.searchsorted(keys, q), 0, len(keys) - 1)
-    return keys[pos] == q
+    return S.find_sorted(keys, q)[1]

@@ -93,13 +93,10 @@ def model_item_embeddings(root: str | os.PathLike | None, product_ids: np.ndarra
             log.warning("model item embeddings (%d) do not match the catalog (%d)", len(emb), len(product_ids))
             return None
         return emb.astype(np.float32)
-    pos = np.searchsorted(ids, product_ids) if np.all(ids[:-1] <= ids[1:]) else None
-    if pos is None:
+    if not np.all(ids[:-1] <= ids[1:]):
         order = np.argsort(ids)
         ids, emb = ids[order], emb[order]
-        pos = np.searchsorted(ids, product_ids)
-    pos = np.clip(pos, 0, len(ids) - 1)
-    found = ids[pos] == product_ids
+    pos, found = S.find_sorted(ids, product_ids)
     out = np.zeros((len(product_ids), emb.shape[1]), dtype=np.float32)
     out[found] = emb[pos[found]]
     return out

@@ -101,8 +101,7 @@ class RecommenderService:
     def item_codes(self, product_ids: Sequence[int]) -> np.ndarray:
         """Codes of product ids; ValueError naming the ids the catalog does not have."""
         ids = np.asarray([int(p) for p in product_ids], dtype=np.int64)
-        pos = np.clip(np.searchsorted(self.product_ids, ids), 0, max(len(self.product_ids) - 1, 0))
-        ok = self.product_ids[pos] == ids if len(self.product_ids) else np.zeros(len(ids), bool)
+        pos, ok = S.find_sorted(self.product_ids, ids)
         if not ok.all():
             raise ValueError(f"unknown product_id(s) {ids[~ok][:5].tolist()}: not in this store's catalog")
         return pos.astype(np.int64)
