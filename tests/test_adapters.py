@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from recsys import schema as S
-from recsys.ingest.adapters import AdapterError, detect_format, load_product_names, stock_code_id
+from recsys.ingest.adapters import load_product_names
+from recsys.ingest.formats import AdapterError, detect_format
+from recsys.ingest.uci import stock_code_id
 from recsys.ingest.stage import build_events, load_quality
 from tests.stores import (NAMED, RR_EVENTS, T0, UCI_ROWS, events_of, write_named_uci, write_uci_csv,
                           write_uci_xlsx)

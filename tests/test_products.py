@@ -164,7 +164,7 @@ def uci(tmp_path_factory):
 
 
 def test_uci_cards_and_lists_carry_the_description(uci):
-    from recsys.ingest.adapters import stock_code_id
+    from recsys.ingest.uci import stock_code_id
     svc = ProductService(uci)
     heart, lantern = stock_code_id("85123A"), stock_code_id("71053")
     card = svc.card(heart)
@@ -179,7 +179,7 @@ def test_uci_cards_and_lists_carry_the_description(uci):
 @pytest.mark.parametrize("query,code", [("heart t-light", "85123A"), ("hand warmer union jack", "22633"),
                                         ("lantern", "71053"), ("glass star holder", "21730")])
 def test_bm25_finds_a_product_by_words_of_its_description(uci, query, code):
-    from recsys.ingest.adapters import stock_code_id
+    from recsys.ingest.uci import stock_code_id
     res = ProductService(uci).search(query, 5, "bm25")
     assert res["product_id"].iat[0] == stock_code_id(code)
 

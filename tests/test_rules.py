@@ -295,7 +295,7 @@ def test_rules_over_a_uci_store_are_labelled_by_description(tmp_path):
 
 
 def test_a_damaged_names_file_falls_back_to_ids(tmp_path, caplog):
-    from recsys.ingest.adapters import stock_code_id
+    from recsys.ingest.uci import stock_code_id
     from recsys.ingest.stage import build_events
     from recsys.rules.mining import mine_rules
     from tests.stores import write_named_uci

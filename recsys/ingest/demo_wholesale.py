@@ -27,7 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from recsys.ingest.adapters import UCI_COLUMNS, stock_code_id
+from recsys.ingest.formats import UCI_COLUMNS
+from recsys.ingest.uci import stock_code_id
 from recsys.artifacts import Progress, no_progress
 
 DEFAULT_LINES = 300_000
