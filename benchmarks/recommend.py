@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from recsys import schema as S  # noqa: E402
-from recsys.artifacts import StageResult, run_stage  # noqa: E402
+from recsys.journal import StageResult, run_stage  # noqa: E402
 from recsys.ingest.interactions import Interactions  # noqa: E402
 from recsys.serving.service import load_recommender_service, recommend_products_for_user  # noqa: E402
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recsys.artifacts import HASH_SIDECAR, Progress, artifacts_root, build_transaction, file_hash, no_progress
+from recsys.artifacts import HASH_SIDECAR, Progress, artifacts_root, file_hash, no_progress
+from recsys.journal import build_transaction
 from recsys.ingest.reader import IngestParams
 from recsys.ingest.stage import build_events
 from recsys.parallel import StageProcess, stage_function

@@ -26,8 +26,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, BinaryIO
 
-from recsys.artifacts import (ArtifactError, Progress, artifacts_root, no_progress, pid_alive, read_manifest,
-                             stage_problem)
+from recsys.artifacts import ArtifactError, Progress, artifacts_root, no_progress, read_manifest, stage_problem
+from recsys.journal import pid_alive
 
 REPO = Path(__file__).resolve().parents[1]
 STORES_ENV, DATA_ENV = "RECSYS_STORES", "RECSYS_DATA_DIR"

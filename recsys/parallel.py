@@ -132,7 +132,7 @@ def _child_main(argv: list[str]) -> None:
     def send(**msg: Any) -> None:
         out.write(json.dumps(msg, default=str) + "\n")
 
-    from recsys.artifacts import join_transaction
+    from recsys.journal import join_transaction
     # stopped by the parent (its build failed): unwind, so the half-written stage folder is removed on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     _end_with_parent(parent)

@@ -151,7 +151,8 @@ def write_events_stage(root: Path, rows: list[tuple]) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from recsys.artifacts import EVENTS_FILE, EVENTS_STAGE, StageResult, run_stage
+    from recsys.artifacts import EVENTS_FILE, EVENTS_STAGE
+    from recsys.journal import StageResult, run_stage
     df = pd.DataFrame(rows, columns=list(S.EVENT_COLUMNS))
 
     def run(tmp: Path, prog) -> StageResult:

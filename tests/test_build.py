@@ -6,7 +6,8 @@ import json
 import pandas as pd
 import pytest
 
-from recsys.artifacts import StageResult, read_manifest, run_stage
+from recsys.artifacts import read_manifest
+from recsys.journal import StageResult, run_stage
 from recsys.build import STAGES, build
 
 MANIFEST_KEYS = {"stage", "input_fingerprint", "seed", "params", "rows", "files", "duration_s", "built_at"}
@@ -77,7 +78,7 @@ def test_leftovers_of_killed_builds_are_swept_and_a_lost_stage_restored(tmp_path
     import subprocess
     import sys
 
-    from recsys.artifacts import atomic_stage, sweep_leftovers
+    from recsys.journal import atomic_stage, sweep_leftovers
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
     (tmp_path / f".tmp-rules-{dead}-abc").mkdir()

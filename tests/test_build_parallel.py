@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from recsys import build as build_module
-from recsys.artifacts import DamagedStage, StageNotBuilt, StageResult, read_manifest, run_stage
+from recsys.artifacts import DamagedStage, StageNotBuilt, read_manifest
+from recsys.journal import StageResult, run_stage
 from recsys.build import StageSpec, build
 
 EVENTS = 4000

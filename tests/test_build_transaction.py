@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from recsys import build as build_module
-from recsys.artifacts import read_manifest, recover_interrupted_builds
+from recsys.artifacts import read_manifest
+from recsys.journal import recover_interrupted_builds
 from recsys.build import StageSpec, build, build_demo_input
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +74,7 @@ def test_a_stage_the_failed_build_created_is_removed(tmp_path, monkeypatch):
 
 KILLER = """
 import os, signal, sys
-from recsys import artifacts as a, build as b
+from recsys import build as b, journal as a
 point = sys.argv[3]
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)

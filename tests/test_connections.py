@@ -36,3 +36,25 @@ def test_readers_close_their_connections(tmp_path, monkeypatch):
     for con in opened:
         with pytest.raises(duckdb.ConnectionException):
             con.execute("SELECT 1")
+
+
+def test_connect_closes_its_connection_when_a_setting_fails(tmp_path, monkeypatch):
+    root = tmp_path / "art"
+    build_events(root, [write_uci_csv(tmp_path / "retail.csv")])
+    made: list[duckdb.DuckDBPyConnection] = []
+    real = duckdb.connect
+
+    def spy(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(artifacts.duckdb, "connect", spy)
+    with pytest.raises(duckdb.Error):
+        artifacts.connect(root, memory_limit="not a size")
+    assert len(made) == 1
+    with pytest.raises(duckdb.ConnectionException):
+        made[0].execute("SELECT 1")
+    with artifacts.connect(root, threads=1) as con:  # and a good one works, and closes with its block
+        assert con.execute("SELECT count(*) FROM events").fetchall()[0][0] > 0
+    with pytest.raises(duckdb.ConnectionException):
+        con.execute("SELECT 1")

@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from recsys.artifacts import ArtifactError, artifacts_root, read_manifest, recover_interrupted_builds
+from recsys.artifacts import ArtifactError, artifacts_root, read_manifest
+from recsys.journal import recover_interrupted_builds
 from recsys.errors import USER_ERRORS
 
 ACTIVE_SET = "artifacts_set"  # session key: the path of the set this browser session serves (the Data page)

@@ -40,8 +40,9 @@ from recsys.aggregates.customers import write_product_sales
 from recsys.aggregates.kpis import KPIS_FILE, TIMES, compute_kpis, write_kpis
 from recsys.aggregates.query import ALL, DURATION_EDGES, EVENT_EDGES, PRICE_BAND_EDGES, STAGE
 from recsys.aggregates.retention import write_retention
-from recsys.artifacts import (Progress, StageResult, connect, events_path, no_progress, read_manifest, run_stage,
-                              stage_dir, upstream_fingerprint)
+from recsys.artifacts import (Progress, connect, events_path, no_progress, read_manifest, stage_dir,
+                              upstream_fingerprint)
+from recsys.journal import StageResult, run_stage
 from recsys.engine import Engine, as_engine
 
 
@@ -218,13 +219,10 @@ def build_aggregates_stage(root: str | os.PathLike | None, *, force: bool = Fals
     def run(tmp: Path, prog: Progress) -> StageResult:
         if engine is not None:
             return _run_on_spark(root, tmp, params, engine, prog)
-        con = connect(root, memory_limit=params.memory_limit)
-        con.execute(f"SET temp_directory = '{tmp / '.spill'}'")
-        con.execute("SET enable_progress_bar = false")  # progress goes through the callback
-        try:
+        with connect(root, memory_limit=params.memory_limit) as con:  # closed on errors too
+            con.execute(f"SET temp_directory = '{tmp / '.spill'}'")
+            con.execute("SET enable_progress_bar = false")  # progress goes through the callback
             rows = write_aggregates(con, tmp, params, prog)
-        finally:
-            con.close()
         spill = tmp / ".spill"
         if spill.exists():
             shutil.rmtree(spill, ignore_errors=True)

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from recsys.artifacts import (EVENTS_STAGE, Progress, StageResult, no_progress, require_stage, run_stage,
-                              upstream_fingerprint, write_json)
+from recsys.artifacts import EVENTS_STAGE, Progress, no_progress, require_stage, upstream_fingerprint, write_json
+from recsys.journal import StageResult, run_stage
 from recsys.evaluation.protocol import TARGET_LABELS, EvalConfig, EvalResult, evaluate
 from recsys.ingest.interactions import load_interactions
 from recsys.recommenders import registry

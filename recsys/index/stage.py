@@ -12,8 +12,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from recsys.artifacts import (Progress, StageResult, no_progress, read_manifest, require_stage, run_stage,
-                              upstream_fingerprint)
+from recsys.artifacts import Progress, no_progress, read_manifest, require_stage, upstream_fingerprint
+from recsys.journal import StageResult, run_stage
 from recsys.model.retrieval import IndexParams, build_index
 
 STAGE = "index"

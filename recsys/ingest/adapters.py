@@ -20,9 +20,9 @@ from typing import Any
 import pandas as pd
 
 from recsys import schema as S
-from recsys.artifacts import (EVENTS_STAGE, ArtifactError, Progress, StageResult, artifacts_root, check_files,
-                              file_fingerprint, fingerprint, no_progress, read_manifest, run_stage, stage_dir,
-                              write_json)
+from recsys.artifacts import (EVENTS_STAGE, ArtifactError, Progress, artifacts_root, check_files, file_fingerprint,
+                              fingerprint, no_progress, read_manifest, stage_dir, write_json)
+from recsys.journal import StageResult, run_stage
 from recsys.ingest.formats import QUALITY_FILE, AdapterError, detect_format, retailrocket_files
 from recsys.ingest.reader import zip_member
 from recsys.ingest.retailrocket import ingest_retailrocket

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from recsys import schema as S
-from recsys.artifacts import (EVENTS_STAGE, Progress, StageResult, file_fingerprint, fingerprint, no_progress,
-                              require_stage, run_stage)
+from recsys.artifacts import EVENTS_STAGE, Progress, file_fingerprint, fingerprint, no_progress, require_stage
+from recsys.journal import StageResult, run_stage
 from recsys.ingest.adapters import build_adapted_events
 from recsys.ingest.formats import detect_format
 from recsys.ingest.reader import QUALITY_FILE, IngestError, IngestParams, check_inputs, ingest_files

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from recsys.artifacts import (EVENTS_STAGE, Progress, StageResult, connect, no_progress, run_stage,
-                              upstream_fingerprint, write_json)
+from recsys.artifacts import EVENTS_STAGE, Progress, connect, no_progress, upstream_fingerprint, write_json
+from recsys.journal import StageResult, run_stage
 from recsys.ingest.interactions import Interactions, load_interactions
 from recsys.model import store as ST
 from recsys.model.profiles import EXAMPLES_FILE, find_telling_users

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from recsys import schema as S
-from recsys.artifacts import (Progress, StageResult, connect, no_progress, read_manifest, require_stage, run_stage,
-                              sql_literal, upstream_fingerprint)
+from recsys.artifacts import (Progress, connect, no_progress, read_manifest, require_stage, sql_literal,
+                              upstream_fingerprint)
+from recsys.journal import StageResult, run_stage
 from recsys.ingest.adapters import load_product_names
 from recsys.products.tables import (ProductParams, best_category_products, category_complements,
                                     copurchase_complements, coview_substitutes, product_cards,

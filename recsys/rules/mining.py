@@ -275,12 +275,9 @@ def mine_rules(root: str | os.PathLike | None, params: RuleParams = RuleParams()
                progress: Progress = no_progress) -> RulesResult:
     """Mine rules over the built events of ``root`` (ValueError with a suggestion when the settings explode)."""
     names = load_product_names(root) if params.granularity == "product" else None
-    con = connect(root, memory_limit="4GB")
-    con.execute("SET enable_progress_bar = false")  # progress goes through the callback, not stderr
-    try:
+    with connect(root, memory_limit="4GB") as con:  # closed on errors too
+        con.execute("SET enable_progress_bar = false")  # progress goes through the callback, not stderr
         return mine_rules_con(con, params, progress, names)
-    finally:
-        con.close()
 
 
 # ---- reading rules ------------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from recsys import schema as S
-from recsys.artifacts import (Progress, StageResult, connect, no_progress, read_manifest, require_stage, run_stage,
-                              upstream_fingerprint)
+from recsys.artifacts import Progress, connect, no_progress, read_manifest, require_stage, upstream_fingerprint
+from recsys.journal import StageResult, run_stage
 from recsys.engine import as_engine
 from recsys.ingest.adapters import load_product_names
 from recsys.rules.complements import category_complements_con

@@ -22,7 +22,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from recsys.artifacts import artifacts_root, recover_interrupted_builds
+from recsys.artifacts import artifacts_root
+from recsys.journal import recover_interrupted_builds
 from recsys.serving.loaders import load_products, load_recommender, stage_report
 from recsys.serving.routes import add_error_handlers, router
 from recsys.serving.schemas import RecommendRequest, exact_integer_bounds
