@@ -13,7 +13,8 @@ from recsys.ingest.adapters import ingest_adapted
 from recsys.ingest.formats import UCI_COLUMNS, detect_format
 from recsys.ingest.uci import stock_code_id
 from recsys.cli import main
-from recsys.ingest.demo_wholesale import build_wholesale_log, repeat_share, write_wholesale_rees46, write_wholesale_uci
+from recsys.ingest.demo_wholesale import repeat_share, write_wholesale_rees46, write_wholesale_uci
+from recsys.ingest.wholesale_log import build_wholesale_log
 from recsys.ingest.stage import build_events, load_quality
 
 LINES, SEED = 5_000, 11
