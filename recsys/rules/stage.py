@@ -35,34 +35,28 @@ def build_rules(root: str | os.PathLike | None, out, params: RuleParams = RulePa
                 progress: Progress = no_progress, spark: Any = None) -> StageResult:
     """Write the default rules, their items and the category complements into ``out``; with ``spark`` (a
     SparkSpec) the scans of the events and the frequent itemsets (FP-growth) run on Spark."""
-    con = connect(root, memory_limit="4GB")
-    con.execute("SET enable_progress_bar = false")
-    note = None
-    if params.scope == "views" and not con.execute(
-            f"SELECT 1 FROM events WHERE {S.EVENT_TYPE} = '{S.VIEW}' LIMIT 1").fetchall():
-        # a purchase log (UCI Online Retail, a till export) has no views: its baskets are its orders
-        params = replace(params, scope="purchases_carts")
-        note = "The store has no views: the default rules are mined from carts and purchases."
-    engine, extra, scratch = as_engine(con), {}, out / ".spark"
-    mine: dict[str, Any] = {}
-    try:
+    with connect(root, memory_limit="4GB") as con:  # closed on errors too
+        con.execute("SET enable_progress_bar = false")
+        params, note = _scope(con, params)
+        engine, extra, scratch = as_engine(con), {}, out / ".spark"
+        mine: dict[str, Any] = {}
         try:
-            if spark is not None:
-                engine, mine = on_spark(root, con, params, spark, scratch)
-                extra = {"engine": "spark", "spark_master": spark.label}
-            names = load_product_names(root) if params.granularity == "product" else None
-            res = mine_rules_con(con, params, lambda f, m: progress(0.8 * f, m), names, **mine)
-        except ValueError as exc:  # data that explodes at the defaults must not break the whole build
-            note = f"{note} {exc}" if note else str(exc)
-            log.warning("rules: %s", note)
-            res = RulesResult(pd.DataFrame({c: pd.Series(dtype=object) for c in RULE_COLUMNS}),
-                              pd.DataFrame({c: pd.Series(dtype=t) for c, t in ITEM_COLUMNS.items()}), {})
-        progress(0.85, "category complements")
-        cc = category_complements_con(engine, params.basket)
-    finally:  # whatever failed: the connection closed, the engine's cached tables and Spark's part files gone
-        con.close()
-        engine.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+            try:
+                if spark is not None:
+                    engine, mine = on_spark(root, con, params, spark, scratch)
+                    extra = {"engine": "spark", "spark_master": spark.label}
+                names = load_product_names(root) if params.granularity == "product" else None
+                res = mine_rules_con(con, params, lambda f, m: progress(0.8 * f, m), names, **mine)
+            except ValueError as exc:  # data that explodes at the defaults must not break the whole build
+                note = f"{note} {exc}" if note else str(exc)
+                log.warning("rules: %s", note)
+                res = RulesResult(pd.DataFrame({c: pd.Series(dtype=object) for c in RULE_COLUMNS}),
+                                  pd.DataFrame({c: pd.Series(dtype=t) for c, t in ITEM_COLUMNS.items()}), {})
+            progress(0.85, "category complements")
+            cc = category_complements_con(engine, params.basket)
+        finally:  # whatever failed: the engine's cached tables and Spark's part files gone (the connection too)
+            engine.close()
+            shutil.rmtree(scratch, ignore_errors=True)
     res.rules.to_parquet(out / RULES_FILE, index=False)
     res.items.to_parquet(out / ITEMS_FILE, index=False)
     cc.to_parquet(out / COMPLEMENTS_FILE, index=False)
@@ -71,6 +65,16 @@ def build_rules(root: str | os.PathLike | None, out, params: RuleParams = RulePa
     return StageResult(rows={"rules": len(res.rules), "items": len(res.items), "category_complements": len(cc)},
                        params=resolved, extra={"mining": stats, "note": note, "requested_params": asdict(params),
                                                **extra})
+
+
+def _scope(con: Any, params: RuleParams) -> tuple[RuleParams, str | None]:
+    """The parameters to mine with, and a note when they differ from those asked for: a purchase log (UCI Online
+    Retail, a till export) has no views, so its baskets are its orders."""
+    if params.scope == "views" and not con.execute(
+            f"SELECT 1 FROM events WHERE {S.EVENT_TYPE} = '{S.VIEW}' LIMIT 1").fetchall():
+        return replace(params, scope="purchases_carts"), ("The store has no views: the default rules are mined "
+                                                          "from carts and purchases.")
+    return params, None
 
 
 def build_rules_stage(root: str | os.PathLike | None, *, force: bool = False, progress: Progress = no_progress,
