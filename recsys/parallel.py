@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys.artifacts import Progress
+from recsys.journal import join_transaction
 
 _CHILD = "import sys; from recsys.parallel import _child_main; _child_main(sys.argv[1:])"
 
@@ -132,7 +133,6 @@ def _child_main(argv: list[str]) -> None:
     def send(**msg: Any) -> None:
         out.write(json.dumps(msg, default=str) + "\n")
 
-    from recsys.journal import join_transaction
     # stopped by the parent (its build failed): unwind, so the half-written stage folder is removed on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     _end_with_parent(parent)

@@ -19,15 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from recsys import schema as S
 from recsys.artifacts import Progress, no_progress
 from recsys.ingest.formats import UCI_COLUMNS
 from recsys.ingest.uci import stock_code_id
 from recsys.ingest.wholesale_log import (CATEGORY_ID_BASE, COUNTRIES, DEFAULT_LINES, START, PurchaseLog,
                                          build_wholesale_log)
-
-REES46_COLUMNS = ("event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price",
-                  "user_id", "user_session")
-
 
 def repeat_share(customer: np.ndarray, item: np.ndarray, minute: np.ndarray) -> float:
     """Share of purchase lines whose item the same customer bought in an earlier invoice."""
@@ -123,4 +120,4 @@ def write_wholesale_uci(path: Path, lines: int = DEFAULT_LINES, seed: int = 7, p
 def write_wholesale_rees46(path: Path, lines: int = DEFAULT_LINES, seed: int = 7, progress: Progress = no_progress,
                            **sizes: Any) -> dict[str, Any]:
     """Write the same store's purchases as a REES46 CSV: no cancellations, guests or quantities; no views."""
-    return _write(path, REES46_COLUMNS, _rees46_columns, True, lines, seed, progress, sizes)
+    return _write(path, S.EVENT_COLUMNS, _rees46_columns, True, lines, seed, progress, sizes)
