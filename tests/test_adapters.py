@@ -194,3 +194,18 @@ def test_a_rees46_file_with_a_missing_column_still_gets_the_rees46_message(tmp_p
     path.write_text("event_time,event_type,product_id,category_id,category_code,brand,price,user_id\n")
     with pytest.raises(Exception, match="user_session"):
         build_events(tmp_path / "art", [path])
+
+
+def test_a_zipped_retailrocket_store_reports_its_own_files_not_the_unpacked_copies(rr_dir, tmp_path):
+    import zipfile
+    zipped = tmp_path / "events.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.write(rr_dir / "events.csv", "events.csv")
+    others = [rr_dir / "category_tree.csv", *sorted(rr_dir.glob("item_properties*.csv"))]
+    root = tmp_path / "art"
+    build_events(root, [zipped, *others])
+    q = load_quality(root)
+    assert q["rows_read"] == 8 and q["rows_kept"] == 5  # the same store as unzipped
+    assert q["files"] == [str(p) for p in [zipped, *others[1:], others[0]]]  # events, properties, tree
+    assert [s["file"] for s in q["unparsable_samples"]] == [str(zipped)]
+    assert not list((root / "raw").glob(".unzipped-*"))  # the unpacked copy is gone

@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from recsys.artifacts import (EVENTS_STAGE, ArtifactError, Progress, artifacts_r
                               fingerprint, no_progress, read_manifest, stage_dir, write_json)
 from recsys.journal import StageResult, run_stage
 from recsys.ingest.formats import QUALITY_FILE, AdapterError, detect_format, retailrocket_files
-from recsys.ingest.reader import zip_member
+from recsys.ingest.reader import unzip_members
 from recsys.ingest.retailrocket import ingest_retailrocket
 from recsys.ingest.uci import ITEM_NAMES_FILE, NAME_COLUMNS, ingest_uci
 
@@ -56,8 +55,10 @@ def build_adapted_events(root: str | os.PathLike | None, paths: list[Path], para
         with _unzipped(paths if fmt == "retailrocket" else [], artifacts_root(root) / "raw") as plain:
             report = ingest_adapted(plain or paths, tmp, fmt, getattr(params, "source", "files"), prog)
             if plain:  # the report names the inputs, not their unpacked copies (gone after the ingest)
-                report["files"] = [str(paths[plain.index(Path(f))]) if Path(f) in plain else f
-                                   for f in report["files"]]
+                original = {str(c): str(p) for c, p in zip(plain, paths)}
+                report["files"] = [original.get(f, f) for f in report["files"]]
+                for sample in report["unparsable_samples"]:
+                    sample["file"] = original.get(sample["file"], sample["file"])
                 write_json(tmp / QUALITY_FILE, report)
         return StageResult(rows={"events": report["rows_kept"], "read": report["rows_read"]},
                            params={"files": [str(p) for p in files], "format": fmt, **vars(params)},
@@ -76,17 +77,7 @@ def _unzipped(paths: list[Path], raw: Path) -> Iterator[list[Path]]:
     raw.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".unzipped-", dir=raw))
     try:
-        out = []
-        for i, p in enumerate(paths):
-            if p.suffix.lower() != ".zip":
-                out.append(p)
-                continue
-            with zipfile.ZipFile(p) as z, z.open(zip_member(z, p)) as src:
-                dst = scratch / f"{i}-{p.stem}.csv"  # never the member's own path: nothing lands outside scratch
-                with open(dst, "wb") as f:
-                    shutil.copyfileobj(src, f, 1 << 22)
-            out.append(dst)
-        yield out
+        yield unzip_members(paths, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -145,11 +145,13 @@ def check_inputs(paths: list[Path]) -> list[str]:
     return header
 
 
-def _materialise(paths: list[Path], scratch: Path) -> list[Path]:
-    """DuckDB reads plain and .gz CSV itself; a .zip member is streamed out to the scratch directory."""
+def unzip_members(paths: list[Path], scratch: Path) -> list[Path]:
+    """``paths`` with each .zip replaced by its one data file (:func:`zip_member`), streamed out to ``scratch``
+    (DuckDB reads plain and .gz CSV itself, not a zip); the copy is never named after the member's own path, so
+    nothing lands outside ``scratch``."""
     out = []
     for i, p in enumerate(paths):
-        if p.suffix == ".zip":
+        if p.suffix.lower() == ".zip":
             with zipfile.ZipFile(p) as z, z.open(zip_member(z, p)) as src:
                 dst = scratch / f"unzipped-{i}.csv"
                 with open(dst, "wb") as f:
@@ -252,7 +254,7 @@ def ingest_files(paths: list[Path], out_dir: Path, params: IngestParams = Ingest
     progress(0.02, "headers checked")
     with tempfile.TemporaryDirectory(prefix="ingest-", dir=out_dir) as scratch_s:
         scratch = Path(scratch_s)
-        files = _materialise(paths, scratch)
+        files = unzip_members(paths, scratch)
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"SET memory_limit = '{params.memory_limit}'")

@@ -40,7 +40,7 @@ from recsys import schema as S
 from recsys.artifacts import EVENTS_FILE, Progress, no_progress, write_json
 from recsys.ingest.cleaning import WRITE_OPTIONS
 from recsys.ingest.reader import (QUALITY_FILE, ROW_GROUP, SAMPLE_BAD_LINES, IngestError, IngestParams,
-                           _materialise, check_inputs, explain_read_error, read_header)
+                                  check_inputs, explain_read_error, read_header, unzip_members)
 from recsys.spark_engine import SparkSpec, is_uri, merge_parts, session
 
 RULES = ingest.__doc__.split("Cleaning rules, each counted in ``quality.json``:")[1].strip()
@@ -104,7 +104,7 @@ def _inputs(spec: SparkSpec, paths: list[Path | str], scratch: Path) -> tuple[li
         raise IngestError("no input files given")
     local = [Path(p) for p in paths if not is_uri(p)]
     header = check_inputs(local) if local else None
-    unpacked = iter(_materialise(local, scratch))
+    unpacked = iter(unzip_members(local, scratch))
     files: list[str] = []
     for i, p in enumerate(paths):
         if is_uri(p):
