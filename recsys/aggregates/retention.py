@@ -54,7 +54,7 @@ def retention_sql(grain: str, days_table: str = "ud", d: Dialect = DUCKDB) -> st
         WITH up AS (SELECT category_top, brand, user_id, date_trunc({g}, day)::DATE AS p, bool_or(bought) AS bought
                     FROM {days_table} GROUP BY ALL),
              j AS (SELECT up.*, date_trunc({g}, f.first_event)::DATE AS ce, date_trunc({g}, f.first_purchase)::DATE AS cp
-                   FROM up JOIN ret_first f USING (category_top, brand, user_id))
+                   FROM up JOIN {FIRST_TABLE} f USING (category_top, brand, user_id))
         SELECT category_top, brand, {g} AS grain, 'first_event' AS basis, ce AS cohort,
                {_period_index_sql(grain, 'ce', 'p', d)} AS period, {measures}
         FROM j GROUP BY ALL
@@ -64,16 +64,29 @@ def retention_sql(grain: str, days_table: str = "ud", d: Dialect = DUCKDB) -> st
         FROM j WHERE cp IS NOT NULL AND p >= cp GROUP BY ALL"""
 
 
-def write_retention(con: duckdb.DuckDBPyConnection | Engine, out_path: str, days_table: str = "ud") -> int:
-    """Write ``retention.parquet`` from the stage's per-slice user-day table; returns its row count."""
+FIRST_TABLE = "ret_first"
+
+
+def first_days_sql(days_table: str = "ud") -> str:
+    """Each slice-user's first day with an event and first day with a purchase, from the user-day table: what
+    ``retention_sql`` joins as ``ret_first`` (and the stage's new-user counts read)."""
+    return f"""SELECT category_top, brand, user_id, min(day) AS first_event,
+                      min(day) FILTER (WHERE bought) AS first_purchase
+               FROM {days_table} GROUP BY ALL"""
+
+
+def write_retention(con: duckdb.DuckDBPyConnection | Engine, out_path: str, days_table: str = "ud",
+                    first_built: bool = False) -> int:
+    """Write ``retention.parquet`` from the stage's per-slice user-day table; returns its row count. With
+    ``first_built`` the caller has made table ``ret_first`` (:func:`first_days_sql`) and drops it."""
     engine = as_engine(con)
-    engine.table("ret_first", f"""SELECT category_top, brand, user_id, min(day) AS first_event,
-                                         min(day) FILTER (WHERE bought) AS first_purchase
-                                  FROM {days_table} GROUP BY ALL""")
+    if not first_built:
+        engine.table(FIRST_TABLE, first_days_sql(days_table))
     body = " UNION ALL ".join(f"SELECT * FROM ({retention_sql(g, days_table, engine.dialect)})" for g in GRAINS)
     rows = engine.copy(f"SELECT * FROM ({body}) ORDER BY category_top, brand, grain, basis, cohort, period",
                        Path(out_path))
-    engine.drop("ret_first")
+    if not first_built:
+        engine.drop(FIRST_TABLE)
     return rows
 
 

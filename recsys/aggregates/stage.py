@@ -39,7 +39,7 @@ from recsys import schema as S
 from recsys.aggregates.customers import write_product_sales
 from recsys.aggregates.kpis import KPIS_FILE, TIMES, compute_kpis, write_kpis
 from recsys.aggregates.query import ALL, DURATION_EDGES, EVENT_EDGES, PRICE_BAND_EDGES, STAGE
-from recsys.aggregates.retention import write_retention
+from recsys.aggregates.retention import FIRST_TABLE, first_days_sql, write_retention
 from recsys.artifacts import (Progress, connect, events_path, no_progress, read_manifest, stage_dir,
                               upstream_fingerprint)
 from recsys.journal import StageResult, run_stage
@@ -71,7 +71,8 @@ def write_aggregates(con: duckdb.DuckDBPyConnection | Engine, out: Path, p: Aggr
     rows = _write_event_cubes(engine, out, p, progress)
     rows |= _write_session_cubes(engine, out, progress)
     progress(0.9, "aggregates: retention cohorts and product sales")
-    rows["retention"] = write_retention(engine, str(out / "retention.parquet"))
+    rows["retention"] = write_retention(engine, str(out / "retention.parquet"), first_built=True)
+    engine.drop(FIRST_TABLE)
     engine.drop("ud")
     rows["product_sales"] = write_product_sales(engine, str(out / "product_sales.parquet"))
     progress(0.95, "aggregates: store KPIs")
@@ -148,7 +149,8 @@ def _session_slices(engine: Engine) -> None:
 
 
 def _write_session_cubes(engine: Engine, out: Path, progress: Progress) -> dict[str, int]:
-    """The session cube, the buyer tables and user activity; leaves temp table ``ud`` (slice x user x day)."""
+    """The session cube, the buyer tables and user activity; leaves temp tables ``ud`` (slice x user x day) and
+    ``ret_first`` (slice x user -> first days)."""
     progress(0.35, "aggregates: sessions per category and brand")
     _session_slices(engine)
     progress(0.6, "aggregates: session cube")
@@ -165,35 +167,50 @@ def _write_session_cubes(engine: Engine, out: Path, progress: Progress) -> dict[
         FROM sess GROUP BY ALL ORDER BY category_top, brand, day, events_bin, duration_bin, has_view, has_cart,
                                         has_purchase, has_remove""", out / "sessions.parquet")
     progress(0.75, "aggregates: buyers")
-    rows["user_days"] = engine.copy("""
-        SELECT category_top, brand, user_id, t0::DATE AS day, count(*)::BIGINT AS purchase_sessions,
-               sum(purchases)::BIGINT AS purchases, sum(revenue)::DOUBLE AS revenue
-        FROM sess WHERE purchases > 0 GROUP BY ALL ORDER BY category_top, brand, day, user_id""",
-                                    out / "user_days.parquet")
-    rows["users"] = engine.copy("""
-        SELECT category_top, brand, user_id, count(*)::BIGINT AS sessions, sum(n)::BIGINT AS events,
-               sum(views)::BIGINT AS views, sum(carts)::BIGINT AS carts, sum(purchases)::BIGINT AS purchases,
-               count(*) FILTER (WHERE purchases > 0)::BIGINT AS purchase_sessions, sum(revenue)::DOUBLE AS revenue,
-               count(DISTINCT t0::DATE) FILTER (WHERE purchases > 0)::BIGINT AS purchase_days,
-               min(t0::DATE) FILTER (WHERE purchases > 0) AS first_purchase,
-               max(t0::DATE) FILTER (WHERE purchases > 0) AS last_purchase
-        FROM sess GROUP BY ALL HAVING sum(purchases) > 0 ORDER BY category_top, brand, user_id""",
-                                out / "users.parquet")
+    _write_buyer_tables(engine, out, rows)
     progress(0.85, "aggregates: new and returning users")
     engine.table("ud", """SELECT category_top, brand, user_id, t0::DATE AS day,
                           bool_or(purchases > 0) AS bought FROM sess GROUP BY ALL""")
     engine.drop("sess")
-    rows["user_activity"] = engine.copy("""
+    # each slice-user's first days: the new users here and the cohorts of the retention table
+    engine.table(FIRST_TABLE, first_days_sql("ud"))
+    rows["user_activity"] = engine.copy(f"""
         WITH a AS (SELECT category_top, brand, day, count(*) AS active_users,
                           count(*) FILTER (WHERE bought) AS buyers FROM ud GROUP BY ALL),
-             n AS (SELECT category_top, brand, first_day AS day, count(*) AS new_users
-                   FROM (SELECT category_top, brand, user_id, min(day) AS first_day FROM ud GROUP BY ALL)
-                   GROUP BY ALL)
+             n AS (SELECT category_top, brand, first_event AS day, count(*) AS new_users
+                   FROM {FIRST_TABLE} GROUP BY ALL)
         SELECT category_top, brand, day, active_users::BIGINT AS active_users,
                coalesce(new_users, 0)::BIGINT AS new_users, buyers::BIGINT AS buyers
         FROM a LEFT JOIN n USING (category_top, brand, day) ORDER BY category_top, brand, day""",
                                         out / "user_activity.parquet")
     return rows
+
+
+def _write_buyer_tables(engine: Engine, out: Path, rows: dict[str, int]) -> None:
+    """``user_days`` (buyer x purchase day) and ``users`` (buyer totals) from the session slices. Buyers are a
+    few per cent of the slice-users, so their purchase sessions are grouped first and only their sessions are
+    summed (a distinct day count over every session took a minute at October size)."""
+    engine.table("buy_days", """
+        SELECT category_top, brand, user_id, t0::DATE AS day, count(*)::BIGINT AS purchase_sessions,
+               sum(purchases)::BIGINT AS purchases, sum(revenue) AS revenue
+        FROM sess WHERE purchases > 0 GROUP BY ALL""")
+    rows["user_days"] = engine.copy("""
+        SELECT category_top, brand, user_id, day, purchase_sessions, purchases, revenue::DOUBLE AS revenue
+        FROM buy_days ORDER BY category_top, brand, day, user_id""", out / "user_days.parquet")
+    rows["users"] = engine.copy("""
+        WITH b AS (SELECT category_top, brand, user_id, count(*)::BIGINT AS purchase_days,
+                          min(day) AS first_purchase, max(day) AS last_purchase FROM buy_days GROUP BY ALL),
+             t AS (SELECT category_top, brand, user_id, count(*)::BIGINT AS sessions, sum(n)::BIGINT AS events,
+                          sum(views)::BIGINT AS views, sum(carts)::BIGINT AS carts,
+                          sum(purchases)::BIGINT AS purchases,
+                          count(*) FILTER (WHERE purchases > 0)::BIGINT AS purchase_sessions,
+                          sum(revenue)::DOUBLE AS revenue
+                   FROM sess JOIN (SELECT category_top, brand, user_id FROM b) k
+                        USING (category_top, brand, user_id) GROUP BY ALL)
+        SELECT t.*, b.purchase_days, b.first_purchase, b.last_purchase
+        FROM t JOIN b USING (category_top, brand, user_id) ORDER BY category_top, brand, user_id""",
+                                out / "users.parquet")
+    engine.drop("buy_days")
 
 
 def _fingerprint(root: str | os.PathLike | None, params: AggregateParams) -> str:
