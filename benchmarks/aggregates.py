@@ -33,7 +33,8 @@ def progress(frac, msg=""):
         if last[1] is not None:
             steps[last[1]] = steps.get(last[1], 0.0) + now - last[0]
         last[0], last[1] = now, msg
-params = AggregateParams() if {limit!r} is None else AggregateParams(memory_limit={limit!r})
+limit = {limit!r}
+params = AggregateParams() if limit is None else AggregateParams(memory_limit=limit)
 build_aggregates_stage({root!r}, force=True, progress=progress, params=params)
 now = time.perf_counter()
 steps[last[1]] = steps.get(last[1], 0.0) + now - last[0]
