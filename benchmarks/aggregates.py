@@ -1,7 +1,7 @@
 """Aggregates-stage benchmark: wall time per step and peak memory of the stage, against a baseline revision measured
 in the same run.
 
-Each run rebuilds ``<artifacts>/aggregates`` (``force=True``) in a fresh child process, so its peak RSS is its own;
+Each run rebuilds ``<artifacts>/aggregates`` (``force=True``) in a fresh child process, so its peak RSS (GiB) is its own;
 runs alternate baseline and current tree, the current tree last (its cubes are the ones left behind).
 
     python benchmarks/make_big_csv.py 42.4M --out-dir /work/bench/data
@@ -14,12 +14,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _child import REPO, baseline_worktree, run_child
 
 CHILD = r'''
 import json, sys, time
@@ -44,15 +42,9 @@ print(json.dumps({{"seconds": now - t0, "steps": {{k: round(v, 1) for k, v in st
 
 def _measure(tree: Path, root: Path, limit: str | None) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "OPENBLAS_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD.format(tree=str(tree), root=str(root), limit=limit)],
-                            cwd=tree, env=env, stdout=subprocess.PIPE, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise SystemExit(f"the aggregates stage failed in {tree} (status {status})")
-    rec = json.loads(out.strip().splitlines()[-1])
-    rec["peak_gb"] = round(usage.ru_maxrss / 1e6, 2)  # KiB on Linux
-    return rec
+    out, peak_mib = run_child([sys.executable, "-c", CHILD.format(tree=str(tree), root=str(root), limit=limit)],
+                              env=env, cwd=tree)
+    return {**json.loads(out.strip().splitlines()[-1]), "peak_gib": round(peak_mib / 1024, 2)}
 
 
 def main() -> None:
@@ -63,28 +55,19 @@ def main() -> None:
     p.add_argument("--memory-limit", default=None, help="DuckDB memory_limit for the current tree (default: the "
                                                           "stage's own); the baseline always runs with its own")
     a = p.parse_args()
-    trees: dict[str, Path] = {}
-    tmp = None
-    if a.baseline_rev:
-        tmp = tempfile.mkdtemp(prefix="bench-baseline-")
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", tmp, a.baseline_rev], check=True)
-        trees["baseline"] = Path(tmp)
-    trees["current"] = REPO
     load = os.getloadavg()[0]
-    try:
+    with baseline_worktree(a.baseline_rev) as base:
+        trees = ({"baseline": base} if base else {}) | {"current": REPO}
         runs: dict[str, list[dict]] = {k: [] for k in trees}
         for _ in range(a.runs):
             for name, tree in trees.items():
                 runs[name].append(_measure(tree, a.artifacts, a.memory_limit if name == "current" else None))
                 print(name, json.dumps(runs[name][-1]), file=sys.stderr, flush=True)
-    finally:
-        if tmp:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", tmp], check=False)
     out = {"artifacts": str(a.artifacts), "baseline_rev": a.baseline_rev, "memory_limit": a.memory_limit,
            "load_avg_1min_at_start": load, "runs": runs}
     for name in trees:
         out[f"{name}_seconds_median"] = round(statistics.median(r["seconds"] for r in runs[name]), 1)
-        out[f"{name}_peak_gb_max"] = max(r["peak_gb"] for r in runs[name])
+        out[f"{name}_peak_gib_max"] = max(r["peak_gib"] for r in runs[name])
     if "baseline" in trees:
         out["ratio_current_to_baseline"] = round(out["current_seconds_median"] / out["baseline_seconds_median"], 2)
     print(json.dumps(out, indent=1))

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _child import REPO, run_child
 MODES = {"beside": "1", "in turn": "0"}
 
 
@@ -30,15 +30,9 @@ def _one(root: Path, parallel: str, events: int | None) -> tuple[float, float]:
     if events:
         cmd += ["--events", str(events)]
     env = {**os.environ, "RECSYS_BUILD_PARALLEL": parallel, "PYTHONPATH": str(REPO)}
-    with tempfile.TemporaryFile("w+") as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        if os.waitstatus_to_exitcode(status) != 0:
-            err.seek(0)
-            sys.exit(f"build failed ({os.waitstatus_to_exitcode(status)}):\n{err.read()[-3000:]}")
-    return wall, usage.ru_maxrss / 1024
+    t0 = time.perf_counter()
+    _, peak_mb = run_child(cmd, env=env, cwd=REPO)
+    return time.perf_counter() - t0, peak_mb
 
 
 def main() -> int:

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _child import REPO, run_child
 
 CHILD = r'''
 import json, sys, time, tempfile, shutil
@@ -72,12 +70,8 @@ def measure(kind: str, src: Path) -> dict:
     """One run in a fresh child process: seconds (as the child timed it) and peak RSS in MB."""
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as out:
         code = CHILD.format(repo=str(REPO), bench=str(Path(__file__).parent), kind=kind, src=str(src), out=out)
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        result = json.loads(proc.stdout.read().strip().splitlines()[-1])
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"{kind} failed on {src}")
-    return {**result, "peak_mb": usage.ru_maxrss / 1024}
+        out, peak_mb = run_child([sys.executable, "-c", code])
+    return {**json.loads(out.strip().splitlines()[-1]), "peak_mb": peak_mb}
 
 
 def main() -> None:

@@ -19,11 +19,10 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _child import REPO, baseline_worktree
 
 
 def _worker(artifacts: str, examples: int, items: int) -> dict:
@@ -85,21 +84,13 @@ def main() -> None:
         sys.path.insert(0, os.getcwd())
         print(json.dumps(_worker(str(a.artifacts), a.examples, a.items)))
         return
-    trees = {"current": REPO}
-    tmp = None
-    if a.baseline_rev:
-        tmp = tempfile.mkdtemp(prefix="bench-baseline-")
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", tmp, a.baseline_rev], check=True)
-        trees["baseline"] = Path(tmp)
-    try:
+    with baseline_worktree(a.baseline_rev) as base:
+        trees = {"current": REPO} | ({"baseline": base} if base else {})
         runs: dict[str, list[dict]] = {k: [] for k in trees}
         for _ in range(a.runs):
             for name, tree in trees.items():
                 runs[name].append(_measure(tree, a))
                 print(name, json.dumps(runs[name][-1]), file=sys.stderr)
-    finally:
-        if tmp:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", tmp], check=False)
     out = {"artifacts": str(a.artifacts), "baseline_rev": a.baseline_rev, "runs": runs,
            "load_avg_1min": os.getloadavg()[0]}
     for name in trees:
