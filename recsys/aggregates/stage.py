@@ -50,8 +50,8 @@ from recsys.engine import Engine, as_engine
 class AggregateParams:
     """Knobs of the aggregates stage."""
     price_bins_per_decade: int = 10  # log-price histogram resolution (10 -> bins ~26% wide)
-    memory_limit: str | None = "5GB"  # DuckDB spills beyond it (default 80% of RAM). October size: 5.8 GB peak, 181 s
-                                      # (8GB: 8.7 GB peak, 177 s in one run; benchmarks/RESULTS.md)
+    memory_limit: str | None = "5GB"  # DuckDB spills beyond it (default 80% of RAM). October size: 5.55 GiB peak, 181 s
+                                      # (8GB: 8.33 GiB peak, 177 s in one run; benchmarks/RESULTS.md)
     format_version: int = 5  # 3: kpis.json; 4: fully ordered rows, exact money sums; 5: retention, product_sales
 
 
