@@ -207,3 +207,30 @@ def test_progress_fractions_stay_in_range(tmp_path):
     write_big_csv(tmp_path / "p.csv", events=6_000, chunk_events=2_000, progress=lambda f, m: seen.append(f))
     assert seen and all(0 <= f <= 1 for f in seen) and seen == sorted(seen) and seen[-1] == 1.0
     assert np.all(np.diff(seen) >= 0)
+
+
+def test_split_months_writes_the_same_rows_one_file_per_month(tmp_path):
+    whole = tmp_path / "whole.csv"
+    write_big_csv(whole, events=30_000, seed=5, chunk_events=7_000)
+    stats = write_big_csv(tmp_path / "store.csv", events=30_000, seed=5, chunk_events=7_000, split_months=True)
+    assert [Path(f).name for f in stats["files"]] == ["store-2019-10.csv", "store-2019-11.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store-2019-10.csv", "store-2019-11.csv", "whole.csv"]
+    parts = [Path(f).read_text().splitlines() for f in stats["files"]]
+    assert all(p[0] == HEADER for p in parts)
+    assert all(line.startswith("2019-10-") for line in parts[0][1:])
+    assert all(line.startswith("2019-11-") for line in parts[1][1:])
+    assert parts[0][1:] + parts[1][1:] == whole.read_text().splitlines()[1:]
+    assert stats["rows"] == len(parts[0]) + len(parts[1]) - 2 == 30_000
+
+
+def test_traffic_growth_moves_the_month_split(tmp_path):
+    flat = write_big_csv(tmp_path / "a.csv", events=30_000, seed=5, split_months=True)
+    grown = write_big_csv(tmp_path / "b.csv", events=30_000, seed=5, split_months=True,
+                          config=DemoConfig(traffic_growth=1.0))
+
+    def nov_share(stats):
+        rows = [len(Path(f).read_text().splitlines()) - 1 for f in stats["files"]]
+        return rows[1] / sum(rows)
+
+    assert 0.5 < nov_share(flat) < 0.56  # 10% growth plus the November sales
+    assert 0.58 < nov_share(grown) < 0.64  # the real files: 67.5M of 109.9M rows = 0.614

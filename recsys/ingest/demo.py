@@ -199,8 +199,14 @@ class _Stats:
 # ---- public API -------------------------------------------------------------------------------------------
 
 def write_big_csv(path: Path, events: int = 42_400_000, seed: int = 7, chunk_events: int = DEFAULT_CHUNK_EVENTS,
-                  progress: Progress = no_progress, *, config: DemoConfig = DemoConfig()) -> dict[str, Any]:
-    """Write the demo store in bounded memory: users simulated chunk by chunk, spilled, merged day by day."""
+                  progress: Progress = no_progress, *, config: DemoConfig = DemoConfig(),
+                  split_months: bool = False) -> dict[str, Any]:
+    """Write the demo store in bounded memory: users simulated chunk by chunk, spilled, merged day by day.
+
+    With ``split_months`` one store is written as one file per calendar month, as the Kaggle files come:
+    ``oct-110M.csv`` -> ``oct-110M-2019-10.csv``, ``oct-110M-2019-11.csv`` (each with its header, written under a
+    temporary name and renamed when all are complete); the summary lists them under ``files``.
+    """
     if events < 1:
         raise ValueError(f"events must be >= 1 (got {events})")
     t0 = time.perf_counter()
@@ -210,23 +216,73 @@ def write_big_csv(path: Path, events: int = 42_400_000, seed: int = 7, chunk_eve
     plan = plan_chunks(w, events, chunk_events, config)
     stats = _Stats(w)
     progress(0.02, f"world: {len(w.prod_id):,} products, {len(w.user_id):,} users")
-    with _open_sink(path) as f:
-        f.write(HEADER)
+    with _Sinks(path, split_months) as sinks:
         if len(plan) == 1:
             rows = chunk_rows(w, plan[0], seed, config)
             stats.add(rows, plan[0])
             progress(0.6, f"simulated {len(rows):,} rows")
-            _write_rows(f, w, txt, rows, seed)
+            sinks.write(w, txt, rows, seed)
         else:
-            _write_chunked(f, w, txt, plan, stats, seed, config, path.parent, progress)
+            _write_chunked(sinks, w, txt, plan, stats, seed, config, path.parent, progress)
     progress(1.0, f"wrote {stats.rows:,} rows")
     summary = stats.summary(seed, time.perf_counter() - t0)
+    summary["files"] = sinks.files
     log.info("demo store %s: %s rows in %.1f s", path, f"{stats.rows:,}", summary["seconds"])
     return summary
 
 
-def _write_chunked(f, w: World, txt: _Strings, plan: list[Chunk], stats: _Stats, seed: int, cfg: DemoConfig,
-                   scratch: Path, progress: Progress) -> None:
+class _Sinks:
+    """The output file, or one per calendar month (rows arrive sorted by time); temporary names until closed."""
+
+    def __init__(self, path: Path, split_months: bool):
+        self.split = split_months
+        months = np.unique((START.astype("datetime64[D]") + np.arange(DAYS)).astype("datetime64[M]"))
+        # seconds since START at which each month after the first begins
+        self.bounds = ((months[1:].astype("datetime64[s]") - START).astype(np.int64) if split_months
+                       else np.zeros(0, np.int64))
+        name, dot, ext = path.name.partition(".")
+        self.targets = ([path.with_name(f"{name}-{m}{dot}{ext}") for m in months.astype(str)] if split_months
+                        else [path])
+        self.files: list[str] = []
+        self._open: dict[int, tuple[Any, Path, Path]] = {}
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> "_Sinks":
+        return self
+
+    def _sink(self, i: int) -> Any:
+        if i not in self._open:
+            target = self.targets[i]
+            tmp = target.with_name(".tmp-" + target.name) if self.split else target
+            f = self._stack.enter_context(_open_sink(tmp))
+            f.write(HEADER)
+            self._open[i] = (f, tmp, target)
+        return self._open[i][0]
+
+    def write(self, w: World, txt: "_Strings", rows: np.ndarray, seed: int) -> None:
+        """Append ``rows`` (sorted by time), each to its month's file."""
+        cuts = np.searchsorted(rows["t"], self.bounds)
+        for i, (a, b) in enumerate(zip(np.r_[0, cuts], np.r_[cuts, len(rows)])):
+            if b > a or (i == 0 and not self.split):
+                _write_rows(self._sink(i), w, txt, rows[a:b], seed)
+
+    def __exit__(self, kind, value, tb) -> None:
+        if kind is None and not self._open:
+            self._sink(0)  # an empty store still gets its header
+        self._stack.close()
+        opened = [self._open[i] for i in sorted(self._open)]
+        for _f, tmp, target in opened:
+            if kind is not None:
+                if self.split:
+                    tmp.unlink(missing_ok=True)
+            else:
+                if tmp != target:
+                    tmp.replace(target)
+                self.files.append(str(target))
+
+
+def _write_chunked(sinks: _Sinks, w: World, txt: _Strings, plan: list[Chunk], stats: _Stats, seed: int,
+                   cfg: DemoConfig, scratch: Path, progress: Progress) -> None:
     """Simulate every chunk to a scratch file (sorted by time), then merge them one day at a time."""
     with tempfile.TemporaryDirectory(prefix=".demo-chunks-", dir=scratch) as tmp:
         files, day_offsets = [Path(tmp) / f"{i}.rows" for i in range(len(plan))], []
@@ -242,7 +298,7 @@ def _write_chunked(f, w: World, txt: _Strings, plan: list[Chunk], stats: _Stats,
             day = np.concatenate([np.fromfile(p, dtype=ROW, count=int(o[d + 1] - o[d]),
                                               offset=int(o[d]) * ROW.itemsize)
                                   for p, o in zip(files, day_offsets)])
-            _write_rows(f, w, txt, day[np.argsort(day["t"], kind="stable")], seed)
+            sinks.write(w, txt, day[np.argsort(day["t"], kind="stable")], seed)
             progress(0.6 + 0.4 * (d + 1) / DAYS, f"wrote day {d + 1}/{DAYS}")
 
 

@@ -182,6 +182,8 @@ class DemoConfig:
     products_scale: float = 4.4        # products = scale * events ** 0.6 (166k at the Oct size)
     popularity: float = 1.2            # Zipf exponent of product popularity within a category
     session_restart: float = 0.12      # share of sessions cut in two (a new user_session minutes later)
+    traffic_growth: float = 0.1        # daily traffic grows linearly by this share over the 61 days (1.0: the
+                                       # real files' Oct/Nov split, 42.4M / 67.5M rows)
 
 def stable_rng(*key: Any) -> np.random.Generator:
     """A generator keyed by names, so catalog structure (category ids) stays fixed across seeds."""

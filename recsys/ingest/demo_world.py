@@ -60,10 +60,10 @@ def cumulative(w: np.ndarray) -> np.ndarray:
     return out
 
 
-def _day_profile() -> tuple[np.ndarray, np.ndarray]:
+def _day_profile(growth: float) -> tuple[np.ndarray, np.ndarray]:
     days = START.astype("datetime64[D]") + np.arange(DAYS)
     weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
-    w = WEEKDAY[weekday] * (1 + 0.1 * np.arange(DAYS) / DAYS)
+    w = WEEKDAY[weekday] * (1 + growth * np.arange(DAYS) / DAYS)
     sale = np.zeros(DAYS, bool)
     for d, boost in SALE_DAYS.items():
         i = int((np.datetime64(d) - days[0]).astype(int))
@@ -94,7 +94,7 @@ def build_world(events: int, seed: int, config: DemoConfig = DemoConfig()) -> Wo
     brand_any = brand.copy()
     brand = np.where(missing, -1, brand)
 
-    day_cdf, day_sale = _day_profile()
+    day_cdf, day_sale = _day_profile(config.traffic_growth)
     users = _draw_users(events, rng, dept_w, np.bincount(brand_any, weights=pop, minlength=len(brands)), day_cdf)
     hour_w = np.roll(LOCAL_HOUR, -UTC_OFFSET_H)
     return World(
