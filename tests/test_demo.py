@@ -1,6 +1,7 @@
 """The synthetic demo store: deterministic, exact REES46 format, ingestible, and realistic where models need it."""
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -234,3 +235,11 @@ def test_traffic_growth_moves_the_month_split(tmp_path):
 
     assert 0.5 < nov_share(flat) < 0.56  # 10% growth plus the November sales
     assert 0.58 < nov_share(grown) < 0.64  # the real files: 67.5M of 109.9M rows = 0.614
+
+
+def test_split_months_keeps_dots_in_the_name_and_the_gzip_suffix(tmp_path):
+    stats = write_big_csv(tmp_path / "oct-0.02M.csv.gz", events=4_000, seed=5, split_months=True)
+    assert [Path(f).name for f in stats["files"]] == ["oct-0.02M-2019-10.csv.gz", "oct-0.02M-2019-11.csv.gz"]
+    with gzip.open(stats["files"][1], "rt") as f:
+        lines = f.read().splitlines()
+    assert lines[0] == HEADER and lines[1].startswith("2019-11-")

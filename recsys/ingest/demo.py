@@ -231,6 +231,14 @@ def write_big_csv(path: Path, events: int = 42_400_000, seed: int = 7, chunk_eve
     return summary
 
 
+def _split_suffix(name: str) -> tuple[str, str]:
+    """'oct-109.9M.csv.gz' -> ('oct-109.9M', '.csv.gz'): only the file type's suffixes, not every dot."""
+    for ext in (".csv.gz", ".csv", ".gz"):
+        if name.lower().endswith(ext) and len(name) > len(ext):
+            return name[:-len(ext)], name[-len(ext):]
+    return name, ""
+
+
 class _Sinks:
     """The output file, or one per calendar month (rows arrive sorted by time); temporary names until closed."""
 
@@ -240,8 +248,8 @@ class _Sinks:
         # seconds since START at which each month after the first begins
         self.bounds = ((months[1:].astype("datetime64[s]") - START).astype(np.int64) if split_months
                        else np.zeros(0, np.int64))
-        name, dot, ext = path.name.partition(".")
-        self.targets = ([path.with_name(f"{name}-{m}{dot}{ext}") for m in months.astype(str)] if split_months
+        name, ext = _split_suffix(path.name)
+        self.targets = ([path.with_name(f"{name}-{m}{ext}") for m in months.astype(str)] if split_months
                         else [path])
         self.files: list[str] = []
         self._open: dict[int, tuple[Any, Path, Path]] = {}
