@@ -131,6 +131,20 @@ def test_co_occurrence_is_the_session_cosine():
     assert co[3].sum() == 0 and co[0, 0] == 0
 
 
+def test_co_occurrence_in_blocks_equals_one_block(monkeypatch):
+    rng = np.random.default_rng(3)
+    n = 4_000
+    rows = list(zip(rng.integers(0, 50, n), rng.zipf(1.6, n) % 300, np.zeros(n, int), np.arange(n),
+                    rng.integers(0, 700, n)))
+    win, cfg = _inter(rows, 50, 300), RankerConfig(neighbours=7)
+    whole = _co_occurrence(win, cfg)
+    monkeypatch.setattr("recsys.model.ranker_state.CO_BLOCK_PAIRS", 50)
+    blocked = _co_occurrence(win, cfg)
+    assert whole.nnz > 1_000 and (np.diff(whole.indptr) <= 7).all()
+    for a in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(blocked, a), getattr(whole, a))
+
+
 def planted_store(seed: int = 0, scale: int = 1) -> tuple[Interactions, np.ndarray, np.ndarray, float]:
     """Staples and their partners: item s (even) is re-bought, item s + 1 is bought with it by others.
 

@@ -109,6 +109,10 @@ class RankerRecommender:
         else:
             log.warning("ranker: only %d users buy after the inner cut; serving the two-tower's order", len(users))
             n_rows = n_pos = 0
+        # the inner window's state and feature rows are done with: free them before the serving state is built
+        # (at full size each state is gigabytes)
+        del state, labels, past, future
+        cand_u = cand_i = x = y = None
         self.report.update(ranker={"inner_cut": cut, "train_users": int(len(users)), "rows": n_rows,
                                    "positive_rows": n_pos,
                                    "trees": {str(k): int(v.best_iteration_ or v.n_estimators)

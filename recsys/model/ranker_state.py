@@ -20,6 +20,7 @@ from recsys.recommenders.ease import ease_weights
 
 VIEW_I, CART_I, PURCHASE_I = S.VIEW_CODE, S.CART_CODE, S.PURCHASE_CODE
 DAY = 86400.0
+CO_BLOCK_PAIRS = 20_000_000  # co-occurrence: upper bound of (item, item) entries computed at a time
 
 
 @dataclass(frozen=True)
@@ -212,18 +213,28 @@ def _co_occurrence(win: Interactions, cfg: RankerConfig) -> sp.csr_matrix:
     m.data[:] = 1.0
     sizes = np.diff(m.indptr)
     m = m[(sizes >= 2) & (sizes <= cfg.max_session_items)]
-    c = (m.T @ m).tocsr()
-    c.setdiag(0)
-    c.eliminate_zeros()
     deg = np.asarray(m.sum(0)).ravel()
-    c = c.tocoo()
-    vals = c.data / np.sqrt(np.maximum(deg[c.row] * deg[c.col], 1.0))
-    # top neighbours per row: sort by (row, -value, col)
-    order = np.lexsort((c.col, -vals, c.row))
-    r, cl, v = c.row[order], c.col[order], vals[order]
-    start = np.searchsorted(r, r, "left")
-    keep = (np.arange(len(r)) - start) < cfg.neighbours
-    return sp.csr_matrix((v[keep].astype(np.float32), (r[keep], cl[keep])), shape=(n_i, n_i))
+    mt = m.T.tocsr()
+    # m.T @ m one block of item rows at a time, each block cut to its top neighbours before the next: the full
+    # product (hundreds of millions of pairs at October size) never exists at once. An item's row has at most
+    # the summed sizes of its sessions as entries; blocks hold about CO_BLOCK_PAIRS of them.
+    work = np.cumsum(mt @ np.diff(m.indptr).astype(np.float64))
+    cuts = np.searchsorted(work, np.arange(1, int(work[-1] // CO_BLOCK_PAIRS) + 1) * CO_BLOCK_PAIRS) if n_i else []
+    bounds = np.unique(np.r_[0, cuts, n_i]).astype(np.int64)
+    rows, cols, vals = [], [], []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        c = (mt[a:b] @ m).tocoo()
+        r, cl = c.row.astype(np.int64) + a, c.col.astype(np.int64)
+        off = r != cl
+        r, cl, d = r[off], cl[off], c.data[off]
+        v = d / np.sqrt(np.maximum(deg[r] * deg[cl], 1.0))
+        # top neighbours per row: sort by (row, -value, col)
+        order = np.lexsort((cl, -v, r))
+        r, cl, v = r[order], cl[order], v[order]
+        keep = (np.arange(len(r)) - np.searchsorted(r, r, "left")) < cfg.neighbours
+        rows.append(r[keep]), cols.append(cl[keep]), vals.append(v[keep].astype(np.float32))
+        del c, r, cl, d, v, order, keep
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_i, n_i))
 
 
 def _co_bought(win: Interactions, co: sp.csr_matrix, cfg: RankerConfig) -> sp.csr_matrix:

@@ -80,6 +80,8 @@ def build_model_stage(root: str | os.PathLike | None, *, force: bool = False, pr
         offsets, items = ST.purchases_csr(train)
         np.savez(tmp / ST.PURCHASES, offsets=offsets, item=items)
         repurchase = ST.repurchase_stats(inter)
+        n_hist = int(len(hist.item))
+        del hist, vecs, offsets, items  # written; the ranker builds its own state
         ranker_report = _fit_ranker(train, model, report, params.config, tmp / ST.RANKER_DIR,
                                     lambda f, m: prog(0.96 + 0.02 * f, f"model: ranker: {m}"))
         prog(0.98, "model: example users")
@@ -89,7 +91,7 @@ def build_model_stage(root: str | os.PathLike | None, *, force: bool = False, pr
             if params.holdout_days else None
         return StageResult(
             rows={"items": inter.n_items, "users": inter.n_users, "train_events": int(len(train.ts)),
-                  "history_rows": int(len(hist.item))},
+                  "history_rows": n_hist},
             params=p_dict,
             extra={"train": report, "ranker": ranker_report, "holdout": holdout, "repurchase": repurchase, "now_ts": now,
                    "train_end_ts": int(train.ts.max()) if len(train.ts) else now,
