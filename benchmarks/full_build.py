@@ -3,11 +3,12 @@
     PYTHONPATH=. OPENBLAS_NUM_THREADS=1 python benchmarks/full_build.py --artifacts /work/bench/octnov \\
         --input /work/bench/data/oct-109.9M-2019-10.csv /work/bench/data/oct-109.9M-2019-11.csv
 
-Each stage is ``recsys.build.build(root, inputs, only=[stage], force=True)`` in its own child (the events stage with
-``only=[]``), so a stage's peak is its own (``wait4``'s ``ru_maxrss``) and a stage that does not fit fails alone
-with its error; the stages before it stay built. ``--stages`` picks some (the ones before them must be built);
-``--keep`` reuses stages already up to date instead of forcing them. One JSON line per stage on stdout, and a
-summary line at the end; ``--json FILE`` also appends them to FILE.
+Each stage runs in its own child: the events stage as ``recsys.build.build(root, inputs, only=[], force=True)``, a
+derived stage as its own stage function (``force=True``, the stages before it as they are) in a build
+transaction. So a stage's peak is its own (``wait4``'s ``ru_maxrss``), and a stage that does not fit fails alone
+with its error while the stages before it stay built. ``--stages`` picks some (the ones before them must be
+built); ``--keep`` reuses stages already up to date instead of forcing them. One JSON line per stage on stdout,
+and a summary line at the end; ``--json FILE`` also appends them to FILE.
 """
 from __future__ import annotations
 
@@ -23,14 +24,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._child import REPO, run_child  # noqa: E402
 from recsys.build import STAGES  # noqa: E402
 
+# the events stage through build() (ingest of the inputs); a derived stage through its own function, so that
+# forcing it does not force the ingest too
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from recsys.build import build
+from recsys.build import STAGES, build
+from recsys.journal import build_transaction
 root, stage, force, inputs = sys.argv[1], sys.argv[2], sys.argv[3] == "1", [Path(p) for p in sys.argv[4:]]
 t0 = time.perf_counter()
-out = build(root, inputs, only=[] if stage == "events" else [stage], force=force)
-print(json.dumps({"summary": out.get(stage), "wall_s": time.perf_counter() - t0}))
+if stage == "events":
+    summary = build(root, inputs, only=[], force=force)["events"]
+else:
+    with build_transaction(root):
+        manifest, built = next(s for s in STAGES if s.name == stage).function()(root, force=force)
+    summary = {"built": built, "duration_s": manifest["duration_s"]}
+print(json.dumps({"summary": summary, "wall_s": time.perf_counter() - t0}))
 """
 
 
