@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from recsys import schema as S  # noqa: E402
+from recsys.artifacts import save_arrays  # noqa: E402
 from recsys.journal import StageResult, run_stage  # noqa: E402
 from recsys.ingest.interactions import Interactions  # noqa: E402
 from recsys.serving.service import load_recommender_service, recommend_products_for_user  # noqa: E402
@@ -190,10 +191,10 @@ def synthetic_store(root: Path, n_items: int, n_users: int = 200_000, seed: int 
         ItemFeatures(**{f: model.features[i].numpy() for i, f in enumerate(FEATURES)}).save(tmp / ST.FEATURES_FILE)
         catalog.to_parquet(tmp / ST.CATALOG, index=False)
         hist = build_sequences(inter).truncate(model.config.history_len)
-        np.savez(tmp / ST.HISTORIES, offsets=hist.offsets, item=hist.item, event=hist.event, ts=hist.ts,
-                 session=hist.session)
+        save_arrays(tmp / ST.HISTORIES, {"offsets": hist.offsets, "item": hist.item, "event": hist.event,
+                                         "ts": hist.ts, "session": hist.session})
         offsets, items = ST.purchases_csr(inter)
-        np.savez(tmp / ST.PURCHASES, offsets=offsets, item=items)
+        save_arrays(tmp / ST.PURCHASES, {"offsets": offsets, "item": items})
         t1 = time.perf_counter()
         print(f"synthetic: {len(inter.ts):,} events, {len(hist.item):,} history rows in {t1 - t0:.0f} s; "
               f"fitting the ranker", file=sys.stderr)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 
 MANIFEST = "manifest.json"
 DEFAULT_ROOT = "artifacts"
@@ -191,6 +192,30 @@ def write_json(path: Path, obj: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str))
     tmp.replace(path)
+
+
+def save_arrays(directory: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Numeric arrays as one ``<name>.npy`` each under ``directory`` (a stage's temporary directory: the stage's
+    rename makes them visible), so that ``load_arrays`` can memory-map them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, a in arrays.items():
+        a = np.asarray(a)
+        if a.dtype == object:
+            raise TypeError(f"{name}: object arrays cannot be memory-mapped")
+        np.save(directory / f"{name}.npy", a, allow_pickle=False)
+
+
+def load_arrays(directory: Path, mmap: bool = True) -> dict[str, np.ndarray]:
+    """``save_arrays``'s arrays, memory-mapped read-only by default: opening costs the headers, and a served call
+    reads only the pages it touches (a multi-GB serving state opens in milliseconds, and processes share it).
+    A truncated or damaged file raises ValueError naming it."""
+    out = {}
+    for path in sorted(directory.glob("*.npy")):
+        try:
+            out[path.stem] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(f"{path} is damaged ({exc}): rebuild with python -m recsys build") from exc
+    return out
 
 
 Progress = Callable[[float, str], None]

@@ -140,7 +140,7 @@ def one_line_error(capsys, progress: bool = False) -> str:
 
 CLI_CASES = [
     ("model/model.pt", truncate), ("model/model.pt", garble), ("model/manifest.json", truncate),
-    ("model/histories.npz", delete), ("index/items.faiss", delete), ("index/items.faiss", garble),
+    ("model/histories/item.npy", delete), ("model/ranker/state/user_vecs.npy", truncate), ("index/items.faiss", delete), ("index/items.faiss", garble),
 ]
 
 
@@ -279,3 +279,17 @@ def test_api_rolls_back_a_killed_build_before_it_loads(store, known):
         assert all(status == 200 for status, _ in answers(c, known).values())
         assert c.get("/health").json()["problems"] == []
     assert not journal.exists() and (store / "model" / "manifest.json").exists()
+
+
+def test_saved_arrays_come_back_memory_mapped_and_a_damaged_one_is_named(tmp_path):
+    from recsys.artifacts import load_arrays, save_arrays
+    save_arrays(tmp_path / "a", {"x": np.arange(5, dtype=np.int32), "y": np.eye(2, dtype=np.float32)})
+    got = load_arrays(tmp_path / "a")
+    assert sorted(got) == ["x", "y"] and isinstance(got["x"], np.memmap) and not got["x"].flags.writeable
+    np.testing.assert_array_equal(got["x"], [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(load_arrays(tmp_path / "a", mmap=False)["y"], np.eye(2))
+    with pytest.raises(TypeError, match="object"):
+        save_arrays(tmp_path / "b", {"s": np.array(["a", None], dtype=object)})
+    (tmp_path / "a" / "y.npy").write_bytes((tmp_path / "a" / "y.npy").read_bytes()[:40])
+    with pytest.raises(ValueError, match=r"y\.npy is damaged .*rebuild"):
+        load_arrays(tmp_path / "a")

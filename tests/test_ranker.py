@@ -2,6 +2,8 @@
 combines the repeat signal with the co-purchase signal recovers what users buy next."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -214,6 +216,14 @@ def test_saved_ranker_gives_the_same_lists(tmp_path):
             again.recommend(np.arange(inter.n_users), 5, exclude_seen=ex)
         np.testing.assert_array_equal(a.items, b.items)
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+    # served from read-only memory maps; a ranker stored as one .npz by an older build still loads
+    assert isinstance(again.state.user_vecs, np.memmap) and not again.state.user_vecs.flags.writeable
+    state_dir = tmp_path / "ranker" / "state"
+    np.savez(tmp_path / "ranker" / "ranker_state.npz", **{p.stem: np.load(p) for p in state_dir.glob("*.npy")})
+    shutil.rmtree(state_dir)
+    older = RankerRecommender.load(tmp_path / "ranker", model.model, model.item_vecs)
+    np.testing.assert_array_equal(older.recommend(np.arange(inter.n_users), 5).items,
+                                  model.recommend(np.arange(inter.n_users), 5).items)
     # a ranker stored by a version with other features is refused with what to do, not mis-scored
     from lightgbm import LGBMRanker
     rng = np.random.default_rng(0)

@@ -33,7 +33,7 @@ import scipy.sparse as sp
 from lightgbm import LGBMRanker
 
 from recsys import schema as S
-from recsys.artifacts import Progress, no_progress
+from recsys.artifacts import Progress, load_arrays, no_progress, save_arrays
 from recsys.ingest.interactions import Interactions
 from recsys.model import reasons
 from recsys.model.features import build_sequences
@@ -47,7 +47,8 @@ from recsys.recommenders.base import Recommendations
 
 log = logging.getLogger(__name__)
 
-RANKER_STATE, RANKER_CONFIG = "ranker_state.npz", "ranker.json"
+RANKER_STATE, RANKER_CONFIG = "ranker_state.npz", "ranker.json"  # the state's arrays as one .npz (older builds)
+RANKER_ARRAYS = "state"  # ... now one .npy per array in this folder, memory-mapped when served
 
 
 class RankerRecommender:
@@ -90,29 +91,12 @@ class RankerRecommender:
                                                   lambda f, m: self.progress(0.05 + 0.6 * f, m))
         self.item_vecs = self.model.all_item_vectors().astype(np.float32)
         self.progress(0.7, "ranker features")
-        labels = self._labels(future)
         rng = np.random.default_rng(cfg.seed)
         users = train_users(past, future, cfg.max_train_users, cfg.buyer_share, rng)
-        state = self._state(past, users)
-        self.rankers = {False: None, True: None}  # None: too few labels, candidates keep the two-tower's order
-        if len(users) >= MIN_TRAIN_USERS:
-            val_users = rng.choice(users, max(1, len(users) // 5), replace=False)  # held out from both rankers
-            for ex in (False, True):
-                # each setting learns on the pool it serves (unseen items: each source's best unseen items)
-                cand_u, cand_i, x = self._batched_features(state, users, ex)
-                y = labels_for(labels, cand_u, cand_i, self.n_items)
-                self.progress(0.8 + 0.1 * ex, f"ranker ({'new items' if ex else 'all items'})")
-                # unseen items: a ranker of their own, or the all-items ranker if it orders them better
-                self.rankers[ex] = self._fit_ranker(cand_u, x, y, val_users, self.rankers[False] if ex else None)
-                if not ex:
-                    n_rows, n_pos = len(y), int((y > 0).sum())
-        else:
-            log.warning("ranker: only %d users buy after the inner cut; serving the two-tower's order", len(users))
-            n_rows = n_pos = 0
-        # the inner window's state and feature rows are done with: free them before the serving state is built
-        # (at full size each state is gigabytes)
-        del state, labels, past, future
-        cand_u = cand_i = x = y = None
+        # the inner window's state and feature rows live only inside _fit_rankers: gigabytes at full size, freed
+        # before the serving state is built below
+        n_rows, n_pos = self._fit_rankers(self._state(past, users), users, self._labels(future), rng)
+        del past, future
         self.report.update(ranker={"inner_cut": cut, "train_users": int(len(users)), "rows": n_rows,
                                    "positive_rows": n_pos,
                                    "trees": {str(k): int(v.best_iteration_ or v.n_estimators)
@@ -133,6 +117,27 @@ class RankerRecommender:
         self.progress(0.95, "ranker features over the whole window")
         self.state = self._state(train)
         return self
+
+    def _fit_rankers(self, state: RankerState, users: np.ndarray, labels: PairStats, rng: np.random.Generator
+                     ) -> tuple[int, int]:
+        """Both rankers (all items, unseen items) on the inner window's candidates of ``users``; (rows, positive
+        rows) of the all-items one."""
+        self.rankers = {False: None, True: None}  # None: too few labels, candidates keep the two-tower's order
+        if len(users) < MIN_TRAIN_USERS:
+            log.warning("ranker: only %d users buy after the inner cut; serving the two-tower's order", len(users))
+            return 0, 0
+        val_users = rng.choice(users, max(1, len(users) // 5), replace=False)  # held out from both rankers
+        for ex in (False, True):
+            # each setting learns on the pool it serves (unseen items: each source's best unseen items)
+            cand_u, cand_i, x = self._batched_features(state, users, ex)
+            y = labels_for(labels, cand_u, cand_i, self.n_items)
+            self.progress(0.8 + 0.1 * ex, f"ranker ({'new items' if ex else 'all items'})")
+            # unseen items: a ranker of their own, or the all-items ranker if it orders them better
+            self.rankers[ex] = self._fit_ranker(cand_u, x, y, val_users, self.rankers[False] if ex else None)
+            if not ex:
+                n_rows, n_pos = len(y), int((y > 0).sum())
+            del cand_u, cand_i, x, y
+        return n_rows, n_pos
 
     def _state(self, win: Interactions, users: np.ndarray | None = None) -> RankerState:
         """Features' state over a window; user vectors for ``users`` only (all users by default: serving needs
@@ -190,7 +195,7 @@ class RankerRecommender:
             if m is not None:
                 m = m.tocsr()
                 arrays.update({f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr})
-        np.savez(directory / RANKER_STATE, **arrays)
+        save_arrays(directory / RANKER_ARRAYS, arrays)
         for ex, model in self.rankers.items():
             if model is not None:
                 (directory / f"ranker_exclude_seen_{ex}.txt").write_text(model.booster_.model_to_string())
@@ -204,8 +209,11 @@ class RankerRecommender:
         meta = json.loads((directory / RANKER_CONFIG).read_text())
         self = cls(ranker=RankerConfig(**meta["ranker"]))
         self.report, self.model, self.item_vecs = meta.get("report", {}), model, item_vecs
-        with np.load(directory / RANKER_STATE) as z:
-            a = {k: z[k] for k in z.files}
+        if (directory / RANKER_ARRAYS).is_dir():
+            a = load_arrays(directory / RANKER_ARRAYS)
+        else:
+            with np.load(directory / RANKER_STATE) as z:
+                a = {k: z[k] for k in z.files}
         now, self.n_users, self.n_items = (int(v) for v in a["now"])
         self.cat, self.brand, self.log_price = a["cat"], a["brand"], a["log_price"]
         pairs = {n: PairStats(a[f"{n}_keys"], a[f"{n}_counts"], a[f"{n}_last"]) for n in ("ui", "uc", "ub")}

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from recsys.artifacts import EVENTS_STAGE, Progress, connect, no_progress, upstream_fingerprint, write_json
+from recsys.artifacts import (EVENTS_STAGE, Progress, connect, no_progress, save_arrays, upstream_fingerprint,
+                              write_json)
 from recsys.journal import StageResult, run_stage
 from recsys.ingest.interactions import Interactions, load_interactions
 from recsys.model import store as ST
@@ -75,10 +76,10 @@ def build_model_stage(root: str | os.PathLike | None, *, force: bool = False, pr
         feats.save(tmp / ST.FEATURES_FILE)
         inter.catalog.to_parquet(tmp / ST.CATALOG, index=False)
         hist = build_sequences(train).truncate(model.config.history_len)
-        np.savez(tmp / ST.HISTORIES, offsets=hist.offsets, item=hist.item, event=hist.event, ts=hist.ts,
-                 session=hist.session)
+        save_arrays(tmp / ST.HISTORIES, {"offsets": hist.offsets, "item": hist.item, "event": hist.event,
+                                         "ts": hist.ts, "session": hist.session})
         offsets, items = ST.purchases_csr(train)
-        np.savez(tmp / ST.PURCHASES, offsets=offsets, item=items)
+        save_arrays(tmp / ST.PURCHASES, {"offsets": offsets, "item": items})
         repurchase = ST.repurchase_stats(inter)
         n_hist = int(len(hist.item))
         del hist, vecs, offsets, items  # written; the ranker builds its own state

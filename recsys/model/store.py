@@ -7,8 +7,11 @@ Layout of ``<artifacts>/model/``:
 - ``item_ids.npy``        (I,) int64 product ids; ``user_ids.npy`` (U,) int64 user ids (both sorted)
 - ``item_features.npz``   the item tower's feature codes (the user tower embeds history items with them)
 - ``catalog.parquet``     product_id, category_id, category_code, brand, price, views, carts, purchases
-- ``histories.npz``       each user's last ``history_len`` merged events (CSR: offsets, item, event, ts)
-- ``purchases.npz``       each user's distinct purchased item codes (CSR: offsets, item)
+- ``histories/``          each user's last ``history_len`` merged events (CSR: offsets, item, event, ts, session)
+- ``purchases/``          each user's distinct purchased item codes (CSR: offsets, item)
+
+The two CSR folders hold one ``.npy`` per array (``recsys.artifacts.save_arrays``), memory-mapped when loaded;
+a build from before that wrote them as ``histories.npz`` / ``purchases.npz``, still read.
 """
 from __future__ import annotations
 
@@ -20,14 +23,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsys.artifacts import read_manifest, require_stage
+from recsys.artifacts import load_arrays, read_manifest, require_stage
 from recsys.ingest.interactions import Interactions
 from recsys.model.features import PURCHASE_I, ItemFeatures, Sequences
 
 MODEL_STAGE = "model"
 CHECKPOINT, CONFIG, EMBEDDINGS = "model.pt", "config.json", "item_embeddings.npy"
 ITEM_IDS, USER_IDS, FEATURES_FILE = "item_ids.npy", "user_ids.npy", "item_features.npz"
-CATALOG, HISTORIES, PURCHASES = "catalog.parquet", "histories.npz", "purchases.npz"
+CATALOG, HISTORIES, PURCHASES = "catalog.parquet", "histories", "purchases"  # the last two: folders of .npy
 RANKER_DIR = "ranker"  # the served two-tower + ranker (absent when the store was too small to train one)
 REPURCHASE_EXCLUDE_BELOW = 0.10  # exclude purchased items by default when fewer repeat purchases than this
 
@@ -81,10 +84,17 @@ class ModelArtifacts:
     @classmethod
     def load(cls, root: str | os.PathLike | None) -> "ModelArtifacts":
         d = require_stage(root, MODEL_STAGE)
-        with np.load(d / HISTORIES) as h:
-            hist = Sequences(h["offsets"], h["item"], h["event"], h["ts"], h["session"])
-        with np.load(d / PURCHASES) as p:
-            po, pi = p["offsets"], p["item"]
+        h, p = _arrays(d / HISTORIES), _arrays(d / PURCHASES)
+        hist = Sequences(h["offsets"], h["item"], h["event"], h["ts"], h["session"])
+        po, pi = p["offsets"], p["item"]
         return cls(d, read_manifest(root, MODEL_STAGE) or {}, np.load(d / ITEM_IDS), np.load(d / USER_IDS),
                    np.load(d / EMBEDDINGS), ItemFeatures.load(d / FEATURES_FILE), pd.read_parquet(d / CATALOG),
                    hist, po, pi)
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    """A folder of ``.npy`` arrays, memory-mapped; or the ``.npz`` an older build wrote in its place."""
+    if path.is_dir():
+        return load_arrays(path)
+    with np.load(path.with_name(path.name + ".npz")) as z:
+        return {k: z[k] for k in z.files}
