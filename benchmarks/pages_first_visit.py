@@ -1,29 +1,76 @@
-"""First visit of every app page on a built store (AppTest, one process): the wall time of a fresh session's
-first run of each page, then of a rerun, plus any exception or error shown. Pages are visited in menu order and
-Streamlit's caches are per process, so a loader shared by several pages is paid on the first page that uses it
-(each session starts on the Overview, which is cached after the first page).
+"""First visit and warm rerun of every app page on a built store (AppTest), each page in a fresh process.
 
-    python benchmarks/pages_first_visit.py ARTIFACTS_DIR
+    PYTHONPATH=. OPENBLAS_NUM_THREADS=1 python benchmarks/pages_first_visit.py ARTIFACTS_DIR [--reruns 5]
+
+The pages are the ones ``app.py`` routes to, in menu order. For each page a fresh process (cold Streamlit caches,
+as after a server start) opens the app (the Overview, the default page: its time is the baseline in the same
+run), then switches to the page: that run is the page's **first visit**, every loader the page needs included
+(nothing is warmed by an earlier page). Then ``--reruns`` reruns with the same widgets (what a user sees after
+touching another widget): their median is the **warm rerun**. Any exception or error the page shows is listed.
+A JSON line per page (with the process's peak RSS), then a table.
 """
+from __future__ import annotations
+
+import argparse
+import json
 import os
+import re
+import statistics
 import sys
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-os.environ["RECSYS_ARTIFACTS"] = sys.argv[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._child import REPO, run_child  # noqa: E402
+
+CHILD = """
+import json, os, statistics, sys, time
 from streamlit.testing.v1 import AppTest
-pages = ["pages/overview.py", "pages/funnel.py", "pages/temporal.py", "pages/brands_categories.py",
-         "pages/users_sessions.py", "pages/affinity.py", "pages/product_explorer.py", "pages/recommender.py",
-         "pages/evaluation.py"]
-for p in pages:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=600)
-    t = time.perf_counter()
-    at.run()
-    at.switch_page(p)
-    at.run()
-    t1 = time.perf_counter() - t
-    t = time.perf_counter(); at.run(); t2 = time.perf_counter() - t
-    errs = [e.value for e in at.exception] + [e.body for e in at.error]
-    print(f"{p:32s} first {t1:6.1f} s  rerun {t2:5.2f} s  exceptions/errors: {errs[:2]}", flush=True)
+app, page, reruns = sys.argv[1], sys.argv[2], int(sys.argv[3])
+at = AppTest.from_file(app, default_timeout=900)
+t = time.perf_counter(); at.run(); home = time.perf_counter() - t
+t = time.perf_counter(); at.switch_page(page); at.run(); first = time.perf_counter() - t
+warm = []
+for _ in range(reruns):
+    t = time.perf_counter(); at.run(); warm.append(time.perf_counter() - t)
+errs = [str(e.value)[:200] for e in at.exception] + [str(e.body)[:200] for e in at.error]
+print(json.dumps({"page": page, "home_s": home, "first_s": first, "warm_ms": 1000 * statistics.median(warm),
+                  "warm_runs_ms": [round(1000 * w, 1) for w in warm], "errors": errs}))
+"""
+
+
+def app_pages(app: Path) -> list[str]:
+    """The page files ``app.py`` routes to, in menu order."""
+    return re.findall(r'st\.Page\(\s*"(pages/[^"]+\.py)"', app.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("artifacts", type=Path)
+    p.add_argument("--reruns", type=int, default=5)
+    p.add_argument("--pages", nargs="+", help="only these page files (default: every page of app.py)")
+    p.add_argument("--json", type=Path, help="also write the rows here")
+    args = p.parse_args(argv)
+    env = {**os.environ, "RECSYS_ARTIFACTS": str(args.artifacts.resolve()), "PYTHONPATH": str(REPO),
+           "OPENBLAS_NUM_THREADS": "1"}
+    rows = []
+    for page in args.pages or app_pages(REPO / "app.py"):
+        out, peak = run_child([sys.executable, "-c", CHILD, str(REPO / "app.py"), page, str(args.reruns)], env=env,
+                              cwd=REPO)
+        row = {**json.loads(out.strip().splitlines()[-1]), "peak_mib": round(peak)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print(f"\n| page | first visit | warm rerun (median of {args.reruns}) | Overview in the same process | "
+          f"peak RSS | errors |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['page']} | {r['first_s']:.2f} s | {r['warm_ms']:.0f} ms | {r['home_s']:.2f} s | "
+              f"{r['peak_mib'] / 1024:.2f} GiB | {'; '.join(r['errors']) or 'none'} |")
+    print(f"\nmedian first visit {statistics.median(r['first_s'] for r in rows):.2f} s, worst "
+          f"{max(r['first_s'] for r in rows):.2f} s; worst warm rerun {max(r['warm_ms'] for r in rows):.0f} ms")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 1 if any(r["errors"] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
