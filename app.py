@@ -1,7 +1,7 @@
 """Store Insights: the Streamlit entry point, a thin router over pages/ (their helpers are in ui/)."""
 import streamlit as st
 
-from ui.common import ensure_artifacts, show_error
+from ui.common import ensure_artifacts, show_error, warm_imports
 from ui.router import routed_run, run_page
 
 st.set_page_config(page_title="Store Insights", page_icon="🛒", layout="wide")
@@ -33,6 +33,7 @@ PAGES = {
     ],
 }
 
+warm_imports()  # torch, FAISS, LightGBM in the background while the first page draws
 with routed_run():  # pages check it: a page that runs without this router is sent through it
     ensure_artifacts()
     page = st.navigation(PAGES)

@@ -128,3 +128,22 @@ def test_the_one_private_streamlit_attribute_still_exists():
     Streamlit upgrade renames it, this fails (and the simultaneous-first-visits browser test with it)."""
     from streamlit.runtime.pages_manager import PagesManager
     assert isinstance(PagesManager.uses_pages_directory, (bool, type(None)))
+
+
+def test_warm_imports_runs_once_per_process_in_the_background(monkeypatch, caplog):
+    import sys
+    import threading
+
+    import ui.common as common
+    monkeypatch.setattr(common, "_warm_started", False)
+    monkeypatch.setattr(common, "HEAVY_MODULES", ("colorsys", "no_such_module_for_warm_up"))
+    sys.modules.pop("colorsys", None)
+    before = {t.ident for t in threading.enumerate()}
+    common.warm_imports()
+    common.warm_imports()  # a second session: no second thread
+    started = [t for t in threading.enumerate() if t.name == "warm-imports" and t.ident not in before]
+    assert len(started) <= 1
+    for t in started:
+        t.join(10)
+    assert "colorsys" in sys.modules
+    assert "no_such_module_for_warm_up" in caplog.text

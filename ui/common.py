@@ -7,8 +7,11 @@ invalidates the cache.
 """
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,8 @@ import streamlit as st
 from recsys.artifacts import ArtifactError, artifacts_root, read_manifest
 from recsys.journal import recover_interrupted_builds
 from recsys.errors import USER_ERRORS
+
+log = logging.getLogger(__name__)
 
 ACTIVE_SET = "artifacts_set"  # session key: the path of the set this browser session serves (the Data page)
 
@@ -51,6 +56,32 @@ def version(*stages: str) -> str:
         m = read_manifest(root(), s)
         parts.append(f"{s}={m.get('built_at') if m else None}:{m.get('input_fingerprint') if m else None}")
     return "|".join(parts)
+
+
+# What the model pages import: about 2 s of torch, FAISS and LightGBM (and every evaluated model) on 2 cores.
+HEAVY_MODULES = ("torch", "faiss", "lightgbm", "recsys.serving.service", "recsys.evaluation.stage")
+_warm_lock = threading.Lock()
+_warm_started = False
+
+
+def warm_imports() -> None:
+    """Start importing ``HEAVY_MODULES`` in a background thread, once per server process, from its first page run
+    on: the first visit of the Recommender or Evaluation page then finds them imported (or waits only for the
+    rest: Python's import lock makes the page's own import wait for a half-done one, never run it twice)."""
+    global _warm_started
+    with _warm_lock:
+        if _warm_started:
+            return
+        _warm_started = True
+    threading.Thread(target=_import_heavy, name="warm-imports", daemon=True).start()
+
+
+def _import_heavy() -> None:
+    for name in HEAVY_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # the page that needs it reports the problem when it imports it itself
+            log.warning("warm-up import of %s failed: %s", name, exc)
 
 
 def ensure_artifacts() -> None:
