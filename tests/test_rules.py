@@ -179,6 +179,22 @@ def test_auto_support_is_the_kth_pair_support():
     assert floor.stats["params"]["min_support"] == pytest.approx(3 / 20)  # never below min_baskets
 
 
+def test_auto_support_is_raised_until_mining_fits_the_guards():
+    # the 100th pair's support would give ~616 itemsets: auto raises it to the guard's suggestion and mines
+    con = con_over(events_from_baskets(random_baskets(5, n=400)))
+    base = dict(scope="purchases", granularity="brand", min_confidence=0.0, min_lift=0.0, min_baskets=1)
+    free = mine_rules_con(con, RuleParams(**base))
+    assert free.stats["params"]["min_support"] == pytest.approx(0.0075) and "auto_support_raised" not in free.stats
+    capped = mine_rules_con(con, RuleParams(**base, max_itemsets=40))
+    raised = capped.stats["auto_support_raised"]
+    assert [r["support"] for r in raised] == [pytest.approx(0.0075)] and "frequent itemsets" in raised[0]["why"]
+    assert capped.stats["params"]["min_support"] > 0.0075 and capped.stats["itemsets"] <= 40
+    assert 0 < len(capped.rules) < len(free.rules)
+    # an explicit support is the user's choice: refused with the suggestion, never changed
+    with pytest.raises(ValueError, match="raise min support"):
+        mine_rules_con(con, RuleParams(**base, min_support=0.0075, max_itemsets=40))
+
+
 def test_baskets_per_session_versus_per_user_and_day():
     # user 1: two sessions on day 0 (A, then B) and one on day 1 (A B); user 2: one session (A)
     baskets = [["A"], ["B"], ["A", "B"], ["A"]]
@@ -340,7 +356,7 @@ def test_build_stage_survives_a_guard_and_records_the_note(tmp_path):
     df["event_time"] = df["event_time"].dt.strftime("%Y-%m-%d %H:%M:%S UTC")
     df.to_csv(tmp_path / "tiny.csv", index=False)
     build_events(tmp_path / "art", [tmp_path / "tiny.csv"], IngestParams(source="files"))
-    m, built = build_rules_stage(tmp_path / "art", params=RuleParams(max_itemsets=2))
+    m, built = build_rules_stage(tmp_path / "art", params=RuleParams(min_support=0.01, max_itemsets=2))
     assert built and "raise min support" in m["note"] and m["rows"]["rules"] == 0
     res = load_rules(tmp_path / "art")
     assert res.rules.empty and list(res.items.columns[:3]) == ["item", "baskets", "support"]

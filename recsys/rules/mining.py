@@ -50,9 +50,23 @@ class RulesResult:
 PAIR_WORK_LIMIT = 50e6   # guard: pair occurrences DuckDB may count before mining (seconds, not minutes)
 
 
+AUTO_RAISES = 6  # auto support: times it may be raised to the guards' suggestion before mining is refused
+
+
+class GuardError(ValueError):
+    """Mining at these settings would exceed a guard; ``support`` is the lowest min support suggested instead."""
+
+    def __init__(self, message: str, support: float):
+        super().__init__(message)
+        self.support = support
+
+
+def _better(params: RuleParams, factor: float) -> float:
+    return min(1.0, params.min_support * max(2.0, factor))
+
+
 def _suggest(params: RuleParams, factor: float) -> str:
-    better = params.min_support * max(2.0, factor)
-    return f"raise min support to at least {better:.2g} (now {params.min_support:.2g}) or pick auto"
+    return f"raise min support to at least {_better(params, factor):.2g} (now {params.min_support:.2g}) or pick auto"
 
 
 def check_guards(con, n_items: int, n_rows: int, min_count: int, n_baskets: int, params: RuleParams) -> dict:
@@ -61,9 +75,10 @@ def check_guards(con, n_items: int, n_rows: int, min_count: int, n_baskets: int,
     ks, nb = per["k"].to_numpy(float), per["baskets"].to_numpy(float)
     pair_work = float((nb * ks * (ks - 1) / 2).sum())
     if pair_work > PAIR_WORK_LIMIT:
-        raise ValueError(f"These settings would count {pair_work:,.0f} item pairs in baskets (limit "
-                         f"{PAIR_WORK_LIMIT:,.0f}): {_suggest(params, math.sqrt(pair_work / PAIR_WORK_LIMIT))}, "
-                         "or use a coarser granularity.")
+        f = math.sqrt(pair_work / PAIR_WORK_LIMIT)
+        raise GuardError(f"These settings would count {pair_work:,.0f} item pairs in baskets (limit "
+                         f"{PAIR_WORK_LIMIT:,.0f}): {_suggest(params, f)}, or use a coarser granularity.",
+                         _better(params, f))
     pairs = con.execute(f"""SELECT a.code AS x, b.code AS y, count(*) AS n FROM multi a JOIN multi b
         ON a.b = b.b AND a.code < b.code GROUP BY 1, 2 HAVING count(*) >= {min_count}""").df()
     bound = len(pairs) + sum(float((nb * _comb(ks, k)).sum()) / min_count for k in range(3, params.max_len + 1))
@@ -87,15 +102,18 @@ def check_guards(con, n_items: int, n_rows: int, min_count: int, n_baskets: int,
         counts = np.sort(pairs["n"].to_numpy())
         k = min(len(counts), max(1, params.max_itemsets // 4))
         target = max(counts[-k] / n_baskets if k else 0.0, params.min_support * 2)
-        raise ValueError(f"These settings would give about {est_itemsets:,.0f} frequent itemsets "
+        raise GuardError(f"These settings would give about {est_itemsets:,.0f} frequent itemsets "
                          f"(limit {params.max_itemsets:,}): raise min support to at least {target:.2g} "
-                         f"(now {params.min_support:.2g}), pick auto, or lower the max itemset length.")
+                         f"(now {params.min_support:.2g}), pick auto, or lower the max itemset length.",
+                         min(1.0, float(target)))
     if onehot_mb > params.max_memory_mb:
-        raise ValueError(f"The basket matrix would need about {onehot_mb:,.0f} MB (limit {params.max_memory_mb:,}): "
-                         f"{_suggest(params, onehot_mb / max(params.max_memory_mb, 1))}.")
+        f = onehot_mb / max(params.max_memory_mb, 1)
+        raise GuardError(f"The basket matrix would need about {onehot_mb:,.0f} MB (limit {params.max_memory_mb:,}): "
+                         f"{_suggest(params, f)}.", _better(params, f))
     if seconds > params.max_seconds:
-        raise ValueError(f"Mining would take about {seconds:,.0f} s (limit {params.max_seconds:.0f} s): "
-                         f"{_suggest(params, math.sqrt(seconds / params.max_seconds))}, or use FP-growth.")
+        f = math.sqrt(seconds / params.max_seconds)
+        raise GuardError(f"Mining would take about {seconds:,.0f} s (limit {params.max_seconds:.0f} s): "
+                         f"{_suggest(params, f)}, or use FP-growth.", _better(params, f))
     return facts
 
 
@@ -243,9 +261,20 @@ def mine_rules_con(con, params: RuleParams = RuleParams(), progress: Progress = 
             load_basket_items(con, params, min_events=min_basket_count(params, n_baskets))
     else:
         load_basket_items(con, params, min_events=min_basket_count(params, n_baskets))
-    items, min_count, n_rows = frequent_baskets(con, n_baskets, params)
-    progress(0.3, f"{len(items):,} frequent items in {n_baskets:,} baskets: checking the size")
-    facts = check_guards(con, len(items), n_rows, min_count, n_baskets, params)
+    raised = []  # auto: each support the guards refused, raised to their suggestion (the k-th pair is too rare)
+    while True:
+        items, min_count, n_rows = frequent_baskets(con, n_baskets, params)
+        progress(0.3, f"{len(items):,} frequent items in {n_baskets:,} baskets: checking the size")
+        try:
+            facts = check_guards(con, len(items), n_rows, min_count, n_baskets, params)
+            break
+        except GuardError as exc:
+            if not auto or len(raised) >= AUTO_RAISES or exc.support <= params.min_support:
+                raise
+            raised.append({"support": params.min_support, "why": str(exc).split(":")[0]})
+            params = replace(params, min_support=exc.support)
+    if raised:
+        facts["auto_support_raised"] = raised
     progress(0.4, f"mining with {params.algorithm if miner is None else 'FP-growth on Spark'}")
     t1 = time.perf_counter()
     if miner is None:
