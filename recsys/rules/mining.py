@@ -236,6 +236,26 @@ def _product_labels(df: pd.DataFrame, names: pd.DataFrame | None) -> pd.Series:
 
 # ---- the pipeline -------------------------------------------------------------------------------------------
 
+def _within_guards(con, n_baskets: int, params: RuleParams, auto: bool, progress: Progress):
+    """Frequent items and ``check_guards``' facts; with auto support, a support the guards refuse (the k-th pair
+    is too rare) is raised to their suggestion, each step recorded as ``auto_support_raised``."""
+    raised = []
+    while True:
+        items, min_count, n_rows = frequent_baskets(con, n_baskets, params)
+        progress(0.3, f"{len(items):,} frequent items in {n_baskets:,} baskets: checking the size")
+        try:
+            facts = check_guards(con, len(items), n_rows, min_count, n_baskets, params)
+            break
+        except GuardError as exc:
+            if not auto or len(raised) >= AUTO_RAISES or exc.support <= params.min_support:
+                raise
+            raised.append({"support": params.min_support, "why": str(exc).split(":")[0]})
+            params = replace(params, min_support=exc.support)
+    if raised:
+        facts["auto_support_raised"] = raised
+    return items, min_count, n_rows, facts, params
+
+
 def mine_rules_con(con, params: RuleParams = RuleParams(), progress: Progress = no_progress,
                    names: pd.DataFrame | None = None, *, scope: str | None = None,
                    miner: Callable[[pd.DataFrame, list[str], int, RuleParams], pd.DataFrame] | None = None
@@ -261,20 +281,7 @@ def mine_rules_con(con, params: RuleParams = RuleParams(), progress: Progress = 
             load_basket_items(con, params, min_events=min_basket_count(params, n_baskets))
     else:
         load_basket_items(con, params, min_events=min_basket_count(params, n_baskets))
-    raised = []  # auto: each support the guards refused, raised to their suggestion (the k-th pair is too rare)
-    while True:
-        items, min_count, n_rows = frequent_baskets(con, n_baskets, params)
-        progress(0.3, f"{len(items):,} frequent items in {n_baskets:,} baskets: checking the size")
-        try:
-            facts = check_guards(con, len(items), n_rows, min_count, n_baskets, params)
-            break
-        except GuardError as exc:
-            if not auto or len(raised) >= AUTO_RAISES or exc.support <= params.min_support:
-                raise
-            raised.append({"support": params.min_support, "why": str(exc).split(":")[0]})
-            params = replace(params, min_support=exc.support)
-    if raised:
-        facts["auto_support_raised"] = raised
+    items, min_count, n_rows, facts, params = _within_guards(con, n_baskets, params, auto, progress)
     progress(0.4, f"mining with {params.algorithm if miner is None else 'FP-growth on Spark'}")
     t1 = time.perf_counter()
     if miner is None:
