@@ -205,10 +205,14 @@ def save_arrays(directory: Path, arrays: dict[str, np.ndarray]) -> None:
         np.save(directory / f"{name}.npy", a, allow_pickle=False)
 
 
-def load_arrays(directory: Path, mmap: bool = True) -> dict[str, np.ndarray]:
+def load_arrays(directory: Path, mmap: bool = True, legacy_npz: Path | None = None) -> dict[str, np.ndarray]:
     """``save_arrays``'s arrays, memory-mapped read-only by default: opening costs the headers, and a served call
     reads only the pages it touches (a multi-GB serving state opens in milliseconds, and processes share it).
-    A truncated or damaged file raises ValueError naming it."""
+    A truncated or damaged file raises ValueError naming it. Without ``directory``, the ``legacy_npz`` an older
+    build wrote in its place is read whole."""
+    if legacy_npz is not None and not directory.is_dir():
+        with np.load(legacy_npz) as z:
+            return {k: z[k] for k in z.files}
     out = {}
     for path in sorted(directory.glob("*.npy")):
         try:

@@ -209,11 +209,7 @@ class RankerRecommender:
         meta = json.loads((directory / RANKER_CONFIG).read_text())
         self = cls(ranker=RankerConfig(**meta["ranker"]))
         self.report, self.model, self.item_vecs = meta.get("report", {}), model, item_vecs
-        if (directory / RANKER_ARRAYS).is_dir():
-            a = load_arrays(directory / RANKER_ARRAYS)
-        else:
-            with np.load(directory / RANKER_STATE) as z:
-                a = {k: z[k] for k in z.files}
+        a = load_arrays(directory / RANKER_ARRAYS, legacy_npz=directory / RANKER_STATE)
         now, self.n_users, self.n_items = (int(v) for v in a["now"])
         self.cat, self.brand, self.log_price = a["cat"], a["brand"], a["log_price"]
         pairs = {n: PairStats(a[f"{n}_keys"], a[f"{n}_counts"], a[f"{n}_last"]) for n in ("ui", "uc", "ub")}

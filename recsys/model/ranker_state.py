@@ -232,8 +232,9 @@ def _co_occurrence(win: Interactions, cfg: RankerConfig) -> sp.csr_matrix:
         order = np.lexsort((cl, -v, r))
         r, cl, v = r[order], cl[order], v[order]
         keep = (np.arange(len(r)) - np.searchsorted(r, r, "left")) < cfg.neighbours
-        rows.append(r[keep]), cols.append(cl[keep]), vals.append(v[keep].astype(np.float32))
-        del c, r, cl, d, v, order, keep
+        rows.append(r[keep])
+        cols.append(cl[keep])
+        vals.append(v[keep].astype(np.float32))
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_i, n_i))
 
 

@@ -84,17 +84,10 @@ class ModelArtifacts:
     @classmethod
     def load(cls, root: str | os.PathLike | None) -> "ModelArtifacts":
         d = require_stage(root, MODEL_STAGE)
-        h, p = _arrays(d / HISTORIES), _arrays(d / PURCHASES)
+        h, p = (load_arrays(d / n, legacy_npz=d / f"{n}.npz") for n in (HISTORIES, PURCHASES))
         hist = Sequences(h["offsets"], h["item"], h["event"], h["ts"], h["session"])
         po, pi = p["offsets"], p["item"]
         return cls(d, read_manifest(root, MODEL_STAGE) or {}, np.load(d / ITEM_IDS), np.load(d / USER_IDS),
                    np.load(d / EMBEDDINGS), ItemFeatures.load(d / FEATURES_FILE), pd.read_parquet(d / CATALOG),
                    hist, po, pi)
 
-
-def _arrays(path: Path) -> dict[str, np.ndarray]:
-    """A folder of ``.npy`` arrays, memory-mapped; or the ``.npz`` an older build wrote in its place."""
-    if path.is_dir():
-        return load_arrays(path)
-    with np.load(path.with_name(path.name + ".npz")) as z:
-        return {k: z[k] for k in z.files}
