@@ -159,6 +159,21 @@ def test_sequences_merge_repeats_and_drop_removes():
     assert seq.ts.tolist() == [3, 6, 5]
 
 
+def test_sequences_without_removes_keep_the_last_session_and_dtypes():
+    cat = _catalog(5, np.random.default_rng(0), True)
+    # no removes (the path without a filtered copy); users interleaved in time; user 2 has no events
+    inter = _inter(user=[1, 0, 1, 0, 1], item=[4, 2, 4, 3, 0], event=[VIEW_I, VIEW_I, CART_I, VIEW_I, VIEW_I],
+                   ts=[1, 2, 3, 4, 5], n_users=3, catalog=cat, session=[7, 8, 9, 8, 9])
+    seq = build_sequences(inter)
+    assert seq.offsets.tolist() == [0, 2, 4, 4]
+    assert seq.item.tolist() == [2, 3, 4, 0] and seq.event.tolist() == [VIEW_I, VIEW_I, CART_I, VIEW_I]
+    assert seq.ts.tolist() == [2, 4, 3, 5] and seq.session.tolist() == [8, 8, 9, 9]  # the run's last event
+    assert [a.dtype for a in (seq.offsets, seq.item, seq.event, seq.ts, seq.session)] == \
+        [np.int64, np.int64, np.int8, np.int64, np.int64]
+    empty = build_sequences(inter.window(end=0))
+    assert empty.offsets.tolist() == [0, 0, 0, 0] and len(empty.item) == 0 and empty.item.dtype == np.int64
+
+
 def test_repurchase_rate_counts_repeat_purchases_in_later_sessions():
     cat = _catalog(5, np.random.default_rng(0), True)
     # user 0 buys item 1 in sessions 10, 10 (same basket: not a repeat) and 11 (repeat); user 1 buys item 2 once
