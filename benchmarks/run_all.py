@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([sys.executable, "-m", "recsys", "build", "--artifacts", str(art)], cwd=REPO, env=env,
                            check=True, capture_output=True)
         inputs = args.inputs or sorted((art / "raw").glob("*.csv"))
+        # described now: a quick run's demo store (and its raw CSV) goes with the temporary directory
+        described = ", ".join(f"{p.name} ({p.stat().st_size / 1e9:.2f} GB)" for p in inputs)
         benches = plan(art, inputs, args.quick)
         if args.only:
             unknown = set(args.only) - {b.name for b in benches}
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick (the demo store)" if args.quick and not args.artifacts else f"artifacts {art}"
     header = [f"## Latest `run_all.py` run: {started:%Y-%m-%d %H:%M} UTC, {mode}", "",
               f"- load average at start: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min)",
-              *machine(), f"- inputs: {', '.join(f'{p.name} ({p.stat().st_size / 1e9:.2f} GB)' for p in inputs)}"]
+              *machine(), f"- inputs: {described}"]
     text = args.results.read_text() if args.results.exists() else "# Benchmark results\n"
     tmp_out = args.results.with_name(".tmp-" + args.results.name)
     tmp_out.write_text(rewrite(text, block(results, header)))
