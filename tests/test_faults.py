@@ -293,3 +293,32 @@ def test_saved_arrays_come_back_memory_mapped_and_a_damaged_one_is_named(tmp_pat
     (tmp_path / "a" / "y.npy").write_bytes((tmp_path / "a" / "y.npy").read_bytes()[:40])
     with pytest.raises(ValueError, match=r"y\.npy is damaged .*rebuild"):
         load_arrays(tmp_path / "a")
+
+
+def test_prefetch_advises_each_array_smallest_first_in_the_background_and_within_the_budget(tmp_path, monkeypatch):
+    import os
+    import threading
+    from recsys import artifacts
+    from recsys.artifacts import prefetch, save_arrays
+    save_arrays(tmp_path / "a", {"big": np.zeros(4000), "small": np.zeros(10)})
+    save_arrays(tmp_path / "b", {"mid": np.zeros(500)})
+    advised = []
+    monkeypatch.setattr(os, "posix_fadvise",
+                        lambda fd, off, n, how: advised.append((os.readlink(f"/proc/self/fd/{fd}"), how)))
+    monkeypatch.setattr(artifacts, "_available_bytes", lambda: 10**9)
+    files = prefetch([tmp_path / "a", tmp_path / "missing", tmp_path / "b"])
+    assert [f.name for f in files] == ["small.npy", "mid.npy", "big.npy"]
+    for t in threading.enumerate():
+        if t.name == "recsys-prefetch":
+            t.join(10)
+    assert advised == [(str(f), os.POSIX_FADV_WILLNEED) for f in files]
+    monkeypatch.setattr(artifacts, "_available_bytes", lambda: 60_000)  # 2 x the files' 36 KB: over half of it
+    assert prefetch([tmp_path / "a", tmp_path / "b"]) == []
+    assert prefetch([tmp_path / "missing"]) == []
+
+
+def test_the_service_prefetches_its_serving_state(demo_artifacts):
+    from recsys.serving.service import load_recommender_service
+    svc = load_recommender_service(demo_artifacts)
+    names = {f.parent.name for f in svc.prefetched}
+    assert names == ({"histories", "purchases", "state"} if svc.ranker is not None else {"histories", "purchases"})

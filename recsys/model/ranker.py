@@ -209,7 +209,8 @@ class RankerRecommender:
         meta = json.loads((directory / RANKER_CONFIG).read_text())
         self = cls(ranker=RankerConfig(**meta["ranker"]))
         self.report, self.model, self.item_vecs = meta.get("report", {}), model, item_vecs
-        a = load_arrays(directory / RANKER_ARRAYS, legacy_npz=directory / RANKER_STATE)
+        self.arrays_dir = directory / RANKER_ARRAYS  # memory-mapped: the service prefetches it
+        a = load_arrays(self.arrays_dir, legacy_npz=directory / RANKER_STATE)
         now, self.n_users, self.n_items = (int(v) for v in a["now"])
         self.cat, self.brand, self.log_price = a["cat"], a["brand"], a["log_price"]
         pairs = {n: PairStats(a[f"{n}_keys"], a[f"{n}_counts"], a[f"{n}_last"]) for n in ("ui", "uc", "ub")}

@@ -192,7 +192,8 @@ def _co_scores(recent: sp.csr_matrix, co: sp.csr_matrix) -> sp.csr_matrix:
     n_rows, n_cols = recent.shape[0], co.shape[1]
     row = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(recent.indptr))
     item = recent.indices.astype(np.int64)
-    lo, lens = co.indptr[item].astype(np.int64), np.diff(co.indptr)[item].astype(np.int64)
+    lo = co.indptr[item].astype(np.int64)  # not np.diff(indptr)[item]: 0.3 ms at 294k items
+    lens = co.indptr[item + 1].astype(np.int64) - lo
     pos = np.repeat(lo - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()), dtype=np.int64)
     keys = np.repeat(row, lens) * n_cols + co.indices[pos]
     vals = np.repeat(recent.data.astype(np.float64), lens) * co.data[pos].astype(np.float64)

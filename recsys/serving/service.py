@@ -19,12 +19,12 @@ import pandas as pd
 
 from recsys import schema as S
 from recsys.ingest.adapters import load_product_names
-from recsys.artifacts import artifacts_root, read_manifest
+from recsys.artifacts import artifacts_root, prefetch, read_manifest
 from recsys.diversity import category_coverage, intra_list_diversity, rerank_mmr
 from recsys.model.features import CART_I, PURCHASE_I, VIEW_I, behaviour_features, pad_history
 from recsys.index.stage import STAGE as INDEX_STAGE, load_index
 from recsys.model.towers import load_checkpoint, numpy_user_tower
-from recsys.model.store import CHECKPOINT, MODEL_STAGE, RANKER_DIR, ModelArtifacts
+from recsys.model.store import CHECKPOINT, HISTORIES, MODEL_STAGE, PURCHASES, RANKER_DIR, ModelArtifacts
 
 COLUMNS = ["rank", S.PRODUCT_ID, S.BRAND, "category", S.CATEGORY_ID, S.PRICE, "score", "reason", "source",
            "because_product_id"]
@@ -79,6 +79,9 @@ class RecommenderService:
             from recsys.model.ranker import RankerRecommender
             self.ranker = RankerRecommender.load(art.directory / RANKER_DIR, self.model, self.item_vecs)
             self.ranker.state.index = self.index  # its two-tower candidates come from the served index
+        # the memory-mapped serving state into the page cache, in the background: first calls then find it there
+        self.prefetched = prefetch([art.directory / HISTORIES, art.directory / PURCHASES,
+                                    *([self.ranker.arrays_dir] if self.ranker is not None else [])])
         self.source = "two-tower + ranker" if self.ranker is not None else "two-tower"
         if self.ranker is not None:  # the ranker learnt how likely a repeat is: it decides, not a store-wide rule
             self.exclude_purchased_default = False
