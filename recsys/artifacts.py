@@ -228,14 +228,15 @@ def prefetch(directories: Iterable[Path], budget_fraction: float = 0.5) -> list[
     """Ask the kernel to read the memory-mapped ``.npy`` files of ``directories`` into the page cache, in a
     background thread, smallest first (``posix_fadvise(WILLNEED)``: it neither blocks the caller nor counts as
     the process's memory). A served call touches a few pages of each multi-GB array; on a cold cache each is a
-    disk read: on the Oct+Nov state (10 GB) after dropping the page cache, the first 300 calls measured p99 172 ms
-    without this and 22 ms with it (12-13 ms warm); the whole state is read in about 12 s. Skipped (returns [])
-    when the files exceed ``budget_fraction`` of the memory available now, or where the OS has no fadvise.
-    Returns the files advised, in order."""
-    files = sorted((f for d in directories if Path(d).is_dir() for f in Path(d).glob("*.npy")),
-                   key=lambda f: (f.stat().st_size, f.name))
+    disk read: on the Oct+Nov state (10 GB) after dropping the page cache, the first 300 calls measured p99 167 ms
+    without this and 12 ms with it (``benchmarks/cold_calls.py``); the whole state is read in about 12 s.
+    Skipped (returns []) when the files exceed ``budget_fraction`` of the memory available now, or where the OS
+    has no fadvise. Returns the files advised, in order."""
+    sized = sorted((f.stat().st_size, f.name, f) for d in directories if Path(d).is_dir()
+                   for f in Path(d).glob("*.npy"))
+    files = [f for _, _, f in sized]
     advise = getattr(os, "posix_fadvise", None)
-    if not files or advise is None or sum(f.stat().st_size for f in files) > budget_fraction * _available_bytes():
+    if not files or advise is None or sum(n for n, _, _ in sized) > budget_fraction * _available_bytes():
         return []
 
     def run() -> None:
