@@ -147,3 +147,22 @@ def test_warm_imports_runs_once_per_process_in_the_background(monkeypatch, caplo
         t.join(10)
     assert "colorsys" in sys.modules
     assert "no_such_module_for_warm_up" in caplog.text
+
+
+def test_heavy_imports_start_only_after_the_first_page_has_run(app_env, monkeypatch):
+    """app.py starts the warm-up imports once the page has drawn: a thread importing torch alongside the opening
+    run holds the GIL for most of it (the opening run was over three times slower)."""
+    import ui.common as common
+    import ui.router as router
+    calls: list[str] = []
+    real_run_page = router.run_page
+
+    def run_page(page):
+        calls.append("page")
+        real_run_page(page)
+
+    monkeypatch.setattr(router, "run_page", run_page)
+    monkeypatch.setattr(common, "warm_imports", lambda: calls.append("warm"))
+    at = app_env().run()
+    assert not at.exception and at.metric  # the Overview drew
+    assert calls == ["page", "warm"]

@@ -58,16 +58,20 @@ def version(*stages: str) -> str:
     return "|".join(parts)
 
 
-# What the model pages import: about 2 s of torch, FAISS and LightGBM (and every evaluated model) on 2 cores.
+# What the model pages import: about 4.5 s of torch, FAISS and LightGBM (and every evaluated model) on 2 cores.
 HEAVY_MODULES = ("torch", "faiss", "lightgbm", "recsys.serving.service", "recsys.evaluation.stage")
 _warm_lock = threading.Lock()
 _warm_started = False
 
 
 def warm_imports() -> None:
-    """Start importing ``HEAVY_MODULES`` in a background thread, once per server process, from its first page run
-    on: the first visit of the Recommender or Evaluation page then finds them imported (or waits only for the
-    rest: Python's import lock makes the page's own import wait for a half-done one, never run it twice)."""
+    """Start importing ``HEAVY_MODULES`` in a background thread, once per server process; app.py calls it as its
+    first page run ends: the first visit of the Recommender or Evaluation page then finds them imported (or waits
+    only for the rest: Python's import lock makes the page's own import wait for a half-done one, never run it
+    twice). Not while the first page draws: imports hold the GIL, and a thread importing alongside the opening run
+    made it about twice as slow (2.2 s against 4.5-5.3 s on the demo store, ``benchmarks/pages_first_visit.py``).
+    The imports take about 4.5 s on their own (torch 2.2 s; LightGBM 1.4 s, most of it scikit-learn), so a
+    Recommender visit within seconds of the opening still waits for part of them."""
     global _warm_started
     with _warm_lock:
         if _warm_started:
