@@ -58,8 +58,10 @@ def version(*stages: str) -> str:
     return "|".join(parts)
 
 
-# What the model pages import: about 4.5 s of torch, FAISS and LightGBM (and every evaluated model) on 2 cores.
-HEAVY_MODULES = ("torch", "faiss", "lightgbm", "recsys.serving.service", "recsys.evaluation.stage")
+# What the Affinity and model pages import, cheapest first: pyvis (1 s, most of it IPython) with networkx, then about
+# 4.5 s of torch, FAISS and LightGBM (and every evaluated model) on 2 cores.
+HEAVY_MODULES = ("networkx", "pyvis.network", "torch", "faiss", "lightgbm", "recsys.serving.service",
+                 "recsys.evaluation.stage")
 _warm_lock = threading.Lock()
 _warm_started = False
 
