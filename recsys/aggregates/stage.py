@@ -1,6 +1,6 @@
 """The aggregates stage: compact EDA cubes written once under ``<root>/aggregates/``, read by ``open_aggregates``.
 
-The EDA pages never scan the event table: they filter and sum these small Parquet cubes (held in memory by
+The EDA pages never scan the event table: they filter and sum these small Parquet cubes (views over them from
 :func:`open_aggregates`), so a page costs milliseconds even at October scale (42M events).
 
 - ``hourly``: UTC hour x top-level category x brand x event type -> events, price sum (temporal charts);
