@@ -17,8 +17,7 @@ st.caption(f"{md(eda.filters.describe())} · buyers' orders (sessions with a pur
            "data in range")
 horizon = st.segmented_control("Expected value over the next", list(C.HORIZONS), default=90, key="cust_horizon",
                                format_func=lambda d: f"{d} days") or 90
-buyers_rfm = eda.q(C.rfm)  # one row per buyer, scored once per filter
-summary = C.summarize(buyers_rfm, span["days"], horizon)
+summary = eda.derive(C.summarize, C.rfm, span["days"], horizon)  # from one row per buyer, scored once per filter
 buyers = int(summary["buyers"].sum())
 if not buyers:
     st.info(f"No purchases match these filters ({md(eda.filters.describe())}): RFM segments need buyers. "
@@ -64,7 +63,7 @@ ui.table(summary[["segment", "buyers", "repeat_buyers", "avg_order_value", f"exp
 
 st.subheader("Recency × frequency")
 by = st.segmented_control("Colour by", ["buyers", "revenue"], default="buyers", key="cust_rf_by") or "buyers"
-grid = C.grid(buyers_rfm)
+grid = eda.derive(C.grid, C.rfm)
 st.plotly_chart(ui.style(C.rf_figure(grid, by), 460), width="stretch", key="cust-rf", config={"displaylogo": False})
 ui.table(grid, "rfm_grid", "t-rf", {"revenue": ui.money("revenue")}, height=200)
 
