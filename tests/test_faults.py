@@ -322,3 +322,17 @@ def test_the_service_prefetches_its_serving_state(demo_artifacts):
     svc = load_recommender_service(demo_artifacts)
     names = {f.parent.name for f in svc.prefetched}
     assert names == ({"histories", "purchases", "state"} if svc.ranker is not None else {"histories", "purchases"})
+
+
+def test_the_app_loads_the_service_without_the_prefetch(demo_artifacts, monkeypatch):
+    """The Recommender page makes one call per run: the 10 GB prefetch at Oct+Nov only competed for the disk with
+    its first visit (23-27 s with it, 12-13 s without), so the app's loader turns it off."""
+    import ui.recommender as page_loader
+    from recsys.serving.service import RecommenderService
+    assert RecommenderService(demo_artifacts, prefetch_state=False).prefetched == []
+    seen = []
+    monkeypatch.setattr(page_loader, "load_recommender_service", lambda root, **kw: seen.append(kw) or kw)
+    page_loader.service.clear()
+    page_loader.service(str(demo_artifacts), "a version no other test uses")
+    page_loader.service.clear()
+    assert seen == [{"prefetch_state": False}]

@@ -18,7 +18,7 @@ EVENT_COLORS = {"view": "#9aa5b1", "cart": "#f5a623", "purchase": "#2e7d32", "re
 @st.cache_resource(show_spinner="Loading the two-tower model and its index...")
 def service(root_dir: str, ver: str) -> RecommenderService:
     """The model, embeddings, FAISS index and label arrays, loaded once per build."""
-    return load_recommender_service(root_dir)
+    return load_recommender_service(root_dir, prefetch_state=False)  # the page makes one call, not hundreds
 
 
 @st.cache_data(show_spinner=False)

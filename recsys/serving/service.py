@@ -43,7 +43,7 @@ def pool_size(top_n: int) -> int:
 class RecommenderService:
     """The trained model, item embeddings, FAISS index and label arrays of one artifacts directory."""
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, *, prefetch_state: bool = True):
         self.root = artifacts_root(root)
         art = ModelArtifacts.load(self.root)
         self.art = art
@@ -79,9 +79,12 @@ class RecommenderService:
             from recsys.model.ranker import RankerRecommender
             self.ranker = RankerRecommender.load(art.directory / RANKER_DIR, self.model, self.item_vecs)
             self.ranker.state.index = self.index  # its two-tower candidates come from the served index
-        # the memory-mapped serving state into the page cache, in the background: first calls then find it there
+        # the memory-mapped serving state into the page cache, in the background: first calls then find it there.
+        # Off for the app: reading 10 GB at Oct+Nov from a cold cache competed for the disk with the Recommender
+        # page's own first visit (23-27 s with it, 12-13 s without), which makes a single call, not hundreds.
         self.prefetched = prefetch([art.directory / HISTORIES, art.directory / PURCHASES,
-                                    *([self.ranker.arrays_dir] if self.ranker is not None else [])])
+                                    *([self.ranker.arrays_dir] if self.ranker is not None else [])]
+                                   ) if prefetch_state else []
         self.source = "two-tower + ranker" if self.ranker is not None else "two-tower"
         if self.ranker is not None:  # the ranker learnt how likely a repeat is: it decides, not a store-wide rule
             self.exclude_purchased_default = False
@@ -275,14 +278,16 @@ _SERVICES: dict[tuple, RecommenderService] = {}
 _LOCK = threading.Lock()
 
 
-def load_recommender_service(root: str | os.PathLike | None = None) -> RecommenderService:
-    """The service for an artifacts directory, loaded once per build (a rebuild loads the new model)."""
+def load_recommender_service(root: str | os.PathLike | None = None, *, prefetch_state: bool = True
+                              ) -> RecommenderService:
+    """The service for an artifacts directory, loaded once per build (a rebuild loads the new model);
+    ``prefetch_state`` reads its memory-mapped state into the page cache in the background (the API and CLI)."""
     base = artifacts_root(root)
     key = (str(base.resolve()), *((read_manifest(base, s) or {}).get("built_at") for s in (MODEL_STAGE, INDEX_STAGE)))
     with _LOCK:
         svc = _SERVICES.get(key)
         if svc is None:
-            svc = RecommenderService(base)
+            svc = RecommenderService(base, prefetch_state=prefetch_state)
             for old in [k for k in _SERVICES if k[0] == key[0]]:  # one loaded build per directory
                 del _SERVICES[old]
             _SERVICES[key] = svc
