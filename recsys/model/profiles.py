@@ -54,31 +54,35 @@ def telling_users(root: str | os.PathLike | None = None) -> dict[str, list[int]]
 
 
 def user_profile(root: str | os.PathLike | None, user_id: int) -> dict[str, Any]:
-    """One user's totals, recent event timeline, top categories and brands; KeyError for an unknown user."""
+    """One user's totals, recent event timeline, top categories and brands; KeyError for an unknown user.
+
+    One scan of the events for the user's rows, the figures from those in pandas: four scans (totals, timeline,
+    two tops) took 13.6 s of the Recommender page's first visit at Oct+Nov (110M events) from a cold page cache."""
+    uid = int(user_id)
     with connect(root) as con:  # closed on the way out
-        uid = int(user_id)
-        tot = con.execute(f"""
-            SELECT count(*) AS events, count(DISTINCT user_session) AS sessions,
-                   count(DISTINCT product_id) AS products,
-                   count(*) FILTER (WHERE event_type = '{S.VIEW}') AS views,
-                   count(*) FILTER (WHERE event_type = '{S.CART}') AS carts,
-                   count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases,
-                   coalesce(sum(price) FILTER (WHERE event_type = '{S.PURCHASE}'), 0) AS spend,
-                   min(event_time) AS first_seen, max(event_time) AS last_seen
-            FROM events WHERE user_id = ?""", [uid]).df().iloc[0]
-        if int(tot["events"]) == 0:
-            raise KeyError(f"unknown user_id {uid}: this store has no events for that user")
-        timeline = con.execute(f"""
+        rows = con.execute("""
             SELECT event_time, event_type, product_id, brand, category_code, price, user_session
-            FROM events WHERE user_id = ? ORDER BY event_time DESC LIMIT {TIMELINE_ROWS}""", [uid]).df()
-        top = {}
-        for col in (S.CATEGORY_CODE, S.BRAND):
-            top[col] = con.execute(f"""
-                SELECT {col}, count(*) AS events, count(*) FILTER (WHERE event_type = '{S.PURCHASE}') AS purchases
-                FROM events WHERE user_id = ? GROUP BY {col} ORDER BY events DESC, {col} LIMIT 8""", [uid]).df()
-        totals = {k: (v.item() if hasattr(v, "item") else v) for k, v in tot.items()}
-        return {"user_id": uid, "totals": totals, "timeline": timeline.sort_values("event_time"),
-                "top_categories": top[S.CATEGORY_CODE], "top_brands": top[S.BRAND]}
+            FROM events WHERE user_id = ?""", [uid]).df()
+    if rows.empty:
+        raise KeyError(f"unknown user_id {uid}: this store has no events for that user")
+    kind = rows[S.EVENT_TYPE]
+    bought = kind == S.PURCHASE
+    totals = {"events": len(rows), "sessions": int(rows[S.USER_SESSION].nunique()),
+              "products": int(rows[S.PRODUCT_ID].nunique()), "views": int((kind == S.VIEW).sum()),
+              "carts": int((kind == S.CART).sum()), "purchases": int(bought.sum()),
+              "spend": float(rows.loc[bought, S.PRICE].sum()), "first_seen": rows[S.EVENT_TIME].min(),
+              "last_seen": rows[S.EVENT_TIME].max()}
+    timeline = rows.sort_values(S.EVENT_TIME, ascending=False, kind="stable").head(TIMELINE_ROWS)
+    return {"user_id": uid, "totals": totals, "timeline": timeline.sort_values(S.EVENT_TIME, kind="stable"),
+            "top_categories": _top(rows, S.CATEGORY_CODE, bought), "top_brands": _top(rows, S.BRAND, bought)}
+
+
+def _top(rows: pd.DataFrame, col: str, bought: pd.Series, n: int = 8) -> pd.DataFrame:
+    """The user's ``n`` values of ``col`` with the most events: events and purchases, ties by value."""
+    g = rows.assign(purchases=bought.astype("int64")).groupby(col, dropna=False, sort=False)
+    out = pd.DataFrame({"events": g.size(), "purchases": g["purchases"].sum()}).rename_axis(col).reset_index()
+    out = out.sort_values([col]).sort_values("events", ascending=False, kind="stable")
+    return out.head(n).reset_index(drop=True)
 
 
 def popular_products(root: str | os.PathLike | None = None, n: int = 300) -> pd.DataFrame:
