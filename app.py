@@ -34,12 +34,11 @@ PAGES = {
 }
 
 with routed_run():  # pages check it: a page that runs without this router is sent through it
+    ensure_artifacts()
+    page = st.navigation(PAGES)
     try:
-        ensure_artifacts()
-        page = st.navigation(PAGES)
-        try:
-            run_page(page)
-        except Exception as exc:  # a page error is shown as a message, never a traceback
-            show_error(exc)
+        run_page(page)
+    except Exception as exc:  # a page error is shown as a message, never a traceback
+        show_error(exc)
     finally:
         warm_imports()  # torch, FAISS, LightGBM in the background once the first page has drawn, not during it

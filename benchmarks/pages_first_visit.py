@@ -7,8 +7,8 @@ as after a server start) opens the app (the Overview, the default page: its time
 run), then switches to the page: that run is the page's **first visit**, every loader the page needs included
 (nothing is warmed by an earlier page). ``--pause S`` waits S seconds between the two, as a person reading the
 Overview before clicking does (the app imports torch, FAISS and LightGBM in the background once its first page has
-drawn; with no pause the switch runs alongside that import). Then ``--reruns`` reruns with the same widgets (what a user sees after
-touching another widget): their median is the **warm rerun**. Any exception or error the page shows is listed.
+drawn; with no pause the switch runs alongside that import). Then ``--reruns`` reruns with the same widgets (what
+a user sees after touching another widget): their median is the **warm rerun**. Any exception or error the page shows is listed.
 A JSON line per page (with the process's peak RSS), then a table.
 """
 from __future__ import annotations
@@ -60,9 +60,8 @@ def main(argv: list[str] | None = None) -> int:
            "OPENBLAS_NUM_THREADS": "1"}
     rows, pages = [], app_pages(REPO / "app.py")
     for page in args.pages or pages:
-        out, peak = run_child([sys.executable, "-c", CHILD, str(REPO / "app.py"), page, str(args.reruns),
-                               str(args.pause)], env=env,
-                              cwd=REPO)
+        argv = [sys.executable, "-c", CHILD, str(REPO / "app.py"), page, str(args.reruns), str(args.pause)]
+        out, peak = run_child(argv, env=env, cwd=REPO)
         row = {**json.loads(out.strip().splitlines()[-1]), "peak_mib": round(peak)}
         if page == pages[0]:  # the default page: its first visit is the app's opening run, not a switch to itself
             row["first_s"] = row["home_s"]

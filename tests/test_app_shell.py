@@ -151,7 +151,7 @@ def test_warm_imports_runs_once_per_process_in_the_background(monkeypatch, caplo
 
 def test_heavy_imports_start_only_after_the_first_page_has_run(app_env, monkeypatch):
     """app.py starts the warm-up imports once the page has drawn: a thread importing torch alongside the opening
-    run holds the GIL for most of it (the opening run was over three times slower)."""
+    run holds the GIL for most of it (the opening run was about twice as slow)."""
     import ui.common as common
     import ui.router as router
     calls: list[str] = []

@@ -61,8 +61,9 @@ def version(*stages: str) -> str:
 # What the Affinity and model pages import, cheapest first: pyvis (1 s, most of it IPython) with networkx, then about
 # 4.5 s of torch, FAISS and LightGBM on 2 cores. Third-party packages only: they never import this project, so this
 # thread never holds the import lock of a project module that a page's own import of torch or LightGBM waits
-# behind (with recsys.serving.service in the list, a Recommender deep link opened at the same moment as another
-# page's first run failed its import in CI: two threads each holding a module lock the other needed).
+# behind. With recsys.serving.service in the list, a Recommender deep link opened at the same moment as other
+# pages' first runs showed an exception once in CI; such a lock cycle is the likely cause (the test does not
+# print the exception, so this is not confirmed).
 HEAVY_MODULES = ("networkx", "pyvis.network", "torch", "faiss", "lightgbm")
 _warm_lock = threading.Lock()
 _warm_started = False

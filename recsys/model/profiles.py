@@ -81,8 +81,7 @@ def _top(rows: pd.DataFrame, col: str, bought: pd.Series, n: int = 8) -> pd.Data
     """The user's ``n`` values of ``col`` with the most events: events and purchases, ties by value."""
     g = rows.assign(purchases=bought.astype("int64")).groupby(col, dropna=False, sort=False)
     out = pd.DataFrame({"events": g.size(), "purchases": g["purchases"].sum()}).rename_axis(col).reset_index()
-    out = out.sort_values([col]).sort_values("events", ascending=False, kind="stable")
-    return out.head(n).reset_index(drop=True)
+    return out.sort_values(["events", col], ascending=[False, True]).head(n).reset_index(drop=True)
 
 
 def popular_products(root: str | os.PathLike | None = None, n: int = 300) -> pd.DataFrame:
