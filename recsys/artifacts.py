@@ -218,9 +218,12 @@ def load_arrays(directory: Path, mmap: bool = True, legacy_npz: Path | None = No
     out = {}
     for path in sorted(directory.glob("*.npy")):
         try:
-            out[path.stem] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+            a = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise ValueError(f"{path} is damaged ({exc}): rebuild with python -m recsys build") from exc
+        # a plain read-only ndarray over the mapping: np.memmap's Python-level __getitem__ and __array_finalize__
+        # cost ~2 us per index (a served call indexes the state ~45 times) and make every result a memmap too
+        out[path.stem] = a.view(np.ndarray) if isinstance(a, np.memmap) else a
     return out
 
 

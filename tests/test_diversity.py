@@ -71,6 +71,17 @@ def test_intra_list_diversity_known_answers():
     assert intra_list_diversity(["A"]) == 0.0
 
 
+def test_intra_list_diversity_of_a_list_is_the_evaluations_metric():
+    """The served list's figure (counted per category) equals the evaluation's pairwise one on the same list."""
+    from recsys.metrics import intra_list_diversity as pairwise
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 10, 25):
+        for _ in range(20):
+            cats = rng.integers(0, 4, n)
+            assert intra_list_diversity(cats) == pytest.approx(pairwise(np.arange(n)[None], cats, n)[0], abs=1e-12)
+    assert intra_list_diversity(np.array([7, 7, 7])) == 0.0 and intra_list_diversity([None, "a", None]) == pytest.approx(2 / 3)
+
+
 def test_category_coverage_known_answers():
     assert category_coverage(["A", "B"], ["A", "B", "C", "C"]) == pytest.approx(2 / 3)
     assert category_coverage(["A", "A", "B", "C"]) == pytest.approx(3 / 4)

@@ -285,7 +285,7 @@ def test_saved_arrays_come_back_memory_mapped_and_a_damaged_one_is_named(tmp_pat
     from recsys.artifacts import load_arrays, save_arrays
     save_arrays(tmp_path / "a", {"x": np.arange(5, dtype=np.int32), "y": np.eye(2, dtype=np.float32)})
     got = load_arrays(tmp_path / "a")
-    assert sorted(got) == ["x", "y"] and isinstance(got["x"], np.memmap) and not got["x"].flags.writeable
+    assert sorted(got) == ["x", "y"] and isinstance(got["x"].base, np.memmap) and not got["x"].flags.writeable
     np.testing.assert_array_equal(got["x"], [0, 1, 2, 3, 4])
     np.testing.assert_array_equal(load_arrays(tmp_path / "a", mmap=False)["y"], np.eye(2))
     with pytest.raises(TypeError, match="object"):

@@ -217,7 +217,7 @@ def test_saved_ranker_gives_the_same_lists(tmp_path):
         np.testing.assert_array_equal(a.items, b.items)
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
     # served from read-only memory maps; a ranker stored as one .npz by an older build still loads
-    assert isinstance(again.state.user_vecs, np.memmap) and not again.state.user_vecs.flags.writeable
+    assert isinstance(again.state.user_vecs.base, np.memmap) and not again.state.user_vecs.flags.writeable
     state_dir = tmp_path / "ranker" / "state"
     np.savez(tmp_path / "ranker" / "ranker_state.npz", **{p.stem: np.load(p) for p in state_dir.glob("*.npy")})
     shutil.rmtree(state_dir)

@@ -333,3 +333,23 @@ def test_lazy_id_update_is_sparse_adam_and_the_other_parameters_adam():
         assert torch.allclose(p, dict(ref.named_parameters())[name], atol=1e-5), name  # a step moves 0.01
     untouched = [c for c in range(12) if c not in (1, 2, 3, 4, 7)]
     assert torch.equal(ours.emb["id_slot"].weight[untouched], model().emb["id_slot"].weight[untouched])
+
+
+def test_service_cache_reloads_after_a_rebuild_and_only_then(tmp_path, monkeypatch):
+    """One loaded service per build: the same object while the model and index manifests are unchanged, a new one
+    once a stage rewrites its manifest (temporary file, then rename), and one entry per directory."""
+    from recsys.serving import service as sv
+    loads = []
+    monkeypatch.setattr(sv, "RecommenderService", lambda root, prefetch_state=True: loads.append(root) or object())
+    monkeypatch.setattr(sv, "_SERVICES", {})
+    for stage in ("model", "index"):
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / "manifest.json").write_text('{"built_at": "2026-01-01T00:00:00Z"}')
+    first = sv.load_recommender_service(tmp_path)
+    assert sv.load_recommender_service(tmp_path) is first and len(loads) == 1
+    tmp = tmp_path / "index" / "manifest.json.tmp"
+    tmp.write_text('{"built_at": "2026-01-01T00:00:00Z"}')  # same text, as a second build in the same second
+    tmp.replace(tmp_path / "index" / "manifest.json")
+    second = sv.load_recommender_service(tmp_path)
+    assert second is not first and len(loads) == 2 and len(sv._SERVICES) == 1
+    assert sv.load_recommender_service(tmp_path) is second

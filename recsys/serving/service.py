@@ -19,7 +19,7 @@ import pandas as pd
 
 from recsys import schema as S
 from recsys.ingest.adapters import load_product_names
-from recsys.artifacts import artifacts_root, prefetch, read_manifest
+from recsys.artifacts import MANIFEST, artifacts_root, prefetch, read_manifest
 from recsys.diversity import category_coverage, intra_list_diversity, rerank_mmr
 from recsys.model.features import CART_I, PURCHASE_I, VIEW_I, behaviour_features, pad_history
 from recsys.index.stage import STAGE as INDEX_STAGE, load_index
@@ -179,7 +179,7 @@ class RecommenderService:
             "rank": np.arange(1, len(c) + 1), S.PRODUCT_ID: self.product_ids[c], S.BRAND: self.brands[c],
             "category": self.categories[c], S.CATEGORY_ID: self.category_ids[c], S.PRICE: self.prices[c],
             "score": s.astype(np.float64), "reason": reasons, "source": sources,
-            "because_product_id": pd.array(because, dtype="Int64")})
+            "because_product_id": _nullable_ints(because)})
         df.attrs.update(list_metrics(self.cat_key[c], self.cat_key[codes], s))
         df.attrs["diversity_weight"] = float(diversity_weight)
         return df
@@ -267,11 +267,29 @@ def list_metrics(list_categories: np.ndarray, pool_categories: np.ndarray, score
             "mean_score": float(np.mean(scores)) if len(scores) else float("nan")}
 
 
+def _nullable_ints(values: list) -> pd.arrays.IntegerArray:
+    """A nullable Int64 column from ints and Nones (``pd.array(values, dtype="Int64")`` infers the type of each
+    value first: 0.3 ms for a list of 10)."""
+    missing = np.array([v is None for v in values], bool)
+    return pd.arrays.IntegerArray(np.array([0 if v is None else v for v in values], np.int64), missing)
+
+
 def _check(top_n: int, diversity_weight: float) -> None:
     if not isinstance(top_n, (int, np.integer)) or top_n < 1:
         raise ValueError(f"top_n must be a positive integer (got {top_n!r})")
     if not 0.0 <= float(diversity_weight) <= 1.0:
         raise ValueError(f"diversity_weight must be between 0 and 1 (got {diversity_weight})")
+
+
+def _stamp(path) -> tuple[int, int, int] | None:
+    """Which version of a manifest file is on disk: (inode, size, mtime). A stage writes its manifest to a temporary
+    file and renames it, so a rebuild changes the inode. Cheaper than reading and parsing the manifests on every
+    call (0.25-0.6 ms of a ~9 ms served call at Oct+Nov)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 _SERVICES: dict[tuple, RecommenderService] = {}
@@ -283,7 +301,7 @@ def load_recommender_service(root: str | os.PathLike | None = None, *, prefetch_
     """The service for an artifacts directory, loaded once per build (a rebuild loads the new model);
     ``prefetch_state`` reads its memory-mapped state into the page cache in the background (the API and CLI)."""
     base = artifacts_root(root)
-    key = (str(base.resolve()), *((read_manifest(base, s) or {}).get("built_at") for s in (MODEL_STAGE, INDEX_STAGE)))
+    key = (str(base.resolve()), *(_stamp(base / s / MANIFEST) for s in (MODEL_STAGE, INDEX_STAGE)))
     with _LOCK:
         svc = _SERVICES.get(key)
         if svc is None:
