@@ -123,6 +123,22 @@ def test_co_scores_are_the_sparse_product_bit_for_bit():
     np.testing.assert_array_equal(got.data, want.data)
 
 
+def test_csr_rows_are_scipys_row_selection():
+    import scipy.sparse as sp
+    from recsys.model.ranker_features import csr_rows
+    m = sp.random(50, 30, density=0.1, random_state=4, dtype=np.float32, format="csr")
+    m = sp.vstack([m, sp.csr_matrix((2, 30), dtype=np.float32)]).tocsr()  # two empty rows at the end
+    for rows in ([3], [0, 7, 50, 51], list(range(52)), [51], []):
+        want, got = m[np.array(rows, np.int64)], csr_rows(m, np.array(rows, np.int64))
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(got.indptr, want.indptr)
+        np.testing.assert_array_equal(got.indices, want.indices)
+        np.testing.assert_array_equal(got.data, want.data)
+    one = csr_rows(m, np.array([3]))
+    one.data[:] = -1  # a copy: the served state is read-only and must not change
+    assert (m[3].data != -1).all()
+
+
 def test_co_occurrence_is_the_session_cosine():
     # sessions: {0,1}, {0,1}, {0,2}; item 3 alone (a one-item session says nothing)
     rows = [(0, 0, V, 1, 0), (0, 1, V, 2, 0), (1, 0, V, 3, 1), (1, 1, V, 4, 1), (2, 0, V, 5, 2), (2, 2, V, 6, 2),

@@ -174,7 +174,7 @@ def _ease_scores(st: RankerState, own: sp.csr_matrix) -> np.ndarray:
     out = np.zeros((n_b, len(st.ease_items)), np.float32)
     if len(c):
         starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-        out[rows[starts]] = np.add.reduceat(np.asarray(st.ease_B, np.float32)[c], starts, axis=0)
+        out[rows[starts]] = np.add.reduceat(st.ease_B[c].astype(np.float32, copy=False), starts, axis=0)
     return out
 
 
