@@ -324,6 +324,18 @@ def test_the_service_prefetches_its_serving_state(demo_artifacts):
     assert names == ({"histories", "purchases", "state"} if svc.ranker is not None else {"histories", "purchases"})
 
 
+def test_a_service_loaded_without_the_prefetch_is_prefetched_when_a_later_caller_asks(demo_artifacts, monkeypatch):
+    """One service per build is cached: the app loads it without the prefetch, and an API or CLI caller in the same
+    process that asks for it gets it then, once (not only whoever loaded first)."""
+    from recsys.serving import service as sv
+    monkeypatch.setattr(sv, "_SERVICES", {})
+    quiet = sv.load_recommender_service(demo_artifacts, prefetch_state=False)
+    assert quiet.prefetched == []
+    asked = sv.load_recommender_service(demo_artifacts)
+    assert asked is quiet and {f.parent.name for f in asked.prefetched} >= {"histories", "purchases"}
+    assert asked.start_prefetch() == [] and asked.prefetched  # advised once; the list is kept
+
+
 def test_the_app_loads_the_service_without_the_prefetch(demo_artifacts, monkeypatch):
     """The Recommender page makes one call per run: the 10 GB prefetch at Oct+Nov only competed for the disk with
     its first visit (23-27 s with it, 12-13 s without), so the app's loader turns it off."""

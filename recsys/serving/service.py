@@ -82,12 +82,25 @@ class RecommenderService:
         # the memory-mapped serving state into the page cache, in the background: first calls then find it there.
         # Off for the app: reading 10 GB at Oct+Nov from a cold cache competed for the disk with the Recommender
         # page's own first visit (23-27 s with it, 12-13 s without), which makes a single call, not hundreds.
-        self.prefetched = prefetch([art.directory / HISTORIES, art.directory / PURCHASES,
-                                    *([self.ranker.arrays_dir] if self.ranker is not None else [])]
-                                   ) if prefetch_state else []
+        self._state_dirs = [art.directory / HISTORIES, art.directory / PURCHASES,
+                            *([self.ranker.arrays_dir] if self.ranker is not None else [])]
+        self.prefetched: list = []
+        self._prefetch_asked = False
+        if prefetch_state:
+            self.start_prefetch()
         self.source = "two-tower + ranker" if self.ranker is not None else "two-tower"
         if self.ranker is not None:  # the ranker learnt how likely a repeat is: it decides, not a store-wide rule
             self.exclude_purchased_default = False
+
+    def start_prefetch(self) -> list:
+        """Read the memory-mapped serving state into the page cache in the background (``recsys.artifacts.prefetch``),
+        once per service: the files advised, [] when the state is over its memory budget or was advised before."""
+        with _LOCK_PREFETCH:
+            if self._prefetch_asked:
+                return []
+            self._prefetch_asked = True
+        self.prefetched = prefetch(self._state_dirs)
+        return self.prefetched
 
     # ---- lookups ------------------------------------------------------------------------------------------
 
@@ -294,12 +307,14 @@ def _stamp(path) -> tuple[int, int, int] | None:
 
 _SERVICES: dict[tuple, RecommenderService] = {}
 _LOCK = threading.Lock()
+_LOCK_PREFETCH = threading.Lock()
 
 
 def load_recommender_service(root: str | os.PathLike | None = None, *, prefetch_state: bool = True
                               ) -> RecommenderService:
     """The service for an artifacts directory, loaded once per build (a rebuild loads the new model);
-    ``prefetch_state`` reads its memory-mapped state into the page cache in the background (the API and CLI)."""
+    ``prefetch_state`` reads its memory-mapped state into the page cache in the background (the API and CLI), also
+    when the cached service was first loaded without it."""
     base = artifacts_root(root)
     key = (str(base.resolve()), *(_stamp(base / s / MANIFEST) for s in (MODEL_STAGE, INDEX_STAGE)))
     with _LOCK:
@@ -309,6 +324,8 @@ def load_recommender_service(root: str | os.PathLike | None = None, *, prefetch_
             for old in [k for k in _SERVICES if k[0] == key[0]]:  # one loaded build per directory
                 del _SERVICES[old]
             _SERVICES[key] = svc
+    if prefetch_state and not svc._prefetch_asked:  # a service first loaded without it (the app) is asked now
+        svc.start_prefetch()
     return svc
 
 
