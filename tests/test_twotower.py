@@ -338,9 +338,12 @@ def test_lazy_id_update_is_sparse_adam_and_the_other_parameters_adam():
 def test_service_cache_reloads_after_a_rebuild_and_only_then(tmp_path, monkeypatch):
     """One loaded service per build: the same object while the model and index manifests are unchanged, a new one
     once a stage rewrites its manifest (temporary file, then rename), and one entry per directory."""
+    from types import SimpleNamespace
+
     from recsys.serving import service as sv
     loads = []
-    monkeypatch.setattr(sv, "RecommenderService", lambda root, prefetch_state=True: loads.append(root) or object())
+    monkeypatch.setattr(sv, "RecommenderService", lambda root, prefetch_state=True: loads.append(root)
+                        or SimpleNamespace(_prefetch_asked=True))
     monkeypatch.setattr(sv, "_SERVICES", {})
     for stage in ("model", "index"):
         (tmp_path / stage).mkdir()
