@@ -35,7 +35,7 @@ def test_simultaneous_first_visits_by_deep_link_all_go_through_the_router(demo_a
         pytest.skip("/usr/bin/chromium is missing (apt-get install chromium)")
     paths = ["/funnel", "/temporal", "/retention", "/customers", "/recommender", "/product_explorer"]
 
-    async def visit(browser, url: str, path: str) -> tuple[str, bool, int, str]:
+    async def visit(browser, url: str, path: str) -> tuple[str, bool, int, str, str]:
         ctx = await browser.new_context(viewport={"width": 1200, "height": 900})
         pg = await ctx.new_page()
         try:
@@ -46,7 +46,11 @@ def test_simultaneous_first_visits_by_deep_link_all_go_through_the_router(demo_a
                 "=== 'notRunning'", timeout=180_000)
             nav = await pg.locator('[data-testid="stSidebarNav"]').inner_text()
             routed = "Recommender explorer" in nav and "eda ui" not in nav and "common" not in nav
-            return path, routed, await pg.locator('[data-testid="stException"]').count(), pg.url
+            exc = pg.locator('[data-testid="stException"]')
+            n_exc = await exc.count()
+            # the exception's own text, so that a failure says what the page raised (a race seen in 2 CI runs of 4)
+            text = (await exc.first.inner_text())[:2000] if n_exc else ""
+            return path, routed, n_exc, pg.url, text
         finally:
             await ctx.close()
 
