@@ -5,7 +5,13 @@ users, retention, product sales, KPIs).
 in-memory DuckDB connection, which the page queries take: ``funnel``, ``temporal``, ``catalog``, ``users``,
 ``customers``, ``retention`` (figures in ``charts`` and ``overview``; URL filters in ``filters``).
 """
-from recsys.aggregates.query import EdaFilters, open_aggregates as load
-from recsys.aggregates.stage import build_aggregates_stage as build, store_kpis
+from recsys import lazy_exports
 
 __all__ = ["EdaFilters", "build", "load", "store_kpis"]
+# imported on first use, not here: see recsys.lazy_exports (two threads entering a package at once)
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "EdaFilters": "recsys.aggregates.query:EdaFilters",
+    "build": "recsys.aggregates.stage:build_aggregates_stage",
+    "load": "recsys.aggregates.query:open_aggregates",
+    "store_kpis": "recsys.aggregates.stage:store_kpis",
+})

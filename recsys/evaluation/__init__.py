@@ -6,7 +6,12 @@ the results tables. ``build`` (``stage.build_evaluation_stage``) runs it; ``load
 the results back as an ``EvalResult``. Models come from ``recsys.recommenders.registry``; metrics from
 ``recsys.metrics``.
 """
-from recsys.evaluation.protocol import EvalResult
-from recsys.evaluation.stage import build_evaluation_stage as build, load_evaluation as load
+from recsys import lazy_exports
 
 __all__ = ["EvalResult", "build", "load"]
+# imported on first use, not here: see recsys.lazy_exports (two threads entering a package at once)
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "EvalResult": "recsys.evaluation.protocol:EvalResult",
+    "build": "recsys.evaluation.stage:build_evaluation_stage",
+    "load": "recsys.evaluation.stage:load_evaluation",
+})

@@ -8,7 +8,13 @@ report), ``retailrocket``, ``uci`` and ``adapters`` (their events stage, product
 stores: ``demo`` (with ``demo_catalog``, ``demo_world``, ``demo_sessions``) and ``demo_wholesale`` (with
 ``wholesale_log``); ``interactions`` (the arrays every model trains on).
 """
-from recsys.ingest.interactions import Interactions, load_interactions as load
-from recsys.ingest.stage import build_events as build, load_quality
+from recsys import lazy_exports
 
 __all__ = ["Interactions", "build", "load", "load_quality"]
+# imported on first use, not here: see recsys.lazy_exports (two threads entering a package at once)
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "Interactions": "recsys.ingest.interactions:Interactions",
+    "build": "recsys.ingest.stage:build_events",
+    "load": "recsys.ingest.interactions:load_interactions",
+    "load_quality": "recsys.ingest.stage:load_quality",
+})

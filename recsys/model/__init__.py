@@ -7,9 +7,13 @@ ranker, the served model) over ``ranker_state`` (its config and per-window state
 candidate pool and feature rows) and ``ranker_training`` (its LightGBM fit), ``reasons`` (why each item is listed),
 ``profiles`` (example users for the pages).
 """
-from recsys.model.stage import ModelParams, build_model_stage as build
-from recsys.model.store import ModelArtifacts
-
-load = ModelArtifacts.load
+from recsys import lazy_exports
 
 __all__ = ["ModelArtifacts", "ModelParams", "build", "load"]
+# imported on first use, not here: see recsys.lazy_exports (two threads entering a package at once)
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "ModelArtifacts": "recsys.model.store:ModelArtifacts",
+    "ModelParams": "recsys.model.stage:ModelParams",
+    "build": "recsys.model.stage:build_model_stage",
+    "load": "recsys.model.store:ModelArtifacts.load",
+})

@@ -5,7 +5,12 @@
 ``mining`` (itemsets, rules, labels, on demand too), ``complements`` (category complements), ``spark`` (the
 baskets and FP-growth on Spark); ``network`` draws the product-affinity graph.
 """
-from recsys.rules.mining import RulesResult
-from recsys.rules.stage import build_rules_stage as build, load_rules as load
+from recsys import lazy_exports
 
 __all__ = ["RulesResult", "build", "load"]
+# imported on first use, not here: see recsys.lazy_exports (two threads entering a package at once)
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "RulesResult": "recsys.rules.mining:RulesResult",
+    "build": "recsys.rules.stage:build_rules_stage",
+    "load": "recsys.rules.stage:load_rules",
+})
