@@ -311,6 +311,57 @@ def test_ease_score_is_the_ease_baselines_score():
     assert (x[:, FEATURES.index("src_ease")][got <= 0] == 0).all()  # only positive EASE scores propose
 
 
+def test_a_state_for_some_users_gives_them_the_features_of_the_whole_state():
+    """build_state(users=...): per-user parts from those users' events only, item-level parts (co-occurrence,
+    popularity, trend, EASE) from everyone's; the evaluation and training ask for a few users out of millions, and
+    their candidates and feature rows must be the full state's, in both settings."""
+    from recsys.model.ranker_state import build_state
+    inter, _, _, _ = planted_store()
+    r, _ = _hand_ranker([(0, 0, V, 1, 0)], inter.n_users, inter.n_items, np.zeros((1, 4)), np.zeros((1, 4)))
+    rng = np.random.default_rng(3)
+    r.cat = S.category_keys(inter.catalog)
+    r.item_vecs = rng.normal(size=(inter.n_items, 4)).astype(np.float32)
+    vecs = rng.normal(size=(inter.n_users, 4)).astype(np.float32)
+    full = build_state(inter, r.cat, r.brand, r.log_price, r.config)
+    users = np.sort(rng.choice(inter.n_users, 25, replace=False))
+    part = build_state(inter, r.cat, r.brand, r.log_price, r.config, users)
+    full.user_vecs, part.user_vecs = vecs, np.where(np.isin(np.arange(inter.n_users), users)[:, None], vecs, 0)
+    assert len(part.ui.keys) < len(full.ui.keys) / 5  # only their pairs
+    np.testing.assert_array_equal(part.ease_items, full.ease_items)
+    np.testing.assert_array_equal(part.ease_B, full.ease_B)
+    for ex in (False, True):
+        want, got = r._features(full, users, ex), r._features(part, users, ex)
+        assert len(want[0]) > 10 * len(users)
+        for a, b in zip(want, got):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_ease_weights_of_pairs_are_ease_weights_of_the_matrix():
+    import scipy.sparse as sp
+
+    from recsys.recommenders.ease import ease_weights, ease_weights_of_pairs
+    seen = sp.random(300, 80, density=0.08, random_state=1, format="csr")
+    seen.data[:] = 1.0
+    coo = seen.tocoo()
+    for max_items in (10, 80, 500):
+        items, b = ease_weights(seen, max_items, 5.0)
+        items2, b2 = ease_weights_of_pairs(coo.row.astype(np.int64), coo.col.astype(np.int64), 80, max_items, 5.0)
+        np.testing.assert_array_equal(items, items2)
+        np.testing.assert_array_equal(b, b2)
+    assert len(ease_weights_of_pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), 80, 10, 5.0)[0]) == 0
+
+
+def test_a_ranker_fitted_for_some_users_refuses_others_and_is_not_stored(tmp_path):
+    r, _ = _hand_ranker(_HAND, 4, 6, _USER_VECS, _ITEM_VECS)
+    r.serve_users = np.array([0, 2])
+    assert r.recommend(np.array([2, 0]), 3).items.shape == (2, 3)
+    with pytest.raises(ValueError, match="serve 2 users only"):
+        r.recommend(np.array([1]), 3)
+    with pytest.raises(ValueError, match="serve 2 users only"):
+        r.save(tmp_path / "ranker")
+    assert not (tmp_path / "ranker").exists()
+
+
 def test_two_tower_score_rank_and_gap():
     r, _ = _hand_ranker(_HAND, 4, 6, _USER_VECS, _ITEM_VECS)
     u, i, x = r._features(r.state, np.array([0]))

@@ -119,7 +119,10 @@ def sample_users(targets: sp.csr_matrix, max_users: int, seed: int) -> np.ndarra
     return users
 
 
-def _model_kwargs(name: str, config: EvalConfig, progress: Progress) -> dict[str, Any]:
+def _model_kwargs(name: str, config: EvalConfig, progress: Progress, users: np.ndarray) -> dict[str, Any]:
+    """The two-tower family's training budget and progress; the served ranker also learns which ``users`` it will
+    be asked about: its per-user serving state is built for them alone (the same lists; at Oct+Nov size the state
+    over all 8.2M users does not fit beside the evaluation's other data)."""
     if name not in registry.TWO_TOWER_FAMILY:
         return {}
     from dataclasses import replace as dc_replace
@@ -128,7 +131,8 @@ def _model_kwargs(name: str, config: EvalConfig, progress: Progress) -> dict[str
     cfg = TwoTowerConfig()
     if config.two_tower_seconds is not None:
         cfg = dc_replace(cfg, max_seconds=min(cfg.max_seconds, config.two_tower_seconds))
-    return {"config": cfg, "progress": progress}
+    extra = {"serve_users": users} if name == "two_tower_ranker" else {}
+    return {"config": cfg, "progress": progress, **extra}
 
 
 def _records(model: str, variant: str, exclude_seen: bool, recs: np.ndarray, targets: sp.csr_matrix,
@@ -257,7 +261,7 @@ def _score_models(names: list[str], split: Split, settings: dict[tuple[str, bool
         t0 = time.perf_counter()
         try:
             model = registry.fit(name, split.train, scored.fitted.get(registry.upstream(name) or ""),
-                                 **_model_kwargs(name, config, sub))
+                                 **_model_kwargs(name, config, sub, all_users))
         except ValueError as exc:  # e.g. too little data for a model: report it, evaluate the others
             notes.append(f"{registry.label(name)} skipped: {exc}")
             log.warning("evaluation: %s skipped: %s", name, exc)

@@ -53,6 +53,15 @@ class Interactions:
         return Interactions(self.user[sl], self.item[sl], self.event[sl], self.ts[sl], self.session[sl],
                             self.user_ids, self.item_ids, self.catalog)
 
+    def of_users(self, users: np.ndarray) -> "Interactions":
+        """The events of ``users`` (codes), in time order, sharing id maps and catalog: a user's own history is
+        the same in both, so what is computed per user from either agrees for these users."""
+        mine = np.zeros(self.n_users, bool)
+        mine[np.asarray(users, np.int64)] = True
+        keep = np.flatnonzero(mine[self.user])
+        return Interactions(self.user[keep], self.item[keep], self.event[keep], self.ts[keep], self.session[keep],
+                            self.user_ids, self.item_ids, self.catalog)
+
     def user_code(self, user_id: int) -> int:
         """Code of a raw user id; KeyError when the store has no such user."""
         i = int(np.searchsorted(self.user_ids, user_id))

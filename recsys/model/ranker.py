@@ -58,10 +58,14 @@ class RankerRecommender:
     only_seen = False
 
     def __init__(self, config: TwoTowerConfig | None = None, ranker: RankerConfig | None = None,
-                 name: str | None = None, progress: Progress = no_progress, retriever=None) -> None:
+                 name: str | None = None, progress: Progress = no_progress, retriever=None,
+                 serve_users: np.ndarray | None = None) -> None:
         """``retriever``: a two-tower already fitted on the same window with the same config, used as the serving
-        two-tower instead of training that same model again."""
+        two-tower instead of training that same model again. ``serve_users``: the only user codes this fit will be
+        asked about (the evaluation's scored users); the serving state's per-user parts are built for them alone
+        (the same lists for them; others are refused), and such a fit is not stored. None: every user."""
         self.retriever = retriever
+        self.serve_users = None if serve_users is None else np.unique(np.asarray(serve_users, np.int64))
         self.config = ranker or RankerConfig()
         self.tt_config = replace(config) if config else TwoTowerConfig()
         self.name = name or self.name
@@ -115,7 +119,7 @@ class RankerRecommender:
             self.item_vecs = self.model.all_item_vectors().astype(np.float32)
         self.retriever = None  # not kept: the evaluation drops fitted models once scored
         self.progress(0.95, "ranker features over the whole window")
-        self.state = self._state(train)
+        self.state = self._state(train, self.serve_users)
         return self
 
     def _fit_rankers(self, state: RankerState, users: np.ndarray, labels: PairStats, rng: np.random.Generator
@@ -140,14 +144,15 @@ class RankerRecommender:
         return n_rows, n_pos
 
     def _state(self, win: Interactions, users: np.ndarray | None = None) -> RankerState:
-        """Features' state over a window; user vectors for ``users`` only (all users by default: serving needs
-        them all, training only its sampled users: at October size that is 20,000 users instead of 3.2M)."""
-        st = build_state(win, self.cat, self.brand, self.log_price, self.config)
+        """Features' state over a window, its per-user parts and user vectors for ``users`` only (see
+        ``build_state``; all users by default: the model stage serves them all; training asks for its sampled
+        users, at October size 20,000 instead of 3.2M; the evaluation for the users it scores)."""
+        st = build_state(win, self.cat, self.brand, self.log_price, self.config, users)
         if users is None:
             st.user_vecs = encode_users(self.model, build_sequences(win), np.arange(win.n_users), st.now)
         else:
             st.user_vecs = np.zeros((win.n_users, self.item_vecs.shape[1]), np.float32)
-            st.user_vecs[users] = encode_users(self.model, build_sequences(win), users, st.now)
+            st.user_vecs[users] = encode_users(self.model, build_sequences(win.of_users(users)), users, st.now)
         return st
 
     def _labels(self, future: Interactions) -> PairStats:
@@ -177,6 +182,9 @@ class RankerRecommender:
 
     def save(self, directory: Path) -> None:
         """The fitted rankers (LightGBM text), the serving state and the item keys, under ``directory``."""
+        if self.serve_users is not None:
+            raise ValueError(f"{self.name} was fitted to serve {len(self.serve_users)} users only; fit it without "
+                             f"serve_users to store it")
         directory.mkdir(parents=True, exist_ok=True)
         st = self.state
         arrays = {"cat": self.cat, "brand": self.brand, "log_price": self.log_price, "pop": st.pop,
@@ -242,7 +250,11 @@ class RankerRecommender:
         user touched in the window is dropped (not only the ``n_own`` recent ones proposed as own items)."""
         if self.state is None:
             raise RuntimeError(f"{self.name}: call fit() before recommend()")
-        u, i, x = self._features(self.state, np.unique(np.asarray(users, np.int64)), exclude_seen)
+        users = np.unique(np.asarray(users, np.int64))
+        if self.serve_users is not None and not np.isin(users, self.serve_users).all():
+            raise ValueError(f"{self.name} was fitted to serve {len(self.serve_users)} users only (serve_users), "
+                             f"and was asked about others")
+        u, i, x = self._features(self.state, users, exclude_seen)
         if exclude_seen:
             keep = ~touched(x)
             u, i, x = u[keep], i[keep], x[keep]

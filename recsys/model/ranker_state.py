@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from recsys import schema as S
 from recsys.ingest.interactions import Interactions
-from recsys.recommenders.ease import ease_weights
+from recsys.recommenders.ease import ease_weights_of_pairs
 
 VIEW_I, CART_I, PURCHASE_I = S.VIEW_CODE, S.CART_CODE, S.PURCHASE_CODE
 DAY = 86400.0
@@ -134,9 +134,35 @@ class RankerState:
 
 
 def build_state(win: Interactions, cat: np.ndarray, brand: np.ndarray, log_price: np.ndarray,
-                 cfg: RankerConfig) -> RankerState:
-    n_u, n_i = win.n_users, win.n_items
+                 cfg: RankerConfig, users: np.ndarray | None = None) -> RankerState:
+    """The state of ``win``. ``users``: the only users whose features will be asked for (None: all of them). Their
+    per-user parts (pair stats, own and recent rows, history counts) are then built from their events alone, which
+    gives them the same features; item-level parts (co-occurrence, popularity, trend, EASE) always come from every
+    user. Training asks for 20,000 users and the evaluation for at most 1,500: at Oct+Nov size (8.2M users) the
+    per-user parts over everyone are the largest part of the state."""
     now = int(win.ts[-1]) if len(win.ts) else 0
+    mine = win if users is None else win.of_users(users)
+    per_user = _per_user(mine, cat, brand, log_price, cfg, now)
+    co = _co_occurrence(win, cfg)
+    pop, trend, trending = _popularity(win, cfg, now)
+    n_i = win.n_items
+    # EASE over every user's distinct items (the users' own pairs when they are everyone)
+    if users is None:
+        keys = per_user["ui"].keys
+        ease_items, ease_b = ease_weights_of_pairs(keys // n_i, keys % n_i, n_i, cfg.ease_items, cfg.ease_l2)
+    else:
+        every = np.unique(pair_keys(win.user, win.item, n_i))
+        ease_items, ease_b = ease_weights_of_pairs(every // n_i, every % n_i, n_i, cfg.ease_items, cfg.ease_l2)
+        del every
+    return RankerState(now=now, co=co, pop=pop, trend=trend, trending=trending, co_bought=_co_bought(win, co, cfg),
+                       ease_items=ease_items, ease_B=ease_b, **per_user)
+
+
+def _per_user(win: Interactions, cat: np.ndarray, brand: np.ndarray, log_price: np.ndarray, cfg: RankerConfig,
+              now: int) -> dict:
+    """The state's per-user parts from ``win``'s events (every user code keeps its row; users without events in
+    ``win`` have empty ones)."""
+    n_u, n_i = win.n_users, win.n_items
     ev, ts, u, i = win.event, win.ts, win.user, win.item
     ui = PairStats.of(pair_keys(u, i, n_i), ev, ts)
     uc = PairStats.of(pair_keys(u, cat[i], int(cat.max(initial=0)) + 1), ev, ts)
@@ -146,11 +172,28 @@ def build_state(win: Interactions, cat: np.ndarray, brand: np.ndarray, log_price
     # recent: each user's last `recent_items` distinct items, weighted 1/rank
     order = np.lexsort((-ui.last, uu))
     ru, ri = uu[order], ii[order]
-    start = np.searchsorted(ru, ru, "left")
-    rank = np.arange(len(ru)) - start
+    rank = np.arange(len(ru)) - np.searchsorted(ru, ru, "left")
     keep = rank < cfg.recent_items
     recent = sp.csr_matrix((1.0 / (1.0 + rank[keep]), (ru[keep], ri[keep])), shape=(n_u, n_i))
-    co = _co_occurrence(win, cfg)
+    del order, ru, ri, rank, keep
+    user_last = np.zeros(n_u, np.int64)
+    np.maximum.at(user_last, u, ts)
+    lp = log_price[i]
+    priced = np.isfinite(lp)
+    s = np.bincount(u[priced], weights=lp[priced], minlength=n_u)
+    c = np.bincount(u[priced], minlength=n_u)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        user_logprice = np.where(c > 0, s / np.maximum(c, 1), np.nan)
+    return dict(ui=ui, uc=uc, ub=ub, own=own, recent=recent,
+                user_events=np.bincount(u, minlength=n_u).astype(np.float32),
+                user_items=np.bincount(uu, minlength=n_u).astype(np.float32), user_last=user_last,
+                user_logprice=user_logprice, buy_last=LastTimes.of(pair_keys(u, i, n_i), ev, ts))
+
+
+def _popularity(win: Interactions, cfg: RankerConfig, now: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(I, 5) pop_1d, pop_7d, pop_all, buy_7d, buy_all; the 7-day trend; the trending items (the week's most
+    trending, then the window's most popular: what a popularity list would show)."""
+    n_i, ev, ts, i = win.n_items, win.event, win.ts, win.item
     pop = np.zeros((n_i, 5), np.float32)
     in_1d, in_7d = ts >= now - DAY, ts >= now - 7 * DAY
     pop[:, 0] = np.bincount(i[in_1d], minlength=n_i)
@@ -161,25 +204,10 @@ def build_state(win: Interactions, cat: np.ndarray, brand: np.ndarray, log_price
     pop[:, 4] = np.bincount(i[buy], minlength=n_i)
     prev_7d = np.bincount(i[(ts >= now - 14 * DAY) & ~in_7d], minlength=n_i)
     trend = np.log1p(pop[:, 1]) - np.log1p(prev_7d)
-    # the trending items of the last week, then the window's most popular (what a popularity list would show)
     recent_top, all_top = top_popular(pop, cfg.n_trending)
     trending = np.concatenate([recent_top, all_top])
     trending = trending[np.sort(np.unique(trending, return_index=True)[1])]
-    user_events = np.bincount(u, minlength=n_u).astype(np.float32)
-    user_items = np.bincount(uu, minlength=n_u).astype(np.float32)
-    user_last = np.zeros(n_u, np.int64)
-    np.maximum.at(user_last, u, ts)
-    lp = log_price[i]
-    priced = np.isfinite(lp)
-    s = np.bincount(u[priced], weights=lp[priced], minlength=n_u)
-    c = np.bincount(u[priced], minlength=n_u)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        user_logprice = np.where(c > 0, s / np.maximum(c, 1), np.nan)
-    ease_items, ease_b = ease_weights(own.astype(bool).astype(np.float64).tocsr(), cfg.ease_items, cfg.ease_l2)
-    return RankerState(now, ui, uc, ub, own, co, recent, pop, trend.astype(np.float32), trending,
-                  user_events, user_items, user_last, user_logprice,
-                  buy_last=LastTimes.of(pair_keys(u, i, n_i), ev, ts), co_bought=_co_bought(win, co, cfg),
-                  ease_items=ease_items, ease_B=ease_b)
+    return pop, trend.astype(np.float32), trending
 
 
 def top_popular(pop: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

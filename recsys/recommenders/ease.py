@@ -47,13 +47,36 @@ class EASERecommender(ScoringRecommender):
 def ease_weights(seen: sp.csr_matrix, max_items: int, l2: float) -> tuple[np.ndarray, np.ndarray]:
     """(item codes, B): the closed-form weights over the ``max_items`` items most users touched in ``seen`` (a
     binary (users, items) matrix; ties in use to the lower item code), items sorted, B float32 (n, n)."""
-    users_per_item = np.asarray(seen.sum(0)).ravel()
+    items = _most_used(np.asarray(seen.sum(0)).ravel(), max_items)
+    return items, _weights(seen[:, items].astype(np.float64), l2)
+
+
+def ease_weights_of_pairs(users: np.ndarray, items: np.ndarray, n_items: int, max_items: int, l2: float
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """``ease_weights`` of the binary matrix whose ones are the distinct (user, item) pairs given, without that
+    matrix over every item: only the pairs of the items kept become a (users, max_items) matrix. The same items
+    and the same B, bit for bit (the Gram matrix counts pairs, exactly, in float64)."""
+    keep = _most_used(np.bincount(items, minlength=n_items), max_items)
+    col = np.full(n_items, -1, np.int64)
+    col[keep] = np.arange(len(keep))
+    m = col[items] >= 0
+    n_rows = int(users.max()) + 1 if len(users) else 0
+    x = sp.csr_matrix((np.ones(int(m.sum())), (users[m], col[items[m]])), shape=(n_rows, len(keep)))
+    return keep, _weights(x, l2)
+
+
+def _most_used(users_per_item: np.ndarray, max_items: int) -> np.ndarray:
+    """The ``max_items`` items with the most users (ties to the lower item code), those with none left out,
+    sorted."""
     order = np.lexsort((np.arange(len(users_per_item)), -users_per_item))
-    items = np.sort(order[:max_items][users_per_item[order[:max_items]] > 0])
-    x = seen[:, items].astype(np.float64)
+    return np.sort(order[:max_items][users_per_item[order[:max_items]] > 0])
+
+
+def _weights(x: sp.csr_matrix, l2: float) -> np.ndarray:
+    """B of a binary (users, n) float64 matrix: float32 (n, n)."""
     g = (x.T @ x).toarray()
     g[np.diag_indices_from(g)] += l2
     p = np.linalg.inv(g)
     b = p / (-np.diag(p))
     b[np.diag_indices_from(b)] = 0.0
-    return items, b.astype(np.float32)
+    return b.astype(np.float32)
