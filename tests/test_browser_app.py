@@ -48,7 +48,8 @@ def test_simultaneous_first_visits_by_deep_link_all_go_through_the_router(demo_a
             routed = "Recommender explorer" in nav and "eda ui" not in nav and "common" not in nav
             exc = pg.locator('[data-testid="stException"]')
             n_exc = await exc.count()
-            # the exception's own text, so that a failure says what the page raised (a race seen in 2 CI runs of 4)
+            # the exception's own text, so that a failure says what the page raised (2 CI runs of 4 failed here on
+            # a half-initialised module: packages that imported their own modules; see recsys.lazy_exports)
             text = (await exc.first.inner_text())[:2000] if n_exc else ""
             return path, routed, n_exc, pg.url, text
         finally:
