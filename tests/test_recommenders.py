@@ -257,3 +257,29 @@ def test_implicit_fits_warn_nothing(monkeypatch):
         registry.make("als", factors=4).fit(planted())
         registry.make("item_knn").fit(planted())
     assert not caught, [str(w.message) for w in caught]
+
+
+def test_randomized_svd_finds_the_top_singular_triplets_in_row_blocks(monkeypatch):
+    """Against numpy's exact SVD on a matrix of known low rank plus noise, tall and wide, with row blocks smaller
+    than the matrix (the long side is walked in blocks at full size)."""
+    import scipy.sparse as sp
+
+    from recsys.recommenders import mf
+    monkeypatch.setattr(mf, "SVD_BLOCK_ROWS", 37)
+    rng = np.random.default_rng(0)
+    # four user groups each with its own items (a sparse matrix of rank 4, singular values ~ 8:4:2:1), plus noise
+    dense = np.zeros((300, 60))
+    for g, w in enumerate([8.0, 4.0, 2.0, 1.0]):
+        dense[75 * g:75 * (g + 1), 15 * g:15 * (g + 1)] = w
+    dense[dense > 0] *= 1 + 0.05 * rng.random(int((dense > 0).sum()))
+    for a in (dense, dense.T):
+        r = sp.csr_matrix(a.astype(np.float32))
+        u, s, vt = mf.randomized_svd(r, 3, seed=1)
+        exact = np.linalg.svd(a, compute_uv=False)[:3]
+        np.testing.assert_allclose(s, exact, rtol=1e-4)
+        assert u.dtype == np.float32 and u.shape == (a.shape[0], 3) and vt.shape == (3, a.shape[1])
+        np.testing.assert_allclose(vt @ vt.T, np.eye(3), atol=1e-6)   # orthonormal right vectors
+        np.testing.assert_allclose(u.T @ u, np.eye(3), atol=1e-4)     # and left ones
+        approx = (u * s) @ vt
+        best = np.linalg.norm(a - (np.linalg.svd(a)[0][:, :3] * exact) @ np.linalg.svd(a)[2][:3])
+        assert np.linalg.norm(a - approx) <= best * 1.001  # as good as the exact rank-3 approximation

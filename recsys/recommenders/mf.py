@@ -37,17 +37,49 @@ class _FactorModel(ScoringRecommender):
         return item_vector_neighbours(self.item_factors, int(item_code), k)
 
 
+SVD_BLOCK_ROWS = 262_144  # rows of the long side multiplied at a time
+
+
 def randomized_svd(r: sp.csr_matrix, k: int, *, oversample: int = 10, power_iters: int = 2,
                    seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-k singular triplets of a sparse matrix (Halko, Martinsson, Tropp 2011), seeded."""
+    """Top-k singular triplets (u float32, s, vt) of a sparse matrix (Halko, Martinsson, Tropp 2011), seeded.
+
+    The range finder works in the short dimension (the items of a user x item matrix): Q spans the top right
+    singular vectors of A, found from (A'A)^(1 + power_iters) G, and the SVD of A Q comes from its small Gram
+    matrix. The long side (millions of users) is only walked in row blocks, so no (users x width) matrix is ever
+    orthonormalised: at Oct+Nov size (8.2M users) the former QR of A G and its power iterations took the
+    evaluation past 24 GB. Memory: one block's product and u itself."""
+    if r.shape[0] < r.shape[1]:
+        v, s, ut = randomized_svd(r.T.tocsr(), k, oversample=oversample, power_iters=power_iters, seed=seed)
+        return ut.T.astype(np.float32), s, v.T
     rng = np.random.default_rng(seed)
+    m, n = r.shape
     width = min(k + oversample, min(r.shape))
-    q, _ = np.linalg.qr(r @ rng.standard_normal((r.shape[1], width)).astype(np.float32))
-    for _ in range(power_iters):  # power iterations sharpen the spectrum; re-orthonormalise for stability
-        q, _ = np.linalg.qr(r.T @ q)
-        q, _ = np.linalg.qr(r @ q)
-    ub, s, vt = np.linalg.svd(np.asarray((r.T @ q).T), full_matrices=False)
-    return (q @ ub)[:, :k], s[:k], vt[:k]
+    blocks = [(a, min(a + SVD_BLOCK_ROWS, m)) for a in range(0, m, SVD_BLOCK_ROWS)]
+
+    def gram_times(q: np.ndarray) -> np.ndarray:  # A'A q, a block of rows at a time
+        out = np.zeros((n, q.shape[1]))
+        for a, b in blocks:
+            rb = r[a:b]
+            out += rb.T @ (rb @ q)
+        return out
+
+    q, _ = np.linalg.qr(gram_times(rng.standard_normal((n, width))))
+    for _ in range(power_iters):  # each pass sharpens the spectrum; re-orthonormalised for stability
+        q, _ = np.linalg.qr(gram_times(q))
+    g = np.zeros((width, width))
+    for a, b in blocks:
+        c = r[a:b] @ q
+        g += c.T @ c
+    evals, evecs = np.linalg.eigh(g)  # (A Q)'(A Q) = W S^2 W': A ~ (A Q W / S) S (Q W)'
+    top = np.argsort(-evals, kind="stable")[:k]
+    s = np.sqrt(np.maximum(evals[top], 0.0))
+    v = q @ evecs[:, top]
+    inv = np.divide(1.0, s, out=np.zeros_like(s), where=s > 0)
+    u = np.empty((m, len(top)), np.float32)
+    for a, b in blocks:
+        u[a:b] = (r[a:b] @ v) * inv
+    return u, s, v.T
 
 
 class SVDRecommender(_FactorModel):
@@ -69,7 +101,8 @@ class SVDRecommender(_FactorModel):
             self.item_factors = np.zeros((r.shape[1], 1), np.float32)
             return self
         u, s, vt = randomized_svd(r, k, seed=self.seed)
-        self.user_factors = (u * s).astype(np.float32)
+        u *= s.astype(np.float32)  # in place: u is (users, k), gigabytes at full size
+        self.user_factors = u
         self.item_factors = vt.T.astype(np.float32)
         return self
 
